@@ -1,0 +1,159 @@
+"""The online per-game predictor of the player's next move.
+
+A mixture of small count models, each a Dirichlet posterior that starts from a
+population prior and learns this player's habits round by round:
+
+- shift: stay / move up (to what beats the last move) / move down, given the last
+  outcome; the prior is what the 72 people of Wang, Xu & Zhou (2014) did
+  (datasets/README.md);
+- context: the same shift given the last two outcomes and the last shift (second
+  order), backing off to the shift model while it has little evidence;
+- counter: the move relative to the bot's last move, given the last outcome;
+- rank: the value rank (high, middle, low) of the chosen move;
+- frequency: the player's share of each move;
+- pattern: what followed the longest earlier repeat of the last moves (catches cycles).
+
+The experts are combined by exponentially weighted log-loss (a discounted Bayesian
+mixture), so the model that has predicted this player best gets the most say. Its
+state is a deterministic function of the game's history: replaying the rounds after
+a restart gives the same predictions.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from engine.rules import Round, Values, outcome, ranked
+
+# P(stay, up, down | last outcome win, lose, draw) over 21,528 transitions in wxz2014.
+SHIFT_PRIOR: tuple[tuple[float, float, float], ...] = (
+    (0.360, 0.365, 0.275),
+    (0.527, 0.248, 0.226),
+    (0.433, 0.233, 0.335),
+)
+MOVE_PRIOR = (0.357, 0.322, 0.321)
+# People favour the high-value move a little (played as simulated personas do).
+RANK_PRIOR = (0.38, 0.33, 0.29)
+_UNIFORM = (1.0 / 3.0, 1.0 / 3.0, 1.0 / 3.0)
+_EXPERTS = ("shift", "context", "counter", "rank", "frequency", "pattern")
+_PRIOR_WEIGHT = (0.30, 0.15, 0.10, 0.15, 0.15, 0.15)
+_DISCOUNT = 0.9
+_PATTERN_MAX = 4
+
+
+def _normalise(counts: Sequence[float]) -> list[float]:
+    total = sum(counts)
+    return [c / total for c in counts]
+
+
+class _Counts:
+    """Dirichlet counts for each context, with a prior of a given strength."""
+
+    def __init__(self, strength: float) -> None:
+        self.strength = strength
+        self.table: dict[object, list[float]] = {}
+
+    def posterior(self, context: object, prior: Sequence[float]) -> list[float]:
+        seen = self.table.get(context, [0.0, 0.0, 0.0])
+        return _normalise([self.strength * prior[i] + seen[i] for i in range(3)])
+
+    def add(self, context: object, index: int) -> None:
+        self.table.setdefault(context, [0.0, 0.0, 0.0])[index] += 1.0
+
+
+def _from_relative(relative: Sequence[float], anchor: int) -> list[float]:
+    """Turn P(anchor + k mod 3) into P(move)."""
+    out = [0.0, 0.0, 0.0]
+    for k in range(3):
+        out[(anchor + k) % 3] = relative[k]
+    return out
+
+
+class OnlinePredictor:
+    """Predicts the player's next move from this game's rounds so far."""
+
+    def __init__(self, history: Sequence[Round] = ()) -> None:
+        self.rounds: list[Round] = []
+        self.log_weights = [math.log(w) for w in _PRIOR_WEIGHT]
+        self.shift = _Counts(10.0)
+        self.context = _Counts(4.0)
+        self.counter = _Counts(6.0)
+        self.rank = _Counts(6.0)
+        self.frequency = _Counts(6.0)
+        for r in history:
+            self.observe(r)
+
+    def _experts(self, values: Values) -> list[list[float]]:
+        rounds = self.rounds
+        ranks = ranked(values)
+        rank_p = self.rank.posterior(None, RANK_PRIOR)
+        by_rank = [0.0, 0.0, 0.0]
+        for position, move in enumerate(ranks):
+            by_rank[move] = rank_p[position]
+        frequency = self.frequency.posterior(None, MOVE_PRIOR)
+        if not rounds:
+            return [frequency, frequency, list(_UNIFORM), by_rank, frequency, list(_UNIFORM)]
+        last = rounds[-1]
+        last_outcome = outcome(last.player, last.bot)
+        shift_rel = self.shift.posterior(last_outcome, SHIFT_PRIOR[last_outcome])
+        shift = _from_relative(shift_rel, last.player)
+        context = _from_relative(self.context.posterior(self._context_key(), shift_rel), last.player)
+        counter = _from_relative(self.counter.posterior(last_outcome, _UNIFORM), last.bot)
+        return [shift, context, counter, by_rank, frequency, self._pattern()]
+
+    def _context_key(self) -> tuple[int, int, int] | None:
+        if len(self.rounds) < 2:
+            return None
+        before, last = self.rounds[-2], self.rounds[-1]
+        return (
+            outcome(before.player, before.bot),
+            (last.player - before.player) % 3,
+            outcome(last.player, last.bot),
+        )
+
+    def _pattern(self) -> list[float]:
+        """What followed the longest earlier occurrence of the last moves (player and bot)."""
+        pairs = [(r.player, r.bot) for r in self.rounds]
+        n = len(pairs)
+        for length in range(min(_PATTERN_MAX, n - 1), 0, -1):
+            suffix = pairs[n - length :]
+            follow = [0.0, 0.0, 0.0]
+            for start in range(n - length):
+                if pairs[start : start + length] == suffix:
+                    follow[pairs[start + length][0]] += 1.0
+            if sum(follow):
+                return _normalise([f + 0.5 for f in follow])
+        return list(_UNIFORM)
+
+    def _mix(self, experts: list[list[float]]) -> list[float]:
+        top = max(self.log_weights)
+        weights = [math.exp(w - top) for w in self.log_weights]
+        total = sum(weights)
+        return [sum(weights[e] * experts[e][m] for e in range(len(experts))) / total for m in range(3)]
+
+    def predict(self, values: Values) -> np.ndarray:
+        """P(rock, paper, scissors) for the player's move in the open round with `values`."""
+        return np.array(self._mix(self._experts(values)))
+
+    def observe(self, played: Round) -> None:
+        """Learn from a finished round."""
+        experts = self._experts(played.values)
+        self.log_weights = [
+            _DISCOUNT * w + math.log(max(expert[played.player], 1e-6))
+            for w, expert in zip(self.log_weights, experts, strict=True)
+        ]
+        if self.rounds:
+            last = self.rounds[-1]
+            last_outcome = outcome(last.player, last.bot)
+            change = (played.player - last.player) % 3
+            context = self._context_key()
+            self.shift.add(last_outcome, change)
+            if context is not None:
+                self.context.add(context, change)
+            self.counter.add(last_outcome, (played.player - last.bot) % 3)
+        self.rank.add(None, ranked(played.values).index(played.player))
+        self.frequency.add(None, played.player)
+        self.rounds.append(played)

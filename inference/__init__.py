@@ -1,0 +1,1 @@
+"""ONNX Runtime model pool, alias routing and hot swap."""

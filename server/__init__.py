@@ -1,0 +1,1 @@
+"""The game server: Starlette app, WebSocket sessions, storage and metrics."""

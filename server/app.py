@@ -1,0 +1,288 @@
+"""The Starlette application: the browser game, the WebSocket protocol and the HTTP API."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import TypeVar
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from engine.opponents import OPPONENTS
+from engine.rules import MOVES, OUTCOMES, outcome
+from server import metrics
+from server.games import GameError, GameService
+from server.messages import PROTOCOL_VERSION, BadMessage, Error, Move, OpponentInfo, Resume, Start, Welcome
+from server.messages import decode as decode_message
+from server.messages import encode as encode_message
+from server.session import CLOSE_POLICY, Session
+from server.settings import Settings
+from server.storage import SQLiteStorage, Storage, StorageUnavailable
+
+T = TypeVar("T")
+log = logging.getLogger("rpsquest")
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+SWEEP_EVERY = 60.0
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:;"
+    " object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+)
+_SECURITY_HEADERS = [
+    (b"content-security-policy", CSP.encode()),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+]
+_WELCOME = encode_message(
+    Welcome(protocol=PROTOCOL_VERSION, opponents=[OpponentInfo(o.id, o.name, o.family) for o in OPPONENTS])
+)
+
+
+class HTTPMiddleware:
+    """Security headers and request metrics for every HTTP response."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = list(message.get("headers", [])) + _SECURITY_HEADERS
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_headers)
+        finally:
+            route = scope.get("route")
+            name = getattr(route, "path", "static") if route is not None else "other"
+            metrics.http_requests.labels(scope["method"], name, str(status)).inc()
+            metrics.http_latency.labels(name).observe(time.perf_counter() - started)
+
+
+class Server:
+    """Holds the running game service and answers every endpoint."""
+
+    def __init__(self, settings: Settings, storage: Storage | None = None) -> None:
+        self.settings = settings
+        self._storage = storage
+        self.service: GameService | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        storage = self._storage or await asyncio.to_thread(SQLiteStorage, self.settings.database_path())
+        self.service = GameService(storage, self.settings.ab_split)
+        self._sweeper = asyncio.create_task(self._sweep_forever())
+        try:
+            yield
+        finally:
+            self._sweeper.cancel()
+            await storage.close()
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(SWEEP_EVERY)
+            assert self.service is not None
+            try:
+                metrics.abandoned.inc(await self.service.sweep(time.time()))
+                metrics.live_games.set(len(self.service.live))
+            except StorageUnavailable:
+                log.warning("abandoned-game sweep skipped: storage unavailable")
+
+    # -- WebSocket -----------------------------------------------------------------------
+
+    async def websocket(self, websocket: WebSocket) -> None:
+        await websocket.accept()
+        metrics.ws_connections.inc()
+        try:
+            await self._converse(websocket)
+        except WebSocketDisconnect:
+            pass
+        finally:
+            metrics.ws_connections.dec()
+
+    async def _converse(self, websocket: WebSocket) -> None:
+        session = Session(self.settings.rate_limit)
+        await websocket.send_text(_WELCOME)
+        while True:
+            frame = await websocket.receive()
+            if frame["type"] == "websocket.disconnect":
+                return
+            started = time.perf_counter()
+            if not session.admit(time.monotonic()):
+                reply = Error("rate_limited", f"more than {session.rate_limit} messages in a second; slow down")
+            else:
+                reply = await self._answer(session, frame)
+            if isinstance(reply, Error):
+                metrics.ws_errors.labels(reply.code).inc()
+                await websocket.send_text(encode_message(reply))
+                if reply.code not in ("unavailable", "internal") and session.bad():
+                    metrics.ws_closes.labels(str(CLOSE_POLICY)).inc()
+                    await websocket.close(CLOSE_POLICY, "too many bad messages in a row")
+                    return
+                continue
+            session.good()
+            await websocket.send_text(reply)
+            if reply.startswith('{"type":"result"'):
+                metrics.move_latency.observe(time.perf_counter() - started)
+
+    async def _answer(self, session: Session, frame: Message) -> Error | str:
+        """The text to send back for one frame, or the error."""
+        text = frame.get("text")
+        if text is None:
+            metrics.ws_messages.labels("binary").inc()
+            return Error("bad_message", "binary frames are not accepted: send JSON as text")
+        try:
+            message = decode_message(text)
+        except BadMessage as exc:
+            metrics.ws_messages.labels("invalid").inc()
+            return Error(exc.code, exc.message)
+        service = self.service
+        assert service is not None
+        try:
+            if isinstance(message, Start):
+                metrics.ws_messages.labels("start").inc()
+                game = await service.start(message.opponent, message.player, message.tag)
+                session.owned.add(game.game_id)
+                metrics.games_started.labels(game.opponent, message.tag or "human").inc()
+                return encode_message(game)
+            if isinstance(message, Resume):
+                metrics.ws_messages.labels("resume").inc()
+                game = await service.resume(message.game_id, message.token)
+                session.owned.add(game.game_id)
+                return encode_message(game)
+            metrics.ws_messages.labels("move").inc()
+            return await self._move(session, message)
+        except GameError as exc:
+            return Error(exc.code, exc.message, exc.game_id)
+        except StorageUnavailable as exc:
+            log.warning("storage unavailable: %s", exc)
+            return Error("unavailable", "the game cannot be served right now; try again shortly",
+                         getattr(message, "game_id", None))  # fmt: skip
+        except Exception:
+            incident = uuid.uuid4().hex[:12]
+            log.exception("internal error %s", incident)
+            return Error("internal", f"internal error {incident}", getattr(message, "game_id", None))
+
+    async def _move(self, session: Session, message: Move) -> str:
+        assert self.service is not None
+        if message.game_id not in session.owned:
+            if await self.service.exists(message.game_id):
+                raise GameError("not_yours", "start or resume this game on this connection first", message.game_id)
+            raise GameError("unknown_game", "no such game", message.game_id)
+        result = await self.service.move(message.game_id, message.round, message.move)
+        return encode_message(result)
+
+    # -- HTTP ------------------------------------------------------------------------------
+
+    async def healthz(self, request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(self, request: Request) -> Response:
+        if self.service is None:
+            return JSONResponse({"status": "starting"}, status_code=503)
+        return JSONResponse({"status": "ready"})
+
+    async def metrics(self, request: Request) -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    async def opponents(self, request: Request) -> Response:
+        stats = {s.opponent: s for s in await self._storage_call(lambda s: s.opponent_stats())}
+        out = []
+        for o in OPPONENTS:
+            s = stats.get(o.id)
+            games = s.games if s else 0
+            out.append({
+                "id": o.id, "name": o.name, "family": o.family, "games": games,
+                "bot_win_rate": round(s.bot_wins / games, 4) if s and games else None,
+            })  # fmt: skip
+        return JSONResponse({"opponents": out})
+
+    async def game(self, request: Request) -> Response:
+        game_id = request.path_params["game_id"]
+        record = await self._storage_call(lambda s: s.load_game(game_id))
+        if record is None:
+            return JSONResponse({"error": "unknown_game", "message": "no such game"}, status_code=404)
+        score = (record.rounds[-1].score_player, record.rounds[-1].score_bot) if record.rounds else (0, 0)
+        over = record.pending is None
+        body: dict[str, object] = {
+            "game_id": record.id, "opponent": record.opponent, "family": record.family, "player": record.player,
+            "tag": record.tag, "over": over, "abandoned": record.abandoned,
+            "score": {"player": score[0] / 10, "bot": score[1] / 10},
+            "created": record.created, "updated": record.updated,
+            "rounds": [
+                {
+                    "round": r.decision.round,
+                    "values": dict(zip(MOVES, (v / 10 for v in r.values), strict=True)),
+                    "player_move": MOVES[r.player_move], "bot_move": MOVES[r.decision.bot_move],
+                    "outcome": OUTCOMES[outcome(r.player_move, r.decision.bot_move)],
+                    "score": {"player": r.score_player / 10, "bot": r.score_bot / 10},
+                    "nonce": r.decision.nonce,
+                }
+                for r in record.rounds
+            ],
+        }  # fmt: skip
+        if over:
+            body.update(alias=record.alias, version=record.version, opening=record.opening)
+        return JSONResponse(body)
+
+    async def leaderboard(self, request: Request) -> Response:
+        rows = await self._storage_call(lambda s: s.leaderboard(10))
+        boards = []
+        for o in OPPONENTS:
+            players = [{"player": r.player, "wins": r.wins, "games": r.games} for r in rows if r.opponent == o.id]
+            boards.append({"opponent": o.id, "name": o.name, "players": players})
+        return JSONResponse({"opponents": boards})
+
+    async def _storage_call(self, fn: Callable[[Storage], Awaitable[T]]) -> T:
+        if self.service is None:
+            raise _Unavailable
+        try:
+            return await fn(self.service.storage)
+        except StorageUnavailable as exc:
+            raise _Unavailable from exc
+
+
+class _Unavailable(Exception):
+    pass
+
+
+async def _unavailable(request: Request, exc: Exception) -> Response:
+    return JSONResponse({"error": "unavailable", "message": "the database cannot be reached"}, status_code=503)
+
+
+def create_app(settings: Settings, storage: Storage | None = None) -> Starlette:
+    """The ASGI application for `settings` (a storage can be passed in, e.g. a fake in unit tests)."""
+    server = Server(settings, storage)
+    routes = [
+        Route("/healthz", server.healthz),
+        Route("/readyz", server.readyz),
+        Route("/metrics", server.metrics),
+        Route("/api/opponents", server.opponents),
+        Route("/api/games/{game_id}", server.game),
+        Route("/api/leaderboard", server.leaderboard),
+        WebSocketRoute("/ws", server.websocket),
+        Mount("/", StaticFiles(directory=WEB_DIR, html=True)),
+    ]
+    app = Starlette(routes=routes, lifespan=server.lifespan, exception_handlers={_Unavailable: _unavailable})
+    app.add_middleware(HTTPMiddleware)
+    return app

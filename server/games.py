@@ -1,0 +1,258 @@
+"""The game service: starts, resumes and plays games, writing every round before answering.
+
+Live games are kept in memory (engine state plus the bot's brain) and rebuilt from
+storage on demand, so a game resumes after a restart with the same history and the
+same commitment for its open round.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import random
+import secrets
+import time
+from dataclasses import dataclass, field
+
+import msgspec
+
+from engine.bot import Bot
+from engine.fairplay import NONCE_BYTES, commitment
+from engine.features import features
+from engine.openings import OPENING_BY_NAME, draw_opening
+from engine.opponents import OPPONENT_BY_ID, SERVING_ALIASES
+from engine.rules import MOVES, OUTCOMES, TARGET, Game, Round, outcome, points, round_values, winner
+from server import metrics
+from server.messages import GameMessage, OpenRound, Result, Score, Values
+from server.records import Decision, GameRecord, RoundRecord
+from server.storage import Storage
+
+ONLINE_VERSION = "online-1"
+ABANDON_AFTER = 30 * 60.0
+_rng = random.SystemRandom()
+
+
+class GameError(Exception):
+    """A request the protocol refuses; `code` is one of protocol.md's error codes."""
+
+    def __init__(self, code: str, message: str, game_id: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.game_id = game_id
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _tenths(value: int) -> float:
+    return value / 10.0
+
+
+def _values(values: tuple[int, int, int]) -> Values:
+    return Values(_tenths(values[0]), _tenths(values[1]), _tenths(values[2]))
+
+
+@dataclass
+class LiveGame:
+    """A game in play: its record, the engine's view of it and the bot's brain."""
+
+    record: GameRecord
+    game: Game
+    bot: Bot
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    stale: bool = False  # set when a write failed after the engine moved on: reload before use
+
+    @classmethod
+    def from_record(cls, record: GameRecord) -> LiveGame:
+        game = Game(record.id)
+        for r in record.rounds:
+            game.play(r.player_move, r.decision.bot_move)
+        return cls(record, game, Bot(OPENING_BY_NAME[record.opening], game.rounds))
+
+
+def _decide(live: LiveGame) -> Decision:
+    """The bot's committed choice for the open round of `live`."""
+    game = live.game
+    number = game.next_round
+    assert number is not None
+    choice = live.bot.choose(game, _rng)
+    vector = features(game.rounds, game.values(number))
+    return Decision(
+        round=number,
+        bot_move=choice.move,
+        nonce=secrets.token_hex(NONCE_BYTES),
+        source=choice.source,
+        probs=choice.probs,
+        ev=choice.expected,
+        features=vector.tobytes(),
+    )
+
+
+def open_round(record: GameRecord, decision: Decision) -> OpenRound:
+    game_round = decision.round
+    return OpenRound(
+        round=game_round,
+        values=_values(round_values(record.id, game_round)),
+        commit=commitment(record.id, game_round, decision.bot_move, decision.nonce),
+    )
+
+
+def result_message(record: GameRecord, index: int) -> Result:
+    """The `result` of round index+1, rebuilt exactly from the record."""
+    played = record.rounds[index]
+    d = played.decision
+    gained = points(played.values, played.player_move, d.bot_move)
+    won = winner(played.score_player, played.score_bot)
+    insight: dict[str, object] = {
+        "family": record.family,
+        "source": d.source,
+        "probs": {MOVES[m]: round(d.probs[m], 4) for m in range(3)},
+        "ev": {MOVES[m]: round(d.ev[m], 4) for m in range(3)},
+    }
+    if won is not None:
+        insight.update(alias=record.alias, version=record.version, opening=record.opening)
+    if index + 1 < len(record.rounds):
+        following: Decision | None = record.rounds[index + 1].decision
+    else:
+        following = record.pending
+    return Result(
+        game_id=record.id,
+        round=d.round,
+        player_move=MOVES[played.player_move],
+        bot_move=MOVES[d.bot_move],
+        outcome=OUTCOMES[outcome(played.player_move, d.bot_move)],
+        points=Score(_tenths(gained[0]), _tenths(gained[1])),
+        score=Score(_tenths(played.score_player), _tenths(played.score_bot)),
+        nonce=d.nonce,
+        over=won is not None,
+        winner=won,
+        insight=insight,
+        next=None if following is None or won is not None else open_round(record, following),
+    )
+
+
+def game_message(record: GameRecord, token: str | None = None) -> GameMessage:
+    score = (record.rounds[-1].score_player, record.rounds[-1].score_bot) if record.rounds else (0, 0)
+    won = winner(*score)
+    return GameMessage(
+        game_id=record.id,
+        opponent=record.opponent,
+        target=_tenths(TARGET),
+        score=Score(_tenths(score[0]), _tenths(score[1])),
+        over=won is not None,
+        winner=won,
+        history=[result_message(record, i) for i in range(len(record.rounds))],
+        next=None if record.pending is None else open_round(record, record.pending),
+        token=token,
+    )
+
+
+class GameService:
+    """Plays games for every connection of this process."""
+
+    def __init__(self, storage: Storage, ab_split: float = 0.5) -> None:
+        self.storage = storage
+        self.ab_split = ab_split
+        self.live: dict[str, LiveGame] = {}
+
+    async def start(self, opponent_id: str, player: str | None, tag: str | None) -> GameMessage:
+        opponent = OPPONENT_BY_ID.get(opponent_id)
+        if opponent is None:
+            raise GameError("unknown_opponent", f"no opponent {opponent_id!r}; choose brian, forrest or logan")
+        now = time.time()
+        token = secrets.token_urlsafe(24)
+        record = GameRecord(
+            id=secrets.token_urlsafe(12),
+            opponent=opponent.id,
+            family=opponent.family,
+            alias=SERVING_ALIASES[0] if _rng.random() >= self.ab_split else SERVING_ALIASES[1],
+            version=ONLINE_VERSION,
+            opening=draw_opening(_rng).name,
+            tag=tag or "human",
+            player=player,
+            token_hash=token_hash(token),
+            created=now,
+            updated=now,
+        )
+        live = LiveGame.from_record(record)
+        record.pending = _decide(live)
+        await self.storage.create_game(record)
+        self.live[record.id] = live
+        return game_message(record, token)
+
+    async def get(self, game_id: str) -> LiveGame | None:
+        """The live game, loaded from storage when this process does not hold it."""
+        live = self.live.get(game_id)
+        if live is None:
+            record = await self.storage.load_game(game_id)
+            if record is None:
+                return None
+            live = self.live.setdefault(game_id, LiveGame.from_record(record))
+        return live
+
+    async def resume(self, game_id: str, token: str) -> GameMessage:
+        live = await self.get(game_id)
+        if live is None:
+            raise GameError("unknown_game", "no such game", game_id)
+        if not hmac.compare_digest(token_hash(token), live.record.token_hash):
+            raise GameError("bad_token", "the token does not open this game", game_id)
+        return game_message(live.record)
+
+    async def move(self, game_id: str, round_number: int, move: str) -> Result:
+        live = await self.get(game_id)
+        if live is None:
+            raise GameError("unknown_game", "no such game", game_id)
+        async with live.lock:
+            if live.stale:
+                raise GameError("unavailable", "the game could not be saved; resume it to continue", game_id)
+            record = live.record
+            if round_number <= len(record.rounds):
+                return result_message(record, round_number - 1)
+            if record.pending is None:
+                raise GameError("game_over", "the game is over", game_id)
+            if round_number != record.pending.round:
+                raise GameError("wrong_round", f"round {record.pending.round} is open", game_id)
+            decision = record.pending
+            played_round: Round = live.game.play(MOVES.index(move), decision.bot_move)
+            live.bot.observe(played_round)
+            now = time.time()
+            played = RoundRecord(
+                decision=decision,
+                values=played_round.values,
+                player_move=played_round.player,
+                score_player=played_round.score_player,
+                score_bot=played_round.score_bot,
+                created=now,
+            )
+            won = live.game.winner
+            next_decision = None if won is not None else _decide(live)
+            try:
+                await self.storage.record_round(
+                    msgspec.structs.replace(record, pending=next_decision), played, won
+                )
+            except BaseException:
+                live.stale = True  # the engine ran ahead of storage: the next access reloads the game
+                self.live.pop(game_id, None)
+                raise
+            record.rounds.append(played)
+            record.pending = next_decision
+            record.updated = now
+            metrics.rounds.labels(record.opponent, record.tag).inc()
+            if won is not None:
+                metrics.games_finished.labels(record.opponent, record.tag, won).inc()
+                self.live.pop(game_id, None)
+            return result_message(record, round_number - 1)
+
+    async def exists(self, game_id: str) -> bool:
+        return await self.get(game_id) is not None
+
+    async def sweep(self, now: float) -> int:
+        """Mark games idle for ABANDON_AFTER as abandoned and forget them in memory."""
+        cutoff = now - ABANDON_AFTER
+        for game_id, live in list(self.live.items()):
+            if live.record.updated < cutoff and not live.lock.locked():
+                del self.live[game_id]
+        return await self.storage.mark_abandoned(cutoff)

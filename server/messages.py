@@ -1,0 +1,132 @@
+"""The WebSocket messages of protocol.md as msgspec structs, decoded once per frame."""
+
+from __future__ import annotations
+
+import unicodedata
+from typing import Annotated, Literal
+
+import msgspec
+
+MoveName = Literal["rock", "paper", "scissors"]
+Tag = Literal["sim", "loadtest"]
+PROTOCOL_VERSION = 1
+MAX_FRAME = 4096
+
+
+class Start(msgspec.Struct, tag="start", tag_field="type"):
+    opponent: str
+    player: str | None = None
+    tag: Tag | None = None
+
+
+class Move(msgspec.Struct, tag="move", tag_field="type"):
+    game_id: str
+    round: Annotated[int, msgspec.Meta(ge=1)]
+    move: MoveName
+
+
+class Resume(msgspec.Struct, tag="resume", tag_field="type"):
+    game_id: str
+    token: str
+
+
+ClientMessage = Start | Move | Resume
+_decoder = msgspec.json.Decoder(ClientMessage)
+_encoder = msgspec.json.Encoder()
+_NAME_EXTRA = frozenset(" _-")
+_NAME_CATEGORIES = frozenset(("Lu", "Ll", "Lt", "Lm", "Lo", "Nd"))
+
+
+class BadMessage(Exception):
+    """A frame that is not a valid client message; `code` is bad_json or bad_message."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def valid_player_name(name: str) -> bool:
+    """1-24 letters, digits, spaces, '_' or '-'."""
+    return 1 <= len(name) <= 24 and all(
+        ch in _NAME_EXTRA or unicodedata.category(ch) in _NAME_CATEGORIES for ch in name
+    )
+
+
+def decode(frame: str | bytes) -> ClientMessage:
+    """Decode one client frame or raise BadMessage with the error code to answer."""
+    try:
+        message = _decoder.decode(frame)
+    except msgspec.ValidationError as exc:
+        raise BadMessage("bad_message", f"invalid message: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise BadMessage("bad_json", f"not valid JSON: {exc}") from None
+    if isinstance(message, Start) and message.player is not None and not valid_player_name(message.player):
+        raise BadMessage("bad_message", "player must be 1-24 letters, digits, spaces, '_' or '-'")
+    return message
+
+
+class Values(msgspec.Struct):
+    rock: float
+    paper: float
+    scissors: float
+
+
+class Score(msgspec.Struct):
+    player: float
+    bot: float
+
+
+class OpenRound(msgspec.Struct):
+    round: int
+    values: Values
+    commit: str
+
+
+class Result(msgspec.Struct, tag="result", tag_field="type"):
+    game_id: str
+    round: int
+    player_move: str
+    bot_move: str
+    outcome: str
+    points: Score
+    score: Score
+    nonce: str
+    over: bool
+    winner: str | None
+    insight: dict[str, object]
+    next: OpenRound | None
+
+
+class GameMessage(msgspec.Struct, tag="game", tag_field="type", omit_defaults=True):
+    game_id: str
+    opponent: str
+    target: float
+    score: Score
+    over: bool
+    winner: str | None
+    history: list[Result]
+    next: OpenRound | None
+    token: str | None = None
+
+
+class OpponentInfo(msgspec.Struct):
+    id: str
+    name: str
+    family: str
+
+
+class Welcome(msgspec.Struct, tag="welcome", tag_field="type"):
+    protocol: int
+    opponents: list[OpponentInfo]
+
+
+class Error(msgspec.Struct, tag="error", tag_field="type", omit_defaults=True):
+    code: str
+    message: str
+    game_id: str | None = None
+
+
+def encode(message: msgspec.Struct) -> str:
+    """One server message as the text of a frame."""
+    return _encoder.encode(message).decode()

@@ -1,0 +1,61 @@
+"""What storage keeps for a game: plain structs shared by the game service and every storage backend."""
+
+from __future__ import annotations
+
+import msgspec
+
+
+class Decision(msgspec.Struct, frozen=True):
+    """The bot's committed choice for a round, fixed when the round opens."""
+
+    round: int
+    bot_move: int
+    nonce: str
+    source: str
+    probs: tuple[float, float, float]
+    ev: tuple[float, float, float]
+    features: bytes
+    shadow: dict[str, list[float]] = {}
+
+
+class RoundRecord(msgspec.Struct, frozen=True):
+    """A played round: the decision that opened it and the player's answer."""
+
+    decision: Decision
+    values: tuple[int, int, int]
+    player_move: int
+    score_player: int
+    score_bot: int
+    created: float
+
+
+class GameRecord(msgspec.Struct):
+    """A game with its rounds and its open round's decision (None once over)."""
+
+    id: str
+    opponent: str
+    family: str
+    alias: str
+    version: str
+    opening: str
+    tag: str
+    player: str | None
+    token_hash: str
+    created: float
+    updated: float
+    rounds: list[RoundRecord] = []
+    pending: Decision | None = None
+    abandoned: bool = False
+
+
+class OpponentStats(msgspec.Struct, frozen=True):
+    opponent: str
+    games: int
+    bot_wins: int
+
+
+class LeaderboardRow(msgspec.Struct, frozen=True):
+    opponent: str
+    player: str
+    wins: int
+    games: int

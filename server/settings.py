@@ -1,0 +1,82 @@
+"""Settings from command-line flags and RPSQUEST_* environment variables (protocol.md)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class SettingsError(ValueError):
+    """A setting has a value the product cannot use."""
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, not {raw!r}") from None
+
+
+def _float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, not {raw!r}") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = Path("data")
+    database_url: str = ""
+    s3_endpoint: str = ""
+    s3_bucket: str = "rpsquest"
+    s3_access_key: str = ""
+    s3_secret_key: str = field(default="", repr=False)
+    mlflow_uri: str = ""
+    admin_token: str = field(default="", repr=False)
+    rate_limit: int = 30
+    ab_split: float = 0.5
+    idle_timeout: float = 60.0
+    ws_deflate: bool = False
+
+    @classmethod
+    def from_env(cls, data_dir: str | None = None) -> Settings:
+        """Settings from the environment; `data_dir` (a flag) wins over RPSQUEST_DATA_DIR."""
+        env = os.environ.get
+        settings = cls(
+            data_dir=Path(data_dir or env("RPSQUEST_DATA_DIR") or "data"),
+            database_url=env("RPSQUEST_DATABASE_URL", ""),
+            s3_endpoint=env("RPSQUEST_S3_ENDPOINT", ""),
+            s3_bucket=env("RPSQUEST_S3_BUCKET", "rpsquest"),
+            s3_access_key=env("RPSQUEST_S3_ACCESS_KEY", ""),
+            s3_secret_key=env("RPSQUEST_S3_SECRET_KEY", ""),
+            mlflow_uri=env("RPSQUEST_MLFLOW_URI", ""),
+            admin_token=env("RPSQUEST_ADMIN_TOKEN", ""),
+            rate_limit=_int("RPSQUEST_RATE_LIMIT", 30),
+            ab_split=_float("RPSQUEST_AB_SPLIT", 0.5),
+            idle_timeout=_float("RPSQUEST_IDLE_TIMEOUT", 60.0),
+            ws_deflate=env("RPSQUEST_WS_DEFLATE", "0") in ("1", "true", "yes"),
+        )
+        if settings.rate_limit < 0:
+            raise SettingsError("RPSQUEST_RATE_LIMIT must be 0 (no limit) or more")
+        if not 0.0 <= settings.ab_split <= 1.0:
+            raise SettingsError("RPSQUEST_AB_SPLIT must be between 0 and 1")
+        if settings.idle_timeout <= 0:
+            raise SettingsError("RPSQUEST_IDLE_TIMEOUT must be positive")
+        return settings
+
+    def database_path(self) -> Path:
+        """The SQLite file named by database_url (sqlite:///PATH), or data_dir/rpsquest.db."""
+        url = self.database_url
+        if not url:
+            return self.data_dir / "rpsquest.db"
+        if url.startswith("sqlite:///"):
+            return Path(url[len("sqlite:///") :])
+        raise SettingsError(f"RPSQUEST_DATABASE_URL {url!r} is not supported: use sqlite:///PATH")

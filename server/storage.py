@@ -1,0 +1,384 @@
+"""Durable storage behind a small interface; SQLite (WAL, group commit) is the embedded backend.
+
+Writes go through one writer thread that commits whatever has queued up in a single
+transaction (group commit) and only then resolves each caller's future: a round is on
+disk before its result is sent. WAL with synchronous=NORMAL survives the death of the
+process at any moment (kill -9); only an operating-system crash could lose the last
+commits. Reads run on a small pool of read-only connections, off the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+import msgspec
+
+from engine.rules import MOVES, OUTCOMES, outcome, points
+from server.records import Decision, GameRecord, LeaderboardRow, OpponentStats, RoundRecord
+
+T = TypeVar("T")
+
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE players (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        created REAL NOT NULL
+    );
+    CREATE TABLE games (
+        id TEXT PRIMARY KEY,
+        opponent TEXT NOT NULL,
+        family TEXT NOT NULL,
+        alias TEXT NOT NULL,
+        version TEXT NOT NULL,
+        opening TEXT NOT NULL,
+        tag TEXT NOT NULL CHECK (tag IN ('human', 'sim', 'loadtest')),
+        player_id INTEGER REFERENCES players(id),
+        token_hash TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('open', 'over')),
+        abandoned INTEGER NOT NULL DEFAULT 0,
+        winner TEXT CHECK (winner IN ('player', 'bot', 'tie')),
+        score_player INTEGER NOT NULL DEFAULT 0,
+        score_bot INTEGER NOT NULL DEFAULT 0,
+        rounds INTEGER NOT NULL DEFAULT 0,
+        pending BLOB,
+        created REAL NOT NULL,
+        updated REAL NOT NULL,
+        finished REAL
+    );
+    CREATE INDEX games_open ON games (state, updated);
+    CREATE INDEX games_player ON games (player_id);
+    CREATE TABLE rounds (
+        game_id TEXT NOT NULL REFERENCES games(id),
+        round INTEGER NOT NULL,
+        rock_value INTEGER NOT NULL,
+        paper_value INTEGER NOT NULL,
+        scissors_value INTEGER NOT NULL,
+        player_move TEXT NOT NULL,
+        bot_move TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        player_points INTEGER NOT NULL,
+        bot_points INTEGER NOT NULL,
+        score_player INTEGER NOT NULL,
+        score_bot INTEGER NOT NULL,
+        family TEXT NOT NULL,
+        alias TEXT NOT NULL,
+        version TEXT NOT NULL,
+        source TEXT NOT NULL,
+        p_rock REAL NOT NULL,
+        p_paper REAL NOT NULL,
+        p_scissors REAL NOT NULL,
+        ev_rock REAL NOT NULL,
+        ev_paper REAL NOT NULL,
+        ev_scissors REAL NOT NULL,
+        shadow TEXT NOT NULL DEFAULT '{}',
+        features BLOB NOT NULL,
+        nonce TEXT NOT NULL,
+        created REAL NOT NULL,
+        PRIMARY KEY (game_id, round)
+    ) WITHOUT ROWID;
+    CREATE TABLE promotions (
+        id INTEGER PRIMARY KEY,
+        created REAL NOT NULL,
+        family TEXT NOT NULL,
+        decision TEXT NOT NULL,
+        alias TEXT,
+        from_version TEXT,
+        to_version TEXT,
+        details TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX promotions_family ON promotions (family, created);
+    """,
+)
+
+
+class StorageUnavailable(Exception):
+    """The database cannot be reached or written right now."""
+
+
+class Storage(Protocol):
+    """What the game server needs from a database."""
+
+    async def create_game(self, game: GameRecord) -> None: ...
+
+    async def record_round(self, game: GameRecord, played: RoundRecord, winner: str | None) -> None:
+        """Store a played round with the game's next decision (game.pending) in one transaction."""
+        ...
+
+    async def load_game(self, game_id: str) -> GameRecord | None: ...
+
+    async def mark_abandoned(self, idle_before: float) -> int: ...
+
+    async def opponent_stats(self) -> list[OpponentStats]: ...
+
+    async def leaderboard(self, per_opponent: int) -> list[LeaderboardRow]: ...
+
+    async def close(self) -> None: ...
+
+
+_decision_encoder = msgspec.msgpack.Encoder()
+_decision_decoder = msgspec.msgpack.Decoder(Decision)
+
+
+def _connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
+    uri = f"file:{path}?mode=ro" if readonly else f"file:{path}"
+    conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False, timeout=30.0)
+    conn.execute("PRAGMA busy_timeout = 30000")
+    if not readonly:
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA foreign_keys = ON")
+    return conn
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Apply the migrations not yet applied; returns the schema version."""
+    conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied REAL NOT NULL)")
+    done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+    for version, script in enumerate(MIGRATIONS, start=1):
+        if version in done:
+            continue
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in script.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute("INSERT INTO schema_migrations VALUES (?, ?)", (version, time.time()))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    return len(MIGRATIONS)
+
+
+_Job = tuple[Callable[[sqlite3.Connection], Any], asyncio.AbstractEventLoop, "asyncio.Future[Any]"]
+
+
+class SQLiteStorage:
+    """The embedded SQLite backend."""
+
+    def __init__(self, path: Path, readers: int = 2) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._writer_conn = _connect(path)
+        migrate(self._writer_conn)
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._writer = threading.Thread(target=self._write_loop, name="sqlite-writer", daemon=True)
+        self._writer.start()
+        self._local = threading.local()
+        self._readers = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="sqlite-reader")
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def _write_loop(self) -> None:
+        conn = self._writer_conn
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                break
+            batch = [job]
+            while len(batch) < 256:
+                try:
+                    more = self._jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    self._jobs.put(None)
+                    break
+                batch.append(more)
+            outcomes: list[tuple[bool, Any]] = []
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                for fn, _, _ in batch:
+                    conn.execute("SAVEPOINT job")
+                    try:
+                        outcomes.append((True, fn(conn)))
+                        conn.execute("RELEASE job")
+                    except sqlite3.Error as exc:
+                        conn.execute("ROLLBACK TO job")
+                        conn.execute("RELEASE job")
+                        outcomes.append((False, exc))
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                outcomes = [(False, exc)] * len(batch)
+            for (_, loop, future), (ok, value) in zip(batch, outcomes, strict=True):
+                loop.call_soon_threadsafe(_settle, future, ok, value)
+        conn.close()
+
+    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._jobs.put((fn, loop, future))
+        return await future
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def _reader(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = _connect(self.path, readonly=True)
+            self._local.conn = conn
+        return conn
+
+    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._readers, lambda: fn(self._reader()))
+        except sqlite3.Error as exc:
+            raise StorageUnavailable(str(exc)) from exc
+
+    # -- the interface -----------------------------------------------------------------------
+
+    async def create_game(self, game: GameRecord) -> None:
+        def insert(conn: sqlite3.Connection) -> None:
+            player_id = None
+            if game.player is not None:
+                conn.execute(
+                    "INSERT INTO players (name, created) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
+                    (game.player, game.created),
+                )
+                player_id = conn.execute("SELECT id FROM players WHERE name = ?", (game.player,)).fetchone()[0]
+            conn.execute(
+                "INSERT INTO games (id, opponent, family, alias, version, opening, tag, player_id, token_hash,"
+                " state, pending, created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'open', ?, ?, ?)",
+                (
+                    game.id, game.opponent, game.family, game.alias, game.version, game.opening, game.tag,
+                    player_id, game.token_hash, _encode_pending(game.pending), game.created, game.updated,
+                ),
+            )  # fmt: skip
+
+        await self._checked_write(insert)
+
+    async def record_round(self, game: GameRecord, played: RoundRecord, winner: str | None) -> None:
+        d = played.decision
+        gained_player, gained_bot = points(played.values, played.player_move, d.bot_move)
+
+        def insert(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO rounds VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
+                " ?)",
+                (
+                    game.id, d.round, *played.values, MOVES[played.player_move], MOVES[d.bot_move],
+                    OUTCOMES[outcome(played.player_move, d.bot_move)], gained_player, gained_bot,
+                    played.score_player, played.score_bot, game.family, game.alias, game.version, d.source,
+                    *d.probs, *d.ev, json.dumps(d.shadow), d.features, d.nonce, played.created,
+                ),
+            )  # fmt: skip
+            conn.execute(
+                "UPDATE games SET state = ?, winner = ?, score_player = ?, score_bot = ?, rounds = ?, pending = ?,"
+                " updated = ?, finished = ? WHERE id = ?",
+                (
+                    "over" if winner else "open", winner, played.score_player, played.score_bot, d.round,
+                    _encode_pending(game.pending), played.created, played.created if winner else None, game.id,
+                ),
+            )  # fmt: skip
+
+        await self._checked_write(insert)
+
+    async def _checked_write(self, fn: Callable[[sqlite3.Connection], None]) -> None:
+        try:
+            await self._write(fn)
+        except sqlite3.Error as exc:
+            raise StorageUnavailable(str(exc)) from exc
+
+    async def load_game(self, game_id: str) -> GameRecord | None:
+        return await self._read(lambda conn: _load_game(conn, game_id))
+
+    async def mark_abandoned(self, idle_before: float) -> int:
+        def update(conn: sqlite3.Connection) -> int:
+            cursor = conn.execute(
+                "UPDATE games SET abandoned = 1 WHERE state = 'open' AND abandoned = 0 AND updated < ?",
+                (idle_before,),
+            )
+            return cursor.rowcount
+
+        try:
+            return await self._write(update)
+        except sqlite3.Error as exc:
+            raise StorageUnavailable(str(exc)) from exc
+
+    async def opponent_stats(self) -> list[OpponentStats]:
+        def query(conn: sqlite3.Connection) -> list[OpponentStats]:
+            rows = conn.execute(
+                "SELECT opponent, COUNT(*), SUM(winner = 'bot') FROM games"
+                " WHERE tag = 'human' AND state = 'over' GROUP BY opponent"
+            )
+            return [OpponentStats(o, n, w or 0) for o, n, w in rows]
+
+        return await self._read(query)
+
+    async def leaderboard(self, per_opponent: int) -> list[LeaderboardRow]:
+        def query(conn: sqlite3.Connection) -> list[LeaderboardRow]:
+            rows = conn.execute(
+                "SELECT opponent, name, wins, games FROM ("
+                " SELECT g.opponent, p.name, SUM(g.winner = 'player') AS wins, COUNT(*) AS games,"
+                "  ROW_NUMBER() OVER (PARTITION BY g.opponent ORDER BY SUM(g.winner = 'player') DESC,"
+                "   COUNT(*) ASC, p.name) AS rank"
+                " FROM games g JOIN players p ON p.id = g.player_id"
+                " WHERE g.tag = 'human' AND g.state = 'over' GROUP BY g.opponent, p.id"
+                ") WHERE rank <= ? ORDER BY opponent, rank",
+                (per_opponent,),
+            )
+            return [LeaderboardRow(*row) for row in rows]
+
+        return await self._read(query)
+
+    async def close(self) -> None:
+        self._jobs.put(None)
+        await asyncio.get_running_loop().run_in_executor(None, self._writer.join)
+        self._readers.shutdown(wait=True)
+
+
+def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
+    if future.cancelled():
+        return
+    if ok:
+        future.set_result(value)
+    else:
+        future.set_exception(value)
+
+
+def _encode_pending(pending: Decision | None) -> bytes | None:
+    return None if pending is None else _decision_encoder.encode(pending)
+
+
+def _load_game(conn: sqlite3.Connection, game_id: str) -> GameRecord | None:
+    row = conn.execute(
+        "SELECT g.id, g.opponent, g.family, g.alias, g.version, g.opening, g.tag, p.name, g.token_hash, g.created,"
+        " g.updated, g.pending, g.abandoned FROM games g LEFT JOIN players p ON p.id = g.player_id WHERE g.id = ?",
+        (game_id,),
+    ).fetchone()
+    if row is None:
+        return None
+    rounds = [
+        RoundRecord(
+            decision=Decision(
+                round=r[0], bot_move=MOVES.index(r[5]), nonce=r[6], source=r[7], probs=(r[8], r[9], r[10]),
+                ev=(r[11], r[12], r[13]), features=r[14], shadow=json.loads(r[15]),
+            ),
+            values=(r[1], r[2], r[3]), player_move=MOVES.index(r[4]), score_player=r[16], score_bot=r[17],
+            created=r[18],
+        )  # fmt: skip
+        for r in conn.execute(
+            "SELECT round, rock_value, paper_value, scissors_value, player_move, bot_move, nonce, source,"
+            " p_rock, p_paper, p_scissors, ev_rock, ev_paper, ev_scissors, features, shadow,"
+            " score_player, score_bot, created FROM rounds WHERE game_id = ? ORDER BY round",
+            (game_id,),
+        )
+    ]
+    return GameRecord(
+        id=row[0], opponent=row[1], family=row[2], alias=row[3], version=row[4], opening=row[5], tag=row[6],
+        player=row[7], token_hash=row[8], created=row[9], updated=row[10], rounds=rounds,
+        pending=None if row[11] is None else _decision_decoder.decode(row[11]), abandoned=bool(row[12]),
+    )  # fmt: skip

@@ -1,0 +1,1 @@
+"""Training: datasets, the three model families, ONNX export, MLflow and promotion."""
