@@ -89,4 +89,3 @@ def population(seed: int, size: int) -> list[SimulatedPlayer]:
     """`size` simulated players, each with its own persona and random source, from one seed."""
     rng = random.Random(seed)
     return [SimulatedPlayer(sample_persona(rng), random.Random(rng.getrandbits(64))) for _ in range(size)]
-

@@ -81,7 +81,7 @@ class Decision:
 
 def equilibrium(a: np.ndarray) -> np.ndarray:
     """The bot's maximin mixed strategy for payoff matrix `a`."""
-    best = max(_candidates(a), key=lambda x: float((x @ a).min()))
+    best: np.ndarray = max(_candidates(a), key=lambda x: float((x @ a).min()))
     return best
 
 
@@ -91,12 +91,11 @@ def mixed_strategy(a: np.ndarray, p: np.ndarray) -> np.ndarray:
     best = (ev >= ev.max() - 1e-9).astype(float)
     best /= best.sum()
     trust = min(1.0, 0.5 * float(np.abs(p - 1.0 / 3.0).sum()) / FULL_TRUST_TV)
-    return trust * best + (1.0 - trust) * equilibrium(a)
+    mix: np.ndarray = trust * best + (1.0 - trust) * equilibrium(a)
+    return mix
 
 
-def decide(
-    p: np.ndarray, values: Values, score_player: int, score_bot: int, rng: random.Random
-) -> Decision:
+def decide(p: np.ndarray, values: Values, score_player: int, score_bot: int, rng: random.Random) -> Decision:
     """Choose the bot's move for a round given the predicted player distribution `p`."""
     a = payoff_matrix(values, score_player, score_bot)
     ev = a @ p

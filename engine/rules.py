@@ -71,7 +71,7 @@ def points(values: Values, player: int, bot: int) -> tuple[int, int]:
 
 
 def winner(score_player: int, score_bot: int) -> str | None:
-    """"player", "bot" or "tie" once a side has reached the target, else None."""
+    """ "player", "bot" or "tie" once a side has reached the target, else None."""
     if max(score_player, score_bot) < TARGET:
         return None
     if score_player == score_bot:

@@ -89,7 +89,9 @@ class Server:
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
-        storage = self._storage or await asyncio.to_thread(SQLiteStorage, self.settings.database_path())
+        storage = self._storage
+        if storage is None:
+            storage = await asyncio.to_thread(SQLiteStorage, self.settings.database_path())
         self.service = GameService(storage, self.settings.ab_split)
         self._sweeper = asyncio.create_task(self._sweep_forever())
         try:
@@ -128,6 +130,7 @@ class Server:
             if frame["type"] == "websocket.disconnect":
                 return
             started = time.perf_counter()
+            reply: Error | str
             if not session.admit(time.monotonic()):
                 reply = Error("rate_limited", f"more than {session.rate_limit} messages in a second; slow down")
             else:
@@ -176,8 +179,11 @@ class Server:
             return Error(exc.code, exc.message, exc.game_id)
         except StorageUnavailable as exc:
             log.warning("storage unavailable: %s", exc)
-            return Error("unavailable", "the game cannot be served right now; try again shortly",
-                         getattr(message, "game_id", None))  # fmt: skip
+            return Error(
+                "unavailable",
+                "the game cannot be served right now; try again shortly",
+                getattr(message, "game_id", None),
+            )
         except Exception:
             incident = uuid.uuid4().hex[:12]
             log.exception("internal error %s", incident)
@@ -211,10 +217,15 @@ class Server:
         for o in OPPONENTS:
             s = stats.get(o.id)
             games = s.games if s else 0
-            out.append({
-                "id": o.id, "name": o.name, "family": o.family, "games": games,
-                "bot_win_rate": round(s.bot_wins / games, 4) if s and games else None,
-            })  # fmt: skip
+            out.append(
+                {
+                    "id": o.id,
+                    "name": o.name,
+                    "family": o.family,
+                    "games": games,
+                    "bot_win_rate": round(s.bot_wins / games, 4) if s and games else None,
+                }
+            )
         return JSONResponse({"opponents": out})
 
     async def game(self, request: Request) -> Response:
@@ -225,22 +236,29 @@ class Server:
         score = (record.rounds[-1].score_player, record.rounds[-1].score_bot) if record.rounds else (0, 0)
         over = record.pending is None
         body: dict[str, object] = {
-            "game_id": record.id, "opponent": record.opponent, "family": record.family, "player": record.player,
-            "tag": record.tag, "over": over, "abandoned": record.abandoned,
+            "game_id": record.id,
+            "opponent": record.opponent,
+            "family": record.family,
+            "player": record.player,
+            "tag": record.tag,
+            "over": over,
+            "abandoned": record.abandoned,
             "score": {"player": score[0] / 10, "bot": score[1] / 10},
-            "created": record.created, "updated": record.updated,
+            "created": record.created,
+            "updated": record.updated,
             "rounds": [
                 {
                     "round": r.decision.round,
                     "values": dict(zip(MOVES, (v / 10 for v in r.values), strict=True)),
-                    "player_move": MOVES[r.player_move], "bot_move": MOVES[r.decision.bot_move],
+                    "player_move": MOVES[r.player_move],
+                    "bot_move": MOVES[r.decision.bot_move],
                     "outcome": OUTCOMES[outcome(r.player_move, r.decision.bot_move)],
                     "score": {"player": r.score_player / 10, "bot": r.score_bot / 10},
                     "nonce": r.decision.nonce,
                 }
                 for r in record.rounds
             ],
-        }  # fmt: skip
+        }
         if over:
             body.update(alias=record.alias, version=record.version, opening=record.opening)
         return JSONResponse(body)

@@ -74,8 +74,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from server.simulate import simulate
 
             report = asyncio.run(simulate(args.url, args.games, args.concurrency, args.seed))
-            print(f"games {report.games}  rounds {report.rounds}  winners {dict(report.winners)}"
-                  f"  errors {dict(report.errors)}  violations {len(report.violations)}")  # fmt: skip
+            print(
+                f"games {report.games}  rounds {report.rounds}  winners {dict(report.winners)}"
+                f"  errors {dict(report.errors)}  violations {len(report.violations)}"
+            )
             return 1 if report.violations or report.errors else 0
     except SettingsError as exc:
         print(f"rpsquest: {exc}", file=sys.stderr)

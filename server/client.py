@@ -143,7 +143,7 @@ class Client:
         answer = await self.request(message)
         if answer["type"] == "error":
             raise ProtocolViolation(f"start refused: {answer['code']}: {answer['message']}")
-        _check(answer["type"] == "game" and answer.get("token"), "start did not answer a game with a token")
+        _check(answer["type"] == "game" and bool(answer.get("token")), "start did not answer a game with a token")
         _check(answer["history"] == [] and answer["score"] == {"player": 0.0, "bot": 0.0}, "a new game is not empty")
         game = ClientGame(answer["game_id"], answer["token"], opponent)
         check_open_round(game, answer["next"])
@@ -153,8 +153,9 @@ class Client:
         """Play the open round; returns the checked round (None on an error answer), the answer and its latency."""
         assert game.open_round is not None
         sent = time.perf_counter()
-        answer = await self.request({"type": "move", "game_id": game.game_id, "round": game.open_round,
-                                     "move": MOVES[move]})  # fmt: skip
+        answer = await self.request(
+            {"type": "move", "game_id": game.game_id, "round": game.open_round, "move": MOVES[move]}
+        )
         latency = time.perf_counter() - sent
         if answer["type"] == "error":
             return None, answer, latency

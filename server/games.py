@@ -230,9 +230,7 @@ class GameService:
             won = live.game.winner
             next_decision = None if won is not None else _decide(live)
             try:
-                await self.storage.record_round(
-                    msgspec.structs.replace(record, pending=next_decision), played, won
-                )
+                await self.storage.record_round(msgspec.structs.replace(record, pending=next_decision), played, won)
             except BaseException:
                 live.stale = True  # the engine ran ahead of storage: the next access reloads the game
                 self.live.pop(game_id, None)

@@ -56,7 +56,7 @@ def valid_player_name(name: str) -> bool:
 def decode(frame: str | bytes) -> ClientMessage:
     """Decode one client frame or raise BadMessage with the error code to answer."""
     try:
-        message = _decoder.decode(frame)
+        message: ClientMessage = _decoder.decode(frame)
     except msgspec.ValidationError as exc:
         raise BadMessage("bad_message", f"invalid message: {exc}") from None
     except msgspec.DecodeError as exc:

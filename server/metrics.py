@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 registry = CollectorRegistry()
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -13,9 +13,12 @@ http_requests = Counter(
     "rpsquest_http_requests_total", "HTTP requests answered", ["method", "route", "status"], registry=registry
 )
 http_latency = Histogram(
-    "rpsquest_http_request_seconds", "HTTP request handling time", ["route"], buckets=_LATENCY_BUCKETS,
+    "rpsquest_http_request_seconds",
+    "HTTP request handling time",
+    ["route"],
+    buckets=_LATENCY_BUCKETS,
     registry=registry,
-)  # fmt: skip
+)
 ws_connections = Gauge("rpsquest_ws_connections", "Open WebSocket connections", registry=registry)
 ws_messages = Counter("rpsquest_ws_messages_total", "WebSocket messages received", ["type"], registry=registry)
 ws_errors = Counter("rpsquest_ws_errors_total", "Error answers sent, by code", ["code"], registry=registry)
@@ -26,8 +29,10 @@ games_finished = Counter(
     "rpsquest_games_finished_total", "Games finished", ["opponent", "tag", "winner"], registry=registry
 )
 move_latency = Histogram(
-    "rpsquest_move_seconds", "Time from a move arriving to its result being sent", buckets=_LATENCY_BUCKETS,
+    "rpsquest_move_seconds",
+    "Time from a move arriving to its result being sent",
+    buckets=_LATENCY_BUCKETS,
     registry=registry,
-)  # fmt: skip
+)
 live_games = Gauge("rpsquest_live_games", "Games held in memory", registry=registry)
 abandoned = Counter("rpsquest_games_abandoned_total", "Games marked abandoned", registry=registry)

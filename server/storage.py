@@ -253,10 +253,20 @@ class SQLiteStorage:
                 "INSERT INTO games (id, opponent, family, alias, version, opening, tag, player_id, token_hash,"
                 " state, pending, created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'open', ?, ?, ?)",
                 (
-                    game.id, game.opponent, game.family, game.alias, game.version, game.opening, game.tag,
-                    player_id, game.token_hash, _encode_pending(game.pending), game.created, game.updated,
+                    game.id,
+                    game.opponent,
+                    game.family,
+                    game.alias,
+                    game.version,
+                    game.opening,
+                    game.tag,
+                    player_id,
+                    game.token_hash,
+                    _encode_pending(game.pending),
+                    game.created,
+                    game.updated,
                 ),
-            )  # fmt: skip
+            )
 
         await self._checked_write(insert)
 
@@ -269,20 +279,43 @@ class SQLiteStorage:
                 "INSERT INTO rounds VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
                 " ?)",
                 (
-                    game.id, d.round, *played.values, MOVES[played.player_move], MOVES[d.bot_move],
-                    OUTCOMES[outcome(played.player_move, d.bot_move)], gained_player, gained_bot,
-                    played.score_player, played.score_bot, game.family, game.alias, game.version, d.source,
-                    *d.probs, *d.ev, json.dumps(d.shadow), d.features, d.nonce, played.created,
+                    game.id,
+                    d.round,
+                    *played.values,
+                    MOVES[played.player_move],
+                    MOVES[d.bot_move],
+                    OUTCOMES[outcome(played.player_move, d.bot_move)],
+                    gained_player,
+                    gained_bot,
+                    played.score_player,
+                    played.score_bot,
+                    game.family,
+                    game.alias,
+                    game.version,
+                    d.source,
+                    *d.probs,
+                    *d.ev,
+                    json.dumps(d.shadow),
+                    d.features,
+                    d.nonce,
+                    played.created,
                 ),
-            )  # fmt: skip
+            )
             conn.execute(
                 "UPDATE games SET state = ?, winner = ?, score_player = ?, score_bot = ?, rounds = ?, pending = ?,"
                 " updated = ?, finished = ? WHERE id = ?",
                 (
-                    "over" if winner else "open", winner, played.score_player, played.score_bot, d.round,
-                    _encode_pending(game.pending), played.created, played.created if winner else None, game.id,
+                    "over" if winner else "open",
+                    winner,
+                    played.score_player,
+                    played.score_bot,
+                    d.round,
+                    _encode_pending(game.pending),
+                    played.created,
+                    played.created if winner else None,
+                    game.id,
                 ),
-            )  # fmt: skip
+            )
 
         await self._checked_write(insert)
 
@@ -364,12 +397,21 @@ def _load_game(conn: sqlite3.Connection, game_id: str) -> GameRecord | None:
     rounds = [
         RoundRecord(
             decision=Decision(
-                round=r[0], bot_move=MOVES.index(r[5]), nonce=r[6], source=r[7], probs=(r[8], r[9], r[10]),
-                ev=(r[11], r[12], r[13]), features=r[14], shadow=json.loads(r[15]),
+                round=r[0],
+                bot_move=MOVES.index(r[5]),
+                nonce=r[6],
+                source=r[7],
+                probs=(r[8], r[9], r[10]),
+                ev=(r[11], r[12], r[13]),
+                features=r[14],
+                shadow=json.loads(r[15]),
             ),
-            values=(r[1], r[2], r[3]), player_move=MOVES.index(r[4]), score_player=r[16], score_bot=r[17],
+            values=(r[1], r[2], r[3]),
+            player_move=MOVES.index(r[4]),
+            score_player=r[16],
+            score_bot=r[17],
             created=r[18],
-        )  # fmt: skip
+        )
         for r in conn.execute(
             "SELECT round, rock_value, paper_value, scissors_value, player_move, bot_move, nonce, source,"
             " p_rock, p_paper, p_scissors, ev_rock, ev_paper, ev_scissors, features, shadow,"
@@ -378,7 +420,18 @@ def _load_game(conn: sqlite3.Connection, game_id: str) -> GameRecord | None:
         )
     ]
     return GameRecord(
-        id=row[0], opponent=row[1], family=row[2], alias=row[3], version=row[4], opening=row[5], tag=row[6],
-        player=row[7], token_hash=row[8], created=row[9], updated=row[10], rounds=rounds,
-        pending=None if row[11] is None else _decision_decoder.decode(row[11]), abandoned=bool(row[12]),
-    )  # fmt: skip
+        id=row[0],
+        opponent=row[1],
+        family=row[2],
+        alias=row[3],
+        version=row[4],
+        opening=row[5],
+        tag=row[6],
+        player=row[7],
+        token_hash=row[8],
+        created=row[9],
+        updated=row[10],
+        rounds=rounds,
+        pending=None if row[11] is None else _decision_decoder.decode(row[11]),
+        abandoned=bool(row[12]),
+    )
