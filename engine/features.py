@@ -1,6 +1,7 @@
 """Feature contract v1 of mlops.md: one function from a game history to 50 floats.
 
-Training and serving both call `features`; nothing else builds model inputs.
+Training and serving both use `FeatureTracker` (directly, or through `features`); it
+follows a game round by round, so a vector costs the same in round 20 as in round 4.
 """
 
 from __future__ import annotations
@@ -13,48 +14,70 @@ from engine.rules import TARGET, Round, Values, outcome, ranked
 
 FEATURE_VERSION = 1
 N_FEATURES = 50
-_LAGS = (1, 2, 3)
+_LAGS = 3
+
+
+class FeatureTracker:
+    """The running state of one game that the feature vector is computed from.
+
+    Layout of `vector` (moves rock, paper, scissors; outcomes win, lose, draw;
+    k = 1, 2, 3 rounds ago): [0:9] player's move k ago, [9:18] bot's move k ago,
+    [18:27] outcome k ago, [27:30] current values, [30:39] values k ago (the current
+    ones if that round is missing), [39:42] player's move shares, [42:45] shares of
+    choosing the round's high move, the move that beats it and the move that beats
+    that one, [45:49] score difference, points the player needs, points the bot needs
+    (never below 0: recorded play can run past the end of a game), round number,
+    [49] reserved 0. Missing rounds give all-zero one-hots; values are in points.
+    """
+
+    __slots__ = ("last", "move_counts", "n", "rank_counts", "score_bot", "score_player")
+
+    def __init__(self, history: Sequence[Round] = ()) -> None:
+        self.last: list[Round] = []
+        self.move_counts = [0, 0, 0]
+        self.rank_counts = [0, 0, 0]
+        self.n = 0
+        self.score_player = 0
+        self.score_bot = 0
+        for r in history:
+            self.add(r)
+
+    def add(self, played: Round) -> None:
+        """Follow the game by one round."""
+        self.last = [played, *self.last[: _LAGS - 1]]
+        self.move_counts[played.player] += 1
+        self.rank_counts[(played.player - ranked(played.values)[0]) % 3] += 1
+        self.n += 1
+        self.score_player = played.score_player
+        self.score_bot = played.score_bot
+
+    def vector(self, values: Values) -> np.ndarray:
+        """The float32 input for predicting the player's move in the next round, whose values are `values`."""
+        x = [0.0] * N_FEATURES
+        for k in range(_LAGS):
+            if k < len(self.last):
+                past = self.last[k]
+                x[3 * k + past.player] = 1.0
+                x[9 + 3 * k + past.bot] = 1.0
+                x[18 + 3 * k + outcome(past.player, past.bot)] = 1.0
+                lag_values = past.values
+            else:
+                lag_values = values
+            for m in range(3):
+                x[30 + 3 * k + m] = lag_values[m] / 10.0
+        for m in range(3):
+            x[27 + m] = values[m] / 10.0
+        if self.n:
+            for m in range(3):
+                x[39 + m] = self.move_counts[m] / self.n
+                x[42 + m] = self.rank_counts[m] / self.n
+        x[45] = (self.score_player - self.score_bot) / 10.0
+        x[46] = max(0, TARGET - self.score_player) / 10.0
+        x[47] = max(0, TARGET - self.score_bot) / 10.0
+        x[48] = float(self.n + 1)
+        return np.array(x, dtype=np.float32)
 
 
 def features(history: Sequence[Round], values: Values) -> np.ndarray:
-    """The float32 input vector for predicting the player's move in round len(history)+1.
-
-    `history` holds the earlier rounds of the game in order; `values` are the open
-    round's values in tenths. Layout (moves rock, paper, scissors; outcomes win,
-    lose, draw; k = 1, 2, 3 rounds ago):
-    [0:9] player's move k ago, [9:18] bot's move k ago, [18:27] outcome k ago,
-    [27:30] current values, [30:39] values k ago (current ones if missing),
-    [39:42] player's move shares, [42:45] shares of choosing the round's high move,
-    the move that beats it and the move that beats that one, [45:49] score
-    difference, points the player needs, points the bot needs, round number,
-    [49] reserved 0.
-    """
-    x = np.zeros(N_FEATURES, dtype=np.float64)
-    n = len(history)
-    for slot, k in enumerate(_LAGS):
-        if k <= n:
-            past = history[n - k]
-            x[3 * slot + past.player] = 1.0
-            x[9 + 3 * slot + past.bot] = 1.0
-            x[18 + 3 * slot + outcome(past.player, past.bot)] = 1.0
-            lag_values = past.values
-        else:
-            lag_values = values
-        x[30 + 3 * slot : 33 + 3 * slot] = lag_values
-    x[27:30] = values
-    x[30:39] /= 10.0
-    x[27:30] /= 10.0
-    if n:
-        for past in history:
-            x[39 + past.player] += 1.0
-            high = ranked(past.values)[0]
-            x[42 + (past.player - high) % 3] += 1.0
-        x[39:45] /= n
-        score_player, score_bot = history[-1].score_player, history[-1].score_bot
-    else:
-        score_player = score_bot = 0
-    x[45] = (score_player - score_bot) / 10.0
-    x[46] = (TARGET - score_player) / 10.0
-    x[47] = (TARGET - score_bot) / 10.0
-    x[48] = float(n + 1)
-    return x.astype(np.float32)
+    """The input vector for round len(history)+1 of a game, whose values are `values`."""
+    return FeatureTracker(history).vector(values)

@@ -12,7 +12,7 @@ the best response to `p` with probability c, the round's Nash equilibrium (the m
 that no reply beats on average: maximin of A) with probability 1 - c, where
 c = min(1, TV(p, uniform) / FULL_TRUST_TV). A uniform prediction gets the
 equilibrium; a prediction at least FULL_TRUST_TV from uniform in total variation
-(for instance 43 % on one move and 28.5 % on each other) gets the pure best response. Moves tied for the best
+(for instance 43.3 % on one move and 28.3 % on each other) gets the pure best response. Moves tied for the best
 expected value share the best response's weight equally. The move is drawn from the
 mix with the caller's random source.
 """

@@ -203,7 +203,7 @@ class SQLiteStorage:
                     try:
                         outcomes.append((True, fn(conn)))
                         conn.execute("RELEASE job")
-                    except sqlite3.Error as exc:
+                    except Exception as exc:  # one job's failure is its caller's, never the writer's
                         conn.execute("ROLLBACK TO job")
                         conn.execute("RELEASE job")
                         outcomes.append((False, exc))

@@ -1,0 +1,124 @@
+"""engine.bot: the scripted opening in rounds 1-3, then prediction and policy; state from history."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from engine.bot import Bot, Choice
+from engine.openings import OPENING_BY_NAME, OPENINGS, draw_opening
+from engine.players import population
+from engine.policy import payoff_matrix
+from engine.rules import Game
+
+ROCK, PAPER = 0, 1
+
+
+def _play_against_random(bot: Bot, game: Game, rng: random.Random, player_rng: random.Random) -> list[Choice]:
+    choices = []
+    while not game.over:
+        choice = bot.choose(game, rng)
+        choices.append(choice)
+        bot.observe(game.play(player_rng.randrange(3), choice.move))
+    return choices
+
+
+@pytest.mark.parametrize("name", [o.name for o in OPENINGS])
+def test_opening_in_rounds_1_to_3_then_online(name: str) -> None:
+    opening = OPENING_BY_NAME[name]
+    for g in range(10):
+        game = Game(f"bot-{name}-{g}")
+        choices = _play_against_random(Bot(opening), game, random.Random(g), random.Random(100 + g))
+        assert len(choices) == len(game.rounds) >= 4
+        for r, choice in zip(game.rounds, choices, strict=True):
+            assert r.bot == choice.move
+            if r.number <= 3:
+                assert choice.source == "opening"
+                assert choice.move == opening.move(r.number, r.values)
+            else:
+                assert choice.source == "online"
+
+
+def test_opening_does_not_depend_on_the_random_source() -> None:
+    opening = OPENING_BY_NAME["razor"]
+    game = Game("opening-rng")
+    for n in (1, 2, 3):
+        moves = {Bot(opening, game.rounds).choose(game, random.Random(seed)).move for seed in range(20)}
+        assert moves == {opening.move(n, game.values(n))}
+        game.play(ROCK, next(iter(moves)))
+
+
+def test_choice_reports_prediction_and_expected_values() -> None:
+    rng = random.Random(1)
+    player_rng = random.Random(2)
+    game = Game("choice-report")
+    bot = Bot(OPENING_BY_NAME["toolbox"])
+    while not game.over:
+        number = len(game.rounds) + 1
+        values = game.values(number)
+        p = bot.predictor.predict(values)
+        choice = bot.choose(game, rng)
+        assert choice.probs == (float(p[0]), float(p[1]), float(p[2]))
+        assert abs(sum(choice.probs) - 1.0) < 1e-9
+        expected = payoff_matrix(values, *game.score) @ p
+        np.testing.assert_allclose(choice.expected, expected, atol=1e-12)
+        bot.observe(game.play(player_rng.randrange(3), choice.move))
+
+
+def test_choose_after_game_over_raises() -> None:
+    game = Game("over")
+    bot = Bot(OPENING_BY_NAME["bureaucrat"])
+    _play_against_random(bot, game, random.Random(3), random.Random(4))
+    with pytest.raises(ValueError):
+        bot.choose(game, random.Random(5))
+
+
+def test_rebuilt_bot_matches_the_one_that_observed_the_game() -> None:
+    for g in range(15):
+        rng = random.Random(g)
+        player_rng = random.Random(1000 + g)
+        opening = draw_opening(rng)
+        game = Game(f"rebuild-{g}")
+        live = Bot(opening)
+        while not game.over:
+            rebuilt = Bot(opening, tuple(game.rounds))
+            number = len(game.rounds) + 1
+            values = game.values(number)
+            assert np.array_equal(rebuilt.predictor.predict(values), live.predictor.predict(values))
+            seed = rng.getrandbits(32)
+            choice = live.choose(game, random.Random(seed))
+            assert rebuilt.choose(game, random.Random(seed)) == choice
+            live.observe(game.play(player_rng.randrange(3), choice.move))
+
+
+def test_bot_beats_the_simulated_population() -> None:
+    rng = random.Random(2024)
+    results: Counter[str | None] = Counter()
+    for i, player in enumerate(population(7, 200)):
+        game = Game(f"pop-{i}")
+        bot = Bot(draw_opening(rng))
+        while not game.over:
+            choice = bot.choose(game, rng)
+            number = len(game.rounds) + 1
+            move = player.move(game.rounds, game.values(number))
+            bot.observe(game.play(move, choice.move))
+        results[game.winner] += 1
+    assert sum(results.values()) == 200
+    # Against a fair coin, 200 games give 100 +- 7 wins; 0.6 is almost 3 standard deviations above.
+    assert results["bot"] >= 120, results
+    assert results["bot"] > 2 * results["player"], results
+
+
+def test_bot_beats_a_player_who_always_plays_rock() -> None:
+    rng = random.Random(9)
+    wins = 0
+    for g in range(50):
+        game = Game(f"rock-{g}")
+        bot = Bot(draw_opening(rng))
+        while not game.over:
+            bot.observe(game.play(ROCK, bot.choose(game, rng).move))
+        wins += game.winner == "bot"
+    assert wins >= 48

@@ -1,0 +1,214 @@
+"""engine.predictor: valid, replayable probabilities that learn a player's habits."""
+
+from __future__ import annotations
+
+import csv
+import random
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine.predictor import OnlinePredictor
+from engine.rules import DRAW, LOSE, MOVE_INDEX, WIN, Round, hunter, outcome, points, round_values
+
+ROCK, PAPER, SCISSORS = 0, 1, 2
+DATA = Path(__file__).resolve().parents[1] / "datasets" / "wxz2014.csv"
+
+# A player's rule: the move for the open round given the rounds so far and a random source.
+Rule = Callable[[Sequence[Round], random.Random], int]
+
+
+def _round(game_id: str, n: int, player: int, bot: int, before: Sequence[Round]) -> Round:
+    """Round n with its values and cumulative scores (no end-of-game check: predictors do not need one)."""
+    values = round_values(game_id, n)
+    gained_player, gained_bot = points(values, player, bot)
+    score_player, score_bot = (before[-1].score_player, before[-1].score_bot) if before else (0, 0)
+    return Round(n, values, player, bot, score_player + gained_player, score_bot + gained_bot)
+
+
+def _history(game_id: str, players: Sequence[int], bots: Sequence[int]) -> list[Round]:
+    rounds: list[Round] = []
+    for n, (player, bot) in enumerate(zip(players, bots, strict=True), start=1):
+        rounds.append(_round(game_id, n, player, bot, rounds))
+    return rounds
+
+
+def _accuracy(rule: Rule, games: int, rounds: int, seed: int) -> float:
+    """Top-1 accuracy on rounds 4.. of `games` games of `rule` against a uniformly random bot."""
+    rng = random.Random(seed)
+    hits = total = 0
+    for g in range(games):
+        game_id = f"acc-{seed}-{g}"
+        predictor = OnlinePredictor()
+        history: list[Round] = []
+        for n in range(1, rounds + 1):
+            move = rule(history, rng)
+            if n >= 4:
+                hits += int(np.argmax(predictor.predict(round_values(game_id, n)))) == move
+                total += 1
+            played = _round(game_id, n, move, rng.randrange(3), history)
+            predictor.observe(played)
+            history.append(played)
+    return hits / total
+
+
+def _random_history(seed: int, length: int) -> list[Round]:
+    rng = random.Random(seed)
+    return _history(
+        f"rand-{seed}", [rng.randrange(3) for _ in range(length)], [rng.randrange(3) for _ in range(length)]
+    )
+
+
+def test_probabilities_are_positive_and_sum_to_one() -> None:
+    for seed in range(40):
+        history = _random_history(seed, 25)
+        predictor = OnlinePredictor()
+        for r in history:
+            p = predictor.predict(r.values)
+            assert p.shape == (3,)
+            assert (p > 0).all()
+            assert abs(float(p.sum()) - 1.0) < 1e-9
+            predictor.observe(r)
+    # Degenerate histories too: one move forever.
+    predictor = OnlinePredictor(_history("same", [ROCK] * 30, [PAPER] * 30))
+    p = predictor.predict(round_values("same", 31))
+    assert (p > 0).all()
+    assert abs(float(p.sum()) - 1.0) < 1e-9
+
+
+def test_replay_from_history_equals_round_by_round() -> None:
+    for seed in range(20):
+        history = _random_history(100 + seed, 20)
+        incremental = OnlinePredictor()
+        for i, r in enumerate(history):
+            rebuilt = OnlinePredictor(history[:i])
+            assert np.array_equal(rebuilt.predict(r.values), incremental.predict(r.values))
+            incremental.observe(r)
+        values = round_values(f"rand-{100 + seed}", 21)
+        assert np.array_equal(OnlinePredictor(tuple(history)).predict(values), incremental.predict(values))
+
+
+def test_predict_does_not_change_state() -> None:
+    history = _random_history(7, 12)
+    predictor = OnlinePredictor(history)
+    values = round_values("rand-7", 13)
+    first = predictor.predict(values)
+    for other in range(1, 6):
+        predictor.predict(round_values("other", other))
+    assert np.array_equal(predictor.predict(values), first)
+
+
+@pytest.mark.parametrize(
+    "bots",
+    [[PAPER] * 10, [SCISSORS] * 10, [ROCK] * 10, [i % 3 for i in range(10)], [(2 * i) % 3 for i in range(10)]],
+    ids=["bot-paper", "bot-scissors", "bot-rock", "bot-cycle-up", "bot-cycle-down"],
+)
+def test_learns_a_player_who_always_plays_rock(bots: list[int]) -> None:
+    for game_id in ("rock-a", "rock-b", "rock-c"):
+        history = _history(game_id, [ROCK] * 10, bots)
+        p = OnlinePredictor(history).predict(round_values(game_id, 11))
+        assert p[ROCK] > 0.6, (game_id, p)
+
+
+def test_learns_a_player_who_always_plays_rock_against_a_random_bot() -> None:
+    probs = []
+    for seed in range(100):
+        rng = random.Random(seed)
+        game_id = f"rock-{seed}"
+        history = _history(game_id, [ROCK] * 10, [rng.randrange(3) for _ in range(10)])
+        p = OnlinePredictor(history).predict(round_values(game_id, 11))
+        assert int(np.argmax(p)) == ROCK, (seed, p)
+        probs.append(float(p[ROCK]))
+    assert sum(probs) / len(probs) > 0.6
+    # Not every history: see test_always_rock_survives_a_first_win (about 1 seed in 30 stays below 0.6).
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="engine bug: after an outcome never seen before, the conditional experts fall back to priors "
+    "while keeping the mixture weight they earned in other contexts",
+)
+def test_always_rock_survives_a_first_win() -> None:
+    """Rock 10 times; the bot plays paper 9 times, then scissors: the player's first win.
+
+    The player has shown nothing but rock, yet P(rock) for round 11 is about 0.41 (still about 0.41
+    after 30 rounds of rock with a first win in the last one). After the unseen outcome "win", the
+    shift, context and counter experts have no counts and answer with their priors (stay 0.36 or
+    uniform) and the pattern expert finds no earlier (rock, scissors) pair, so it is uniform; they
+    hold about 87 % of the weight (context alone about 43 %, earned by predicting "stay after a
+    loss" fastest), while the frequency expert (0.76 on rock; 0.89 after 30 rounds) gets about 13 %.
+    """
+    for length in (10, 30):
+        history = _history("first-win", [ROCK] * length, [PAPER] * (length - 1) + [SCISSORS])
+        p = OnlinePredictor(history).predict(round_values("first-win", length + 1))
+        assert p[ROCK] > 0.6, (length, p)
+
+
+def test_learns_a_cycler() -> None:
+    for step in (1, 2):  # rock, paper, scissors, ... and rock, scissors, paper, ...
+        for seed in range(15):
+            rng = random.Random(seed)
+            game_id = f"cycle-{step}-{seed}"
+            moves = [(step * i) % 3 for i in range(10)]
+            history = _history(game_id, moves, [rng.randrange(3) for _ in range(10)])
+            p = OnlinePredictor(history).predict(round_values(game_id, 11))
+            assert int(np.argmax(p)) == (step * 10) % 3, (step, seed, p)
+
+
+def _win_stay_lose_shift(history: Sequence[Round], rng: random.Random) -> int:
+    if not history:
+        return rng.randrange(3)
+    last = history[-1]
+    result = outcome(last.player, last.bot)
+    if result == WIN:
+        return last.player
+    if result == LOSE:
+        return hunter(last.bot)  # what beats the move that just beat me
+    assert result == DRAW
+    return hunter(last.player)
+
+
+def _uniform(history: Sequence[Round], rng: random.Random) -> int:
+    return rng.randrange(3)
+
+
+def test_beats_chance_against_win_stay_lose_shift() -> None:
+    # 40 games x 27 predictions: chance is 1/3 with a standard deviation of about 0.014.
+    assert _accuracy(_win_stay_lose_shift, games=40, rounds=30, seed=1) > 0.5
+
+
+def test_no_edge_against_a_uniform_player() -> None:
+    # Sanity check of the accuracy harness: nothing to learn, so about 1/3 (sd about 0.01).
+    assert abs(_accuracy(_uniform, games=80, rounds=30, seed=2) - 1 / 3) < 0.05
+
+
+def test_real_human_data_rounds_4_to_30() -> None:
+    """wxz2014: every player's rounds 1-30 as one game, predicted online from round 1 with a fresh predictor.
+
+    The data has no per-round values; each player's rounds get the values of a game named after the player.
+    """
+    by_player: dict[str, list[tuple[int, int, int]]] = defaultdict(list)
+    with DATA.open(newline="") as f:
+        for row in csv.DictReader(f):
+            by_player[row["player_id"]].append(
+                (int(row["round"]), MOVE_INDEX[row["move"]], MOVE_INDEX[row["opp_move"]])
+            )
+    assert len(by_player) == 72
+    hits = total = 0
+    for player_id, rows in by_player.items():
+        rows.sort()
+        assert [n for n, _, _ in rows[:30]] == list(range(1, 31))
+        predictor = OnlinePredictor()
+        history: list[Round] = []
+        for n, move, opp in rows[:30]:
+            if n >= 4:
+                hits += int(np.argmax(predictor.predict(round_values(player_id, n)))) == move
+                total += 1
+            played = _round(player_id, n, move, opp, history)
+            predictor.observe(played)
+            history.append(played)
+    assert total == 72 * 27
+    assert hits / total > 0.40

@@ -1,0 +1,480 @@
+"""GameService (server/games.py) against an in-memory fake storage that can be made to fail."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import math
+from collections.abc import Coroutine, Iterator
+from types import SimpleNamespace
+from typing import Any, TypeVar
+
+import msgspec
+import pytest
+
+import server.games as games_module
+from engine.fairplay import commitment, verify
+from engine.rules import MOVE_INDEX, MOVES, points, round_values
+from server.games import ABANDON_AFTER, ONLINE_VERSION, GameError, GameService
+from server.messages import GameMessage, Result
+from server.records import GameRecord, LeaderboardRow, OpponentStats, RoundRecord
+from server.storage import Storage, StorageUnavailable
+
+T = TypeVar("T")
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)
+
+
+def _copy(record: GameRecord) -> GameRecord:
+    """A deep copy, as a database would hand back."""
+    return msgspec.msgpack.decode(msgspec.msgpack.encode(record), type=GameRecord)
+
+
+class FakeStorage:
+    """The Storage protocol in memory; `failing = True` makes every call raise StorageUnavailable."""
+
+    def __init__(self) -> None:
+        self.games: dict[str, GameRecord] = {}
+        self.winners: dict[str, str] = {}
+        self.failing = False
+        self.writes = 0
+        self.yield_in_writes = False
+
+    async def _check(self) -> None:
+        if self.yield_in_writes:
+            await asyncio.sleep(0)  # let other coroutines run, as a real write would
+        if self.failing:
+            raise StorageUnavailable("the fake database is down")
+
+    async def create_game(self, game: GameRecord) -> None:
+        await self._check()
+        assert game.id not in self.games
+        self.games[game.id] = _copy(game)
+        self.writes += 1
+
+    async def record_round(self, game: GameRecord, played: RoundRecord, winner: str | None) -> None:
+        await self._check()
+        stored = self.games[game.id]
+        if played.decision.round != len(stored.rounds) + 1:
+            raise StorageUnavailable(f"round {played.decision.round} cannot follow {len(stored.rounds)} rounds")
+        stored.rounds.append(msgspec.msgpack.decode(msgspec.msgpack.encode(played), type=RoundRecord))
+        stored.pending = _copy(game).pending
+        stored.updated = played.created
+        if winner is not None:
+            self.winners[game.id] = winner
+        self.writes += 1
+
+    async def load_game(self, game_id: str) -> GameRecord | None:
+        await self._check()
+        stored = self.games.get(game_id)
+        return None if stored is None else _copy(stored)
+
+    async def mark_abandoned(self, idle_before: float) -> int:
+        await self._check()
+        marked = 0
+        for game in self.games.values():
+            if game.id not in self.winners and not game.abandoned and game.updated < idle_before:
+                game.abandoned = True
+                marked += 1
+        return marked
+
+    async def opponent_stats(self) -> list[OpponentStats]:
+        await self._check()
+        return []
+
+    async def leaderboard(self, per_opponent: int) -> list[LeaderboardRow]:
+        await self._check()
+        return []
+
+    async def close(self) -> None:
+        pass
+
+
+def _is_storage(storage: FakeStorage) -> Storage:
+    return storage  # mypy checks here that the fake implements the protocol
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def time(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[Clock]:
+    """The wall clock the game service sees."""
+    fake = Clock(1_000_000.0)
+    monkeypatch.setattr(games_module, "time", SimpleNamespace(time=fake.time))
+    yield fake
+
+
+async def play_to_end(service: GameService, game: GameMessage, first: int = 0) -> list[Result]:
+    results = []
+    next_round = game.next
+    move = first
+    while next_round is not None:
+        result = await service.move(game.game_id, next_round.round, MOVES[move % 3])
+        results.append(result)
+        next_round = result.next
+        move += 1
+    return results
+
+
+async def expect_error(code: str, call: Coroutine[Any, Any, object]) -> GameError:
+    with pytest.raises(GameError) as raised:
+        await call
+    assert raised.value.code == code, raised.value.message
+    return raised.value
+
+
+# -- start, move, resume --------------------------------------------------------------------------
+
+
+def test_start_opens_round_one_and_stores_the_game(clock: Clock) -> None:
+    storage = FakeStorage()
+    service = GameService(storage)
+
+    async def scenario() -> tuple[GameMessage, GameMessage]:
+        return await service.start("forrest", "Ann", None), await service.start("logan", None, "sim")
+
+    game, sim = run(scenario())
+    assert game.token and game.opponent == "forrest" and game.target == 10.0
+    assert (game.score.player, game.score.bot, game.over, game.winner, game.history) == (0.0, 0.0, False, None, [])
+    assert game.next is not None and game.next.round == 1
+    values = round_values(game.game_id, 1)
+    assert (game.next.values.rock, game.next.values.paper, game.next.values.scissors) == tuple(v / 10 for v in values)
+
+    record = storage.games[game.game_id]
+    assert record.token_hash == hashlib.sha256(game.token.encode()).hexdigest()
+    assert game.token not in msgspec.json.encode(record).decode()
+    assert (record.opponent, record.family, record.tag, record.player) == ("forrest", "xgboost", "human", "Ann")
+    assert record.alias in ("Production", "B") and record.version == ONLINE_VERSION
+    assert record.created == record.updated == clock.now and record.rounds == []
+    pending = record.pending
+    assert pending is not None and pending.round == 1 and len(pending.nonce) == 32
+    assert game.next.commit == commitment(game.game_id, 1, pending.bot_move, pending.nonce)
+    assert game.game_id in service.live
+
+    sim_record = storage.games[sim.game_id]
+    assert (sim_record.tag, sim_record.player, sim_record.family) == ("sim", None, "logistic")
+    assert sim.game_id != game.game_id and sim.token != game.token
+
+
+def test_unknown_opponent_stores_nothing() -> None:
+    storage = FakeStorage()
+    service = GameService(storage)
+    run(expect_error("unknown_opponent", service.start("zed", None, None)))
+    assert storage.games == {} and service.live == {}
+
+
+def test_whole_game_commits_every_round_and_ends(clock: Clock) -> None:
+    storage = FakeStorage()
+    service = GameService(storage)
+
+    async def scenario() -> tuple[GameMessage, list[Result], list[str]]:
+        game = await service.start("brian", None, None)
+        commits = [game.next.commit] if game.next else []
+        results = []
+        next_round = game.next
+        while next_round is not None:
+            clock.now += 5
+            stored_before = len(storage.games[game.game_id].rounds)
+            result = await service.move(game.game_id, next_round.round, MOVES[next_round.round % 3])
+            # the round is in the database before the result exists
+            assert len(storage.games[game.game_id].rounds) == stored_before + 1
+            results.append(result)
+            next_round = result.next
+            if next_round is not None:
+                commits.append(next_round.commit)
+        return game, results, commits
+
+    game, results, commits = run(scenario())
+    record = storage.games[game.game_id]
+    assert [r.round for r in results] == list(range(1, len(results) + 1))
+    assert len(record.rounds) == len(results) and record.pending is None
+    for result, commit, played in zip(results, commits, record.rounds, strict=True):
+        assert verify(game.game_id, result.round, MOVE_INDEX[result.bot_move], result.nonce, commit)
+        assert result.nonce == played.decision.nonce and MOVES[played.decision.bot_move] == result.bot_move
+        assert (result.score.player, result.score.bot) == (played.score_player / 10, played.score_bot / 10)
+    last = results[-1]
+    assert last.over and last.next is None and last.winner in ("player", "bot", "tie")
+    assert all(not r.over and r.winner is None and "alias" not in r.insight for r in results[:-1])
+    assert last.insight["alias"] == record.alias and last.insight["version"] == ONLINE_VERSION
+    assert storage.winners[game.game_id] == last.winner
+    assert record.updated == clock.now
+    assert game.game_id not in service.live  # finished games leave memory
+
+
+def test_retry_wrong_round_and_game_over(clock: Clock) -> None:
+    storage = FakeStorage()
+    service = GameService(storage)
+
+    async def scenario() -> None:
+        game = await service.start("logan", None, None)
+        game_id = game.game_id
+        await expect_error("wrong_round", service.move(game_id, 2, "rock"))
+        await expect_error("wrong_round", service.move(game_id, 7, "rock"))
+        assert storage.games[game_id].rounds == [] and storage.writes == 1  # nothing changed
+        first = await service.move(game_id, 1, "paper")
+        writes = storage.writes
+        again = await service.move(game_id, 1, "paper")
+        other = await service.move(game_id, 1, "scissors")  # a retry cannot change the move
+        assert again == first and other == first
+        assert storage.writes == writes and len(storage.games[game_id].rounds) == 1
+        error = await expect_error("wrong_round", service.move(game_id, 3, "rock"))
+        assert error.game_id == game_id
+
+        rest = await play_to_end(service, await service.resume(game_id, game.token or ""))
+        last = rest[-1]
+        await expect_error("game_over", service.move(game_id, last.round + 1, "rock"))
+        await expect_error("game_over", service.move(game_id, last.round + 5, "rock"))
+        assert await service.move(game_id, last.round, "rock") == last
+        assert await service.move(game_id, 1, "rock") == first  # also after the end, from storage
+
+    run(scenario())
+
+
+def test_unknown_game_and_bad_token() -> None:
+    storage = FakeStorage()
+    service = GameService(storage)
+
+    async def scenario() -> None:
+        game = await service.start("brian", None, None)
+        await expect_error("unknown_game", service.move("nope", 1, "rock"))
+        await expect_error("unknown_game", service.resume("nope", "anything"))
+        await expect_error("bad_token", service.resume(game.game_id, "wrong"))
+        await expect_error("bad_token", service.resume(game.game_id, ""))
+        other = await service.start("brian", None, None)
+        await expect_error("bad_token", service.resume(game.game_id, other.token or ""))
+        assert await service.exists(game.game_id) and not await service.exists("nope")
+        resumed = await service.resume(game.game_id, game.token or "")
+        assert resumed.token is None
+        assert msgspec.structs.replace(game, token=None) == resumed
+
+    run(scenario())
+
+
+def test_concurrent_moves_of_one_round_play_it_once(clock: Clock) -> None:
+    storage = FakeStorage()
+    storage.yield_in_writes = True
+    service = GameService(storage)
+
+    async def scenario() -> list[Result]:
+        game = await service.start("forrest", None, None)
+        return list(await asyncio.gather(*(service.move(game.game_id, 1, m) for m in MOVES)))
+
+    results = run(scenario())
+    assert results[0] == results[1] == results[2] and results[0].player_move == "rock"
+    (record,) = storage.games.values()
+    assert len(record.rounds) == 1
+
+
+# -- A/B assignment -------------------------------------------------------------------------------
+
+
+def _aliases(ab_split: float, n: int) -> list[str]:
+    storage = FakeStorage()
+    service = GameService(storage, ab_split)
+
+    async def scenario() -> None:
+        for i in range(n):
+            await service.start(("brian", "forrest", "logan")[i % 3], None, None)
+
+    run(scenario())
+    return [g.alias for g in storage.games.values()]
+
+
+def test_ab_split_half_assigns_both_aliases_about_equally() -> None:
+    n = 400
+    aliases = _aliases(0.5, n)
+    b = aliases.count("B")
+    assert aliases.count("Production") + b == n
+    assert abs(b - n / 2) <= 5 * math.sqrt(n * 0.25)  # five standard deviations: fails once in ~3.5 million runs
+
+
+def test_ab_split_zero_is_all_production_and_one_all_b() -> None:
+    assert set(_aliases(0.0, 60)) == {"Production"}
+    assert set(_aliases(1.0, 60)) == {"B"}
+
+
+def test_alias_is_kept_for_the_whole_game_also_after_a_rebuild(clock: Clock) -> None:
+    storage = FakeStorage()
+    service = GameService(storage, ab_split=0.5)
+
+    async def scenario() -> list[tuple[str, str]]:
+        seen = []
+        for _ in range(6):
+            game = await service.start("brian", None, None)
+            assert game.next is not None
+            await service.move(game.game_id, 1, "rock")
+            service.live.clear()
+            results = await play_to_end(service, await service.resume(game.game_id, game.token or ""))
+            seen.append((storage.games[game.game_id].alias, str(results[-1].insight["alias"])))
+        return seen
+
+    assert all(stored == revealed for stored, revealed in run(scenario()))
+
+
+# -- storage failures ---------------------------------------------------------------------------
+
+
+def test_failed_write_loses_nothing_and_keeps_the_commitment(clock: Clock) -> None:
+    storage = FakeStorage()
+    service = GameService(storage)
+
+    async def scenario() -> None:
+        game = await service.start("brian", None, None)
+        token = game.token or ""
+        first = await service.move(game.game_id, 1, "rock")
+        assert first.next is not None
+        commit = first.next.commit
+        pending = storage.games[game.game_id].pending
+        assert pending is not None and pending.round == 2
+
+        storage.failing = True
+        with pytest.raises(StorageUnavailable):
+            await service.move(game.game_id, 2, "paper")
+        with pytest.raises(StorageUnavailable):  # the game cannot be served while the database is down
+            await service.resume(game.game_id, token)
+        with pytest.raises(StorageUnavailable):
+            await service.move(game.game_id, 2, "paper")
+        assert len(storage.games[game.game_id].rounds) == 1
+
+        storage.failing = False
+        resumed = await service.resume(game.game_id, token)
+        assert resumed.next is not None and resumed.next.round == 2
+        assert resumed.next.commit == commit  # the same bot move and nonce
+        assert resumed.history == [first] and resumed.score == first.score
+        second = await service.move(game.game_id, 2, "scissors")  # the player may even change their mind
+        assert second.player_move == "scissors"
+        assert second.nonce == pending.nonce and second.bot_move == MOVES[pending.bot_move]
+        assert verify(game.game_id, 2, MOVE_INDEX[second.bot_move], second.nonce, commit)
+        # the engine did not keep the round that failed to save: round 2 is scored on top of round 1 only
+        values = round_values(game.game_id, 2)
+        gained = points(values, MOVE_INDEX["scissors"], pending.bot_move)
+        stored = storage.games[game.game_id].rounds
+        assert len(stored) == 2 and stored[1].values == values
+        assert (stored[1].score_player, stored[1].score_bot) == (
+            stored[0].score_player + gained[0],
+            stored[0].score_bot + gained[1],
+        )
+        assert (second.score.player, second.score.bot) == (stored[1].score_player / 10, stored[1].score_bot / 10)
+        assert second.next is not None and second.next.round == 3
+        assert await service.move(game.game_id, 1, "rock") == first
+
+    run(scenario())
+
+
+def test_a_move_queued_behind_a_failed_write_does_not_run_ahead(clock: Clock) -> None:
+    storage = FakeStorage()
+    storage.yield_in_writes = True
+    service = GameService(storage)
+
+    async def scenario() -> tuple[list[object], int]:
+        game = await service.start("logan", None, None)
+        storage.failing = True
+        outcomes = await asyncio.gather(
+            service.move(game.game_id, 1, "rock"), service.move(game.game_id, 1, "paper"), return_exceptions=True
+        )
+        storage.failing = False
+        resumed = await service.resume(game.game_id, game.token or "")
+        assert resumed.next == game.next and resumed.history == []
+        result = await service.move(game.game_id, 1, "paper")
+        assert result.next is not None and result.next.round == 2
+        return list(outcomes), len(storage.games[game.game_id].rounds)
+
+    outcomes, stored = run(scenario())
+    assert isinstance(outcomes[0], StorageUnavailable)
+    # The second move waited for the game's lock; it must not play on the engine state the failed write left.
+    assert isinstance(outcomes[1], GameError) and outcomes[1].code == "unavailable"
+    assert stored == 1
+
+
+def test_failed_start_leaves_no_game() -> None:
+    storage = FakeStorage()
+    storage.failing = True
+    service = GameService(storage)
+    with pytest.raises(StorageUnavailable):
+        run(service.start("brian", "Ann", None))
+    assert service.live == {} and storage.games == {}
+
+
+# -- memory: sweep and rebuild ------------------------------------------------------------------
+
+
+def test_sweep_forgets_idle_games_and_marks_them_abandoned(clock: Clock) -> None:
+    storage = FakeStorage()
+    service = GameService(storage)
+    start = clock.now
+
+    async def scenario() -> tuple[int, int, int]:
+        idle = await service.start("brian", None, None)
+        busy = await service.start("forrest", None, None)
+        done = await service.start("logan", None, None)
+        await play_to_end(service, done)
+        clock.now = start + 20 * 60
+        await service.move(busy.game_id, 1, "rock")
+
+        early = await service.sweep(start + ABANDON_AFTER - 1)  # nobody is idle long enough yet
+        assert set(service.live) == {idle.game_id, busy.game_id}
+        assert not any(g.abandoned for g in storage.games.values())
+
+        clock.now = start + ABANDON_AFTER + 1
+        swept = await service.sweep(clock.now)
+        assert set(service.live) == {busy.game_id}
+        flags = {game_id: g.abandoned for game_id, g in storage.games.items()}
+        assert flags == {idle.game_id: True, busy.game_id: False, done.game_id: False}
+
+        later = await service.sweep(start + 20 * 60 + ABANDON_AFTER + 1)
+        assert service.live == {} and storage.games[busy.game_id].abandoned
+        resumed = await service.resume(idle.game_id, idle.token or "")  # an abandoned game can still be resumed
+        assert resumed.next == idle.next
+        return early, swept, later
+
+    assert run(scenario()) == (0, 1, 1)
+
+
+def test_sweep_with_storage_down_raises_unavailable(clock: Clock) -> None:
+    storage = FakeStorage()
+    service = GameService(storage)
+    run(service.start("brian", None, None))
+    storage.failing = True
+    with pytest.raises(StorageUnavailable):
+        run(service.sweep(clock.now + ABANDON_AFTER + 1))
+
+
+def test_game_is_rebuilt_identically_from_its_record(clock: Clock) -> None:
+    storage = FakeStorage()
+    service = GameService(storage)
+
+    async def scenario() -> tuple[GameMessage, GameMessage, GameMessage, list[Result], list[Result]]:
+        game = await service.start("brian", "Ann", None)
+        token = game.token or ""
+        played = []
+        for n, move in enumerate(("rock", "rock", "paper", "scissors", "rock"), start=1):
+            clock.now += 1
+            result = await service.move(game.game_id, n, move)
+            played.append(result)
+            if result.over:
+                break
+        before = await service.resume(game.game_id, token)
+        held = service.live[game.game_id]
+        service.live.clear()
+        rebuilt = await service.resume(game.game_id, token)
+        assert service.live[game.game_id] is not held
+        assert service.live[game.game_id].game.rounds == held.game.rounds
+        assert service.live[game.game_id].record == held.record
+
+        restarted = GameService(storage)  # another process on the same database
+        again = await restarted.resume(game.game_id, token)
+        retries = [await restarted.move(game.game_id, r.round, r.player_move) for r in played]
+        return before, rebuilt, again, played, retries
+
+    before, rebuilt, again, played, retries = run(scenario())
+    assert rebuilt == before and again == before
+    assert before.history == played
+    assert retries == played

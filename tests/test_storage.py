@@ -1,0 +1,381 @@
+"""SQLiteStorage on real database files: migrations, exact round trips, group commit and the statistics."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import threading
+from collections.abc import Coroutine
+from contextlib import closing
+from pathlib import Path
+from typing import Any, TypeVar
+
+import msgspec
+import pytest
+
+from engine.features import features
+from engine.rules import MOVES, Round, points, round_values
+from server.records import Decision, GameRecord, LeaderboardRow, OpponentStats, RoundRecord
+from server.storage import MIGRATIONS, SQLiteStorage, StorageUnavailable, migrate
+
+T = TypeVar("T")
+FAMILY = {"brian": "mlp", "forrest": "xgboost", "logan": "logistic"}
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)
+
+
+def decision(game_id: str, history: list[Round], bot_move: int = 1, shadow: bool = True) -> Decision:
+    """The decision for the round after `history`, with a real feature vector."""
+    n = len(history) + 1
+    return Decision(
+        round=n,
+        bot_move=bot_move,
+        nonce=f"{n:02d}" + "ab" * 15,
+        source="opening" if n <= 3 else "online",
+        probs=(0.1 + n / 100, 0.3, 0.6 - n / 100),
+        ev=(-0.25 * n, 1.0 / 3.0, 2.0 / 3.0),
+        features=features(history, round_values(game_id, n)).tobytes(),
+        shadow={"shadow1": [0.2, 0.3, 0.5], "shadow2": [1 / 3, 1 / 3, 1 / 3], "B": [0.7, 0.2, 0.1]} if shadow else {},
+    )
+
+
+def new_game(
+    game_id: str,
+    opponent: str = "brian",
+    player: str | None = None,
+    tag: str = "human",
+    alias: str = "Production",
+    created: float = 1_000.0,
+) -> GameRecord:
+    return GameRecord(
+        id=game_id,
+        opponent=opponent,
+        family=FAMILY[opponent],
+        alias=alias,
+        version="v7",
+        opening="mirror",
+        tag=tag,
+        player=player,
+        token_hash="f" * 64,
+        created=created,
+        updated=created,
+        pending=decision(game_id, []),
+    )
+
+
+def play(game: GameRecord, player_move: int, at: float) -> RoundRecord:
+    """The round record of playing `player_move` in the open round of `game` (not yet stored)."""
+    assert game.pending is not None
+    d = game.pending
+    values = round_values(game.id, d.round)
+    gained = points(values, player_move, d.bot_move)
+    before = (game.rounds[-1].score_player, game.rounds[-1].score_bot) if game.rounds else (0, 0)
+    return RoundRecord(d, values, player_move, before[0] + gained[0], before[1] + gained[1], at)
+
+
+def history(game: GameRecord) -> list[Round]:
+    return [
+        Round(r.decision.round, r.values, r.player_move, r.decision.bot_move, r.score_player, r.score_bot)
+        for r in game.rounds
+    ]
+
+
+async def advance(storage: SQLiteStorage, game: GameRecord, player_move: int, at: float, winner: str | None) -> None:
+    """Play and store a round, updating `game` as the game service does."""
+    played = play(game, player_move, at)
+    d = played.decision
+    now = Round(d.round, played.values, player_move, d.bot_move, played.score_player, played.score_bot)
+    after = [*history(game), now]
+    following = None if winner else decision(game.id, after, bot_move=(player_move + 1) % 3)
+    await storage.record_round(msgspec.structs.replace(game, pending=following), played, winner)
+    game.rounds.append(played)
+    game.pending = following
+    game.updated = at
+
+
+def columns(path: Path, table: str) -> list[str]:
+    with closing(sqlite3.connect(path)) as db:
+        return [row[1] for row in db.execute(f"PRAGMA table_info({table})")]
+
+
+# -- schema ---------------------------------------------------------------------------------------
+
+
+def test_migrations_run_once_and_reopening_keeps_the_data(tmp_path: Path) -> None:
+    path = tmp_path / "db" / "rpsquest.db"
+
+    async def first() -> None:
+        storage = SQLiteStorage(path)
+        await storage.create_game(new_game("g1", player="Ann"))
+        await storage.close()
+
+    async def second() -> GameRecord | None:
+        storage = SQLiteStorage(path)
+        try:
+            return await storage.load_game("g1")
+        finally:
+            await storage.close()
+
+    run(first())
+    loaded = run(second())
+    assert loaded == new_game("g1", player="Ann")
+    run(second())  # a third open does not fail either
+
+    with closing(sqlite3.connect(path)) as db:
+        versions = [row[0] for row in db.execute("SELECT version FROM schema_migrations ORDER BY version")]
+        assert migrate(db) == len(MIGRATIONS)  # nothing left to apply
+        again = [row[0] for row in db.execute("SELECT version FROM schema_migrations ORDER BY version")]
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        journal = db.execute("PRAGMA journal_mode").fetchone()[0]
+    assert versions == again == list(range(1, len(MIGRATIONS) + 1))
+    assert {"players", "games", "rounds", "promotions", "schema_migrations"} <= tables
+    assert journal == "wal"
+
+
+def test_rounds_table_keeps_what_mlops_md_lists(tmp_path: Path) -> None:
+    path = tmp_path / "rpsquest.db"
+    game = new_game("g1", opponent="forrest", alias="B", player="Ann")
+
+    async def scenario() -> None:
+        storage = SQLiteStorage(path)
+        await storage.create_game(game)
+        await advance(storage, game, 0, 1_001.0, None)
+        await advance(storage, game, 2, 1_002.0, None)
+        await storage.close()
+
+    run(scenario())
+    wanted = {
+        "game_id", "round", "player_move", "bot_move", "rock_value", "paper_value", "scissors_value",
+        "score_player", "score_bot", "family", "alias", "version", "p_rock", "p_paper", "p_scissors", "shadow",
+    }  # fmt: skip
+    assert wanted <= set(columns(path, "rounds"))
+    assert "tag" in columns(path, "games")
+
+    with closing(sqlite3.connect(path)) as db:
+        db.row_factory = sqlite3.Row
+        rows = list(db.execute("SELECT * FROM rounds WHERE game_id = 'g1' ORDER BY round"))
+        tag = db.execute("SELECT tag FROM games WHERE id = 'g1'").fetchone()[0]
+    assert tag == "human"
+    assert len(rows) == 2
+    for row, played in zip(rows, game.rounds, strict=True):
+        d = played.decision
+        assert row["round"] == d.round
+        assert (row["player_move"], row["bot_move"]) == (MOVES[played.player_move], MOVES[d.bot_move])
+        assert (row["rock_value"], row["paper_value"], row["scissors_value"]) == played.values
+        assert (row["score_player"], row["score_bot"]) == (played.score_player, played.score_bot)  # after the round
+        assert (row["family"], row["alias"], row["version"]) == ("xgboost", "B", "v7")
+        assert (row["p_rock"], row["p_paper"], row["p_scissors"]) == d.probs  # the served probabilities
+        assert json.loads(row["shadow"]) == d.shadow
+        assert row["features"] == d.features
+
+
+# -- round trips ----------------------------------------------------------------------------------
+
+
+def test_game_record_round_trips_exactly(tmp_path: Path) -> None:
+    async def scenario() -> list[tuple[GameRecord, GameRecord | None]]:
+        storage = SQLiteStorage(tmp_path / "rpsquest.db")
+        game = new_game("g-\u00e9", player="Zoë_2 -x", tag="sim", alias="B", created=1_234.5678901234)
+        anonymous = new_game("g-anon", opponent="logan", player=None)
+        seen = []
+        await storage.create_game(game)
+        await storage.create_game(anonymous)
+        seen.append((msgspec.structs.replace(game, rounds=list(game.rounds)), await storage.load_game(game.id)))
+        for i, move in enumerate((0, 1, 2, 2)):
+            await advance(storage, game, move, 1_300.0 + i / 7, None)
+            seen.append((msgspec.structs.replace(game, rounds=list(game.rounds)), await storage.load_game(game.id)))
+        await advance(storage, game, 0, 1_400.25, "bot")
+        seen.append((game, await storage.load_game(game.id)))
+        seen.append((anonymous, await storage.load_game(anonymous.id)))
+        seen.append((new_game("missing"), await storage.load_game("missing")))
+        await storage.close()
+        return seen
+
+    seen = run(scenario())
+    for expected, loaded in seen[:-1]:
+        assert loaded == expected
+    first, last = seen[0][1], seen[-3][1]
+    assert first is not None and first.pending is not None
+    assert len(first.pending.features) == 50 * 4 and first.pending.shadow["shadow2"] == [1 / 3, 1 / 3, 1 / 3]
+    assert last is not None and last.pending is None and len(last.rounds) == 5
+    assert all(r.decision.shadow and r.decision.features for r in last.rounds)
+    assert seen[-2][1] is not None and seen[-2][1].player is None
+    assert seen[-1][1] is None
+
+
+# -- abandoned games ------------------------------------------------------------------------------
+
+
+def test_mark_abandoned_marks_only_open_idle_games(tmp_path: Path) -> None:
+    async def scenario() -> tuple[int, int, dict[str, bool]]:
+        storage = SQLiteStorage(tmp_path / "rpsquest.db")
+        idle = new_game("idle", created=100.0)
+        idle_played = new_game("idle-played", created=50.0)
+        recent = new_game("recent", created=300.0)
+        recent_played = new_game("recent-played", created=50.0)
+        finished = new_game("finished", created=50.0)
+        for game in (idle, idle_played, recent, recent_played, finished):
+            await storage.create_game(game)
+        await advance(storage, idle_played, 0, 150.0, None)
+        await advance(storage, recent_played, 0, 250.0, None)  # a move after the cutoff keeps it alive
+        await advance(storage, finished, 0, 60.0, "player")
+        marked = await storage.mark_abandoned(200.0)
+        again = await storage.mark_abandoned(200.0)  # already marked: not counted twice
+        flags = {}
+        for game_id in ("idle", "idle-played", "recent", "recent-played", "finished"):
+            loaded = await storage.load_game(game_id)
+            assert loaded is not None
+            flags[game_id] = loaded.abandoned
+        await storage.close()
+        return marked, again, flags
+
+    marked, again, flags = run(scenario())
+    assert marked == 2 and again == 0
+    assert flags == {"idle": True, "idle-played": True, "recent": False, "recent-played": False, "finished": False}
+
+
+# -- group commit ---------------------------------------------------------------------------------
+
+
+def test_burst_of_concurrent_rounds_all_land_and_are_readable_at_once(tmp_path: Path) -> None:
+    n = 200
+
+    async def scenario() -> tuple[list[int], int]:
+        storage = SQLiteStorage(tmp_path / "rpsquest.db")
+        games = [new_game(f"g{i:03d}", opponent=("brian", "forrest", "logan")[i % 3]) for i in range(n)]
+        await asyncio.gather(*(storage.create_game(g) for g in games))
+
+        async def write_then_read(game: GameRecord, move: int) -> int:
+            await advance(storage, game, move, 2_000.0 + move, None)
+            loaded = await storage.load_game(game.id)  # the caller's own write is visible at once
+            assert loaded == game
+            return len(loaded.rounds)
+
+        counts = await asyncio.gather(*(write_then_read(g, i % 3) for i, g in enumerate(games)))
+        await storage.close()
+        with closing(sqlite3.connect(tmp_path / "rpsquest.db")) as db:
+            stored = db.execute("SELECT COUNT(*) FROM rounds").fetchone()[0]
+        return counts, stored
+
+    counts, stored = run(scenario())
+    assert counts == [1] * n
+    assert stored == n
+
+
+def test_queued_writes_commit_together_and_one_failure_spares_the_rest(tmp_path: Path) -> None:
+    n = 200
+    path = tmp_path / "rpsquest.db"
+
+    async def scenario() -> tuple[list[BaseException | None], int, int]:
+        storage = SQLiteStorage(path)
+        games = [new_game(f"g{i:03d}") for i in range(n)]
+        for game in games:
+            await storage.create_game(game)
+        await advance(storage, games[0], 0, 1_500.0, None)
+        duplicate = msgspec.structs.replace(games[0], rounds=[], pending=games[0].rounds[0].decision)
+
+        begins: list[str] = []
+        storage._writer_conn.set_trace_callback(lambda sql: begins.append(sql) if sql.startswith("BEGIN") else None)
+        gate = threading.Event()
+
+        def hold(conn: sqlite3.Connection) -> None:
+            assert gate.wait(10), "the test never opened the gate"
+
+        held = asyncio.ensure_future(storage._write(hold))  # the writer is busy: everything below queues up
+        tasks = [asyncio.ensure_future(advance(storage, g, 1, 2_000.0, None)) for g in games[1:]]
+        tasks.append(asyncio.ensure_future(advance(storage, duplicate, 2, 2_000.0, None)))  # round 1 again
+        await asyncio.sleep(0)  # every task has queued its write
+        gate.set()
+        await held
+        outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+        for game in games[1:]:
+            assert await storage.load_game(game.id) == game
+        await storage.close()
+        with closing(sqlite3.connect(path)) as db:
+            stored = db.execute("SELECT COUNT(*) FROM rounds").fetchone()[0]
+        return outcomes, len(begins), stored
+
+    outcomes, transactions, stored = run(scenario())
+    assert outcomes[:-1] == [None] * (n - 1)
+    assert isinstance(outcomes[-1], StorageUnavailable)  # the duplicate round alone is refused
+    assert transactions <= 2  # the held job plus one transaction for all 200 queued writes
+    assert stored == n  # game 0's first round plus 199 new ones
+
+
+def test_a_broken_write_does_not_stop_the_writer(tmp_path: Path) -> None:
+    async def scenario() -> GameRecord | None:
+        storage = SQLiteStorage(tmp_path / "rpsquest.db")
+        try:
+            await storage.create_game(new_game("g1"))
+            await storage.create_game(new_game("g2"))
+            bad = new_game("g1")
+            broken = msgspec.structs.replace(play(bad, 0, 1_001.0), player_move=7)  # MOVES[7] fails in the writer
+            with pytest.raises(Exception) as failed:  # any error will do, as long as one comes back
+                await asyncio.wait_for(storage.record_round(bad, broken, None), timeout=1.0)
+            assert not isinstance(failed.value, TimeoutError), "the broken write never came back"
+            good = new_game("g2")
+            await asyncio.wait_for(advance(storage, good, 0, 1_002.0, None), timeout=1.0)
+            return await storage.load_game("g2")
+        finally:
+            await storage.close()
+
+    loaded = run(scenario())
+    assert loaded is not None and len(loaded.rounds) == 1
+
+
+# -- statistics -----------------------------------------------------------------------------------
+
+
+def test_leaderboard_and_opponent_stats_on_a_known_data_set(tmp_path: Path) -> None:
+    # (opponent, player, tag, winner): winner None leaves the game open.
+    data: list[tuple[str, str | None, str, str | None]] = [
+        ("brian", "Ann", "human", "player"),
+        ("brian", "Ann", "human", "player"),
+        ("brian", "Ann", "human", "bot"),
+        ("brian", "Bob", "human", "player"),
+        ("brian", "Bob", "human", "bot"),
+        ("brian", "Cy", "human", "player"),
+        ("brian", "Dan", "human", "bot"),
+        ("brian", "Fay", "human", "tie"),
+        ("brian", None, "human", "player"),
+        ("brian", None, "human", "bot"),
+        ("brian", "Ann", "sim", "player"),
+        ("brian", "Ann", "sim", "player"),
+        ("brian", "Sim", "sim", "player"),
+        ("brian", "Eve", "human", None),
+        ("forrest", "Bob", "loadtest", "player"),
+        ("forrest", "Bob", "human", "bot"),
+        ("logan", "Gus", "sim", "bot"),
+        ("logan", None, "human", None),
+    ]
+
+    async def scenario() -> tuple[list[OpponentStats], list[LeaderboardRow], list[LeaderboardRow]]:
+        storage = SQLiteStorage(tmp_path / "rpsquest.db")
+        for i, (opponent, player, tag, winner) in enumerate(data):
+            game = new_game(f"g{i:02d}", opponent=opponent, player=player, tag=tag)
+            await storage.create_game(game)
+            await advance(storage, game, 0, 1_100.0, winner)
+        await storage.mark_abandoned(2_000.0)  # the open games become abandoned: still not counted
+        stats = await storage.opponent_stats()
+        top = await storage.leaderboard(10)
+        top3 = await storage.leaderboard(3)
+        await storage.close()
+        return stats, top, top3
+
+    stats, top, top3 = run(scenario())
+    assert {s.opponent: (s.games, s.bot_wins) for s in stats} in (
+        {"brian": (10, 4), "forrest": (1, 1)},
+        {"brian": (10, 4), "forrest": (1, 1), "logan": (0, 0)},
+    )
+    assert top == [
+        LeaderboardRow("brian", "Ann", 2, 3),
+        LeaderboardRow("brian", "Cy", 1, 1),  # equal wins: fewer games ranks higher
+        LeaderboardRow("brian", "Bob", 1, 2),
+        LeaderboardRow("brian", "Dan", 0, 1),  # equal wins and games: by name
+        LeaderboardRow("brian", "Fay", 0, 1),
+        LeaderboardRow("forrest", "Bob", 0, 1),
+    ]
+    assert top3 == [*top[:3], top[5]]
