@@ -13,8 +13,10 @@ population prior and learns this player's habits round by round:
 - frequency: the player's share of each move;
 - pattern: what followed the longest earlier repeat of the last moves (catches cycles).
 
-The experts are combined by exponentially weighted log-loss (a discounted Bayesian
-mixture), so the model that has predicted this player best gets the most say. Its
+From round 4 the opponent's trained model (population habits, learned offline) joins as
+one more expert. The experts are combined by exponentially weighted log-loss (a
+discounted Bayesian mixture, as in the strongest RPS bots' strategy selection), so
+whichever has predicted this player best so far gets the most say. Its
 state is a deterministic function of the game's history: replaying the rounds after
 a restart gives the same predictions.
 """
@@ -28,18 +30,20 @@ import numpy as np
 
 from engine.rules import Round, Values, outcome, ranked
 
-# P(stay, up, down | last outcome win, lose, draw) over 21,528 transitions in wxz2014.
+# P(stay, up, down | last outcome win, lose, draw) and the move shares of the 36 training
+# players of wxz2014 (groups 01-06, 10,764 transitions); groups 07-12 are kept for evaluation.
 SHIFT_PRIOR: tuple[tuple[float, float, float], ...] = (
-    (0.360, 0.365, 0.275),
-    (0.527, 0.248, 0.226),
-    (0.433, 0.233, 0.335),
+    (0.329, 0.391, 0.279),
+    (0.504, 0.250, 0.246),
+    (0.434, 0.228, 0.338),
 )
-MOVE_PRIOR = (0.357, 0.322, 0.321)
+MOVE_PRIOR = (0.360, 0.317, 0.323)
 # People favour the high-value move a little (played as simulated personas do).
 RANK_PRIOR = (0.38, 0.33, 0.29)
+Probs = Sequence[float] | np.ndarray  # P(rock, paper, scissors)
 _UNIFORM = (1.0 / 3.0, 1.0 / 3.0, 1.0 / 3.0)
-_EXPERTS = ("shift", "context", "counter", "rank", "frequency", "pattern")
-_PRIOR_WEIGHT = (0.30, 0.15, 0.10, 0.15, 0.15, 0.15)
+_EXPERTS = ("shift", "context", "counter", "rank", "frequency", "pattern", "model")
+_PRIOR_WEIGHT = (0.30, 0.15, 0.10, 0.15, 0.15, 0.15, 1.0)
 _DISCOUNT = 0.9
 _PATTERN_MAX = 4
 
@@ -129,22 +133,30 @@ class OnlinePredictor:
         return list(_UNIFORM)
 
     def _mix(self, experts: list[list[float]]) -> list[float]:
-        top = max(self.log_weights)
-        weights = [math.exp(w - top) for w in self.log_weights]
+        log_weights = self.log_weights[: len(experts)]
+        top = max(log_weights)
+        weights = [math.exp(w - top) for w in log_weights]
         total = sum(weights)
         return [sum(weights[e] * experts[e][m] for e in range(len(experts))) / total for m in range(3)]
 
-    def predict(self, values: Values) -> np.ndarray:
-        """P(rock, paper, scissors) for the player's move in the open round with `values`."""
-        return np.array(self._mix(self._experts(values)))
+    def _with_model(self, values: Values, model: Probs | None) -> list[list[float]]:
+        experts = self._experts(values)
+        if model is not None:
+            experts.append([float(p) for p in model])
+        return experts
 
-    def observe(self, played: Round) -> None:
-        """Learn from a finished round."""
-        experts = self._experts(played.values)
-        self.log_weights = [
-            _DISCOUNT * w + math.log(max(expert[played.player], 1e-6))
-            for w, expert in zip(self.log_weights, experts, strict=True)
-        ]
+    def predict(self, values: Values, model: Probs | None = None) -> np.ndarray:
+        """P(rock, paper, scissors) for the player's move in the open round with `values`.
+
+        `model` is the trained model's prediction for this round, when there is one.
+        """
+        return np.array(self._mix(self._with_model(values, model)))
+
+    def observe(self, played: Round, model: Probs | None = None) -> None:
+        """Learn from a finished round (`model`: what the trained model had predicted for it)."""
+        experts = self._with_model(played.values, model)
+        for e, expert in enumerate(experts):
+            self.log_weights[e] = _DISCOUNT * self.log_weights[e] + math.log(max(expert[played.player], 1e-6))
         if self.rounds:
             last = self.rounds[-1]
             last_outcome = outcome(last.player, last.bot)

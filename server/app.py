@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import logging
 import time
 import uuid
@@ -11,6 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
+import msgspec
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -20,15 +22,19 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from engine.opponents import OPPONENTS
+from engine.opponents import FAMILIES, OPPONENTS
 from engine.rules import MOVES, OUTCOMES, outcome
+from inference.pool import ModelPool
+from inference.settings import Settings
+from inference.store import ModelStore, open_store
 from server import metrics
 from server.games import GameError, GameService
 from server.messages import PROTOCOL_VERSION, BadMessage, Error, Move, OpponentInfo, Resume, Start, Welcome
 from server.messages import decode as decode_message
 from server.messages import encode as encode_message
+from server.predict import decode_request
+from server.predict import predict as predict_history
 from server.session import CLOSE_POLICY, Session
-from server.settings import Settings
 from server.storage import SQLiteStorage, Storage, StorageUnavailable
 
 T = TypeVar("T")
@@ -81,24 +87,50 @@ class HTTPMiddleware:
 class Server:
     """Holds the running game service and answers every endpoint."""
 
-    def __init__(self, settings: Settings, storage: Storage | None = None) -> None:
+    def __init__(self, settings: Settings, storage: Storage | None = None, store: ModelStore | None = None) -> None:
         self.settings = settings
         self._storage = storage
+        self._store = store
         self.service: GameService | None = None
-        self._sweeper: asyncio.Task[None] | None = None
+        self.pool: ModelPool | None = None
+        self._tasks: list[asyncio.Task[None]] = []
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
         storage = self._storage
         if storage is None:
             storage = await asyncio.to_thread(SQLiteStorage, self.settings.database_path())
-        self.service = GameService(storage, self.settings.ab_split)
-        self._sweeper = asyncio.create_task(self._sweep_forever())
+        store = self._store if self._store is not None else await asyncio.to_thread(open_store, self.settings)
+        self.pool = ModelPool(store)
+        await self.reload()
+        self.service = GameService(storage, self.pool, self.settings.ab_split)
+        self._tasks = [asyncio.create_task(self._sweep_forever()), asyncio.create_task(self._watch_models())]
         try:
             yield
         finally:
-            self._sweeper.cancel()
+            for task in self._tasks:
+                task.cancel()
             await storage.close()
+
+    async def reload(self) -> bool:
+        """Re-read the alias manifest; new versions are loaded and checked off the event loop, then swapped in."""
+        assert self.pool is not None
+        try:
+            changed = await asyncio.to_thread(self.pool.reload)
+        except Exception:
+            log.exception("model reload failed; the current versions keep serving")
+            return False
+        if changed:
+            metrics.model_generation.set(self.pool.generation)
+            for family, aliases in self.pool.routes.items():
+                for alias, model in aliases.items():
+                    metrics.model_info.labels(family, alias).info({"version": model.version})
+        return changed
+
+    async def _watch_models(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.reload_interval)
+            await self.reload()
 
     async def _sweep_forever(self) -> None:
         while True:
@@ -204,9 +236,14 @@ class Server:
         return JSONResponse({"status": "ok"})
 
     async def readyz(self, request: Request) -> Response:
-        if self.service is None:
+        if self.service is None or self.pool is None:
             return JSONResponse({"status": "starting"}, status_code=503)
-        return JSONResponse({"status": "ready"})
+        if not self.pool.ready:
+            missing = [f for f in FAMILIES if "Production" not in self.pool.routes.get(f, {})]
+            return JSONResponse(
+                {"status": "no models", "missing": missing, "rejected": self.pool.rejected}, status_code=503
+            )
+        return JSONResponse({"status": "ready", "generation": self.pool.generation})
 
     async def metrics(self, request: Request) -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
@@ -271,6 +308,55 @@ class Server:
             boards.append({"opponent": o.id, "name": o.name, "players": players})
         return JSONResponse({"opponents": boards})
 
+    async def models(self, request: Request) -> Response:
+        assert self.pool is not None
+        out: dict[str, object] = {}
+        for family in FAMILIES:
+            aliases: dict[str, object] = {}
+            for alias, model in self.pool.routes.get(family, {}).items():
+                card = model.card
+                aliases[alias] = {
+                    "version": model.version,
+                    "config": card.get("config"),
+                    "created": card.get("created"),
+                    "sha256": card.get("sha256"),
+                    "metrics": card.get("metrics"),
+                    "data_window": card.get("data_window"),
+                    "mlflow_run_id": card.get("mlflow_run_id"),
+                }
+            out[family] = aliases
+        return JSONResponse({"generation": self.pool.generation, "families": out, "rejected": self.pool.rejected})
+
+    def _admin(self, request: Request) -> Response | None:
+        """None when the request carries the admin token, else the refusal to send."""
+        token = self.settings.admin_token
+        if not token:
+            return JSONResponse({"error": "forbidden", "message": "admin calls are closed: no admin token is set"},
+                                status_code=403)  # fmt: skip
+        given = request.headers.get("authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            return JSONResponse({"error": "forbidden", "message": "a valid admin token is required"}, status_code=403)
+        return None
+
+    async def predict(self, request: Request) -> Response:
+        refused = self._admin(request)
+        if refused is not None:
+            return refused
+        assert self.pool is not None
+        try:
+            body = decode_request(await request.body())
+        except msgspec.DecodeError as exc:
+            return JSONResponse({"error": "bad_request", "message": str(exc)}, status_code=400)
+        return JSONResponse(predict_history(self.pool, body))
+
+    async def admin_reload(self, request: Request) -> Response:
+        refused = self._admin(request)
+        if refused is not None:
+            return refused
+        assert self.pool is not None
+        changed = await self.reload()
+        return JSONResponse({"changed": changed, "generation": self.pool.generation, "rejected": self.pool.rejected})
+
     async def _storage_call(self, fn: Callable[[Storage], Awaitable[T]]) -> T:
         if self.service is None:
             raise _Unavailable
@@ -288,9 +374,9 @@ async def _unavailable(request: Request, exc: Exception) -> Response:
     return JSONResponse({"error": "unavailable", "message": "the database cannot be reached"}, status_code=503)
 
 
-def create_app(settings: Settings, storage: Storage | None = None) -> Starlette:
-    """The ASGI application for `settings` (a storage can be passed in, e.g. a fake in unit tests)."""
-    server = Server(settings, storage)
+def create_app(settings: Settings, storage: Storage | None = None, store: ModelStore | None = None) -> Starlette:
+    """The ASGI application for `settings` (storage and model store can be passed in, e.g. fakes in unit tests)."""
+    server = Server(settings, storage, store)
     routes = [
         Route("/healthz", server.healthz),
         Route("/readyz", server.readyz),
@@ -298,6 +384,9 @@ def create_app(settings: Settings, storage: Storage | None = None) -> Starlette:
         Route("/api/opponents", server.opponents),
         Route("/api/games/{game_id}", server.game),
         Route("/api/leaderboard", server.leaderboard),
+        Route("/api/models", server.models),
+        Route("/api/predict", server.predict, methods=["POST"]),
+        Route("/api/admin/reload", server.admin_reload, methods=["POST"]),
         WebSocketRoute("/ws", server.websocket),
         Mount("/", StaticFiles(directory=WEB_DIR, html=True)),
     ]

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import logging
+import subprocess
 import sys
 from collections.abc import Sequence
 
 import uvicorn
 
+from engine.opponents import FAMILIES
+from inference.settings import Settings, SettingsError
+from inference.store import open_store, read_manifest
 from server.app import create_app
-from server.settings import Settings, SettingsError
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -37,7 +41,35 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--url", default="ws://127.0.0.1:8000/ws", help="the server's WebSocket URL")
     simulate.add_argument("--concurrency", type=int, default=8, help="connections playing at once (default 8)")
     simulate.add_argument("--seed", type=int, default=0, help="seed of the simulated population (default 0)")
+    train = commands.add_parser("train", help="one training cycle: train, export and register new versions")
+    _add_common(train)
+    train.add_argument("--family", choices=FAMILIES, help="train one family only")
+    evaluate = commands.add_parser("evaluate", help="offline accuracy and win-rate estimate on recorded play")
+    _add_common(evaluate)
+    evaluate.add_argument("--data", required=True, help="CSV: player_id,game_id,round,move,opp_move[,values]")
+    evaluate.add_argument("--json", action="store_true", help="print JSON instead of a table")
     return parser
+
+
+def _trainer(*args: str) -> list[str]:
+    return [sys.executable, "-m", "trainer", *args]
+
+
+def trainer_available() -> bool:
+    """True when the training extras are installed (the server itself never imports them)."""
+    return all(importlib.util.find_spec(name) is not None for name in ("torch", "xgboost", "onnxscript"))
+
+
+def cold_start(settings: Settings) -> None:
+    """On an empty model store, train a first version of every family before serving."""
+    if read_manifest(open_store(settings)) is not None:
+        return
+    if not trainer_available():
+        print("rpsquest: no models yet and the trainer is not installed (pip install 'rpsquest[train]');"
+              " serving with the online predictor only", file=sys.stderr)  # fmt: skip
+        return
+    print("rpsquest: first start: training the first models (about a minute)", flush=True)
+    subprocess.run(_trainer("bootstrap", "--data-dir", str(settings.data_dir)), check=True)
 
 
 def serve(settings: Settings, host: str, port: int) -> None:
@@ -68,7 +100,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = Settings.from_env(args.data_dir)
+        if args.command in ("train", "evaluate"):
+            argv_out = [args.command, "--data-dir", str(settings.data_dir)]
+            if args.command == "train" and args.family:
+                argv_out += ["--family", args.family]
+            if args.command == "evaluate":
+                argv_out += ["--data", args.data] + (["--json"] if args.json else [])
+            return subprocess.run(_trainer(*argv_out), check=False).returncode
         if args.command in ("serve", "up"):
+            cold_start(settings)
             serve(settings, args.host, args.port)
         elif args.command == "simulate":
             from server.simulate import simulate

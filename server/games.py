@@ -14,18 +14,20 @@ import random
 import secrets
 import time
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import msgspec
+import numpy as np
 
 from engine.bot import Bot
 from engine.fairplay import NONCE_BYTES, commitment
-from engine.features import features
-from engine.openings import OPENING_BY_NAME, draw_opening
+from engine.features import FeatureTracker
+from engine.openings import OPENING_BY_NAME, OPENING_ROUNDS, draw_opening
 from engine.opponents import OPPONENT_BY_ID, SERVING_ALIASES
 from engine.rules import MOVES, OUTCOMES, TARGET, Game, Round, outcome, points, round_values, winner
 from server import metrics
 from server.messages import GameMessage, OpenRound, Result, Score, Values
-from server.records import Decision, GameRecord, RoundRecord
+from server.records import Decision, GameRecord, ModelPrediction, RoundRecord
 from server.storage import Storage
 
 ONLINE_VERSION = "online-1"
@@ -55,13 +57,26 @@ def _values(values: tuple[int, int, int]) -> Values:
     return Values(_tenths(values[0]), _tenths(values[1]), _tenths(values[2]))
 
 
+class Predictors(Protocol):
+    """The trained models, by family and alias (the inference pool, or a fake in unit tests)."""
+
+    def serving(self, family: str, alias: str) -> str | None:
+        """The version `alias` of `family` serves now, or None when it has none."""
+        ...
+
+    def predict_all(self, family: str, alias: str, version: str, x: np.ndarray) -> dict[str, tuple[str, np.ndarray]]:
+        """Every alias's (version, probabilities) for feature vector `x`; `alias` answers with `version`."""
+        ...
+
+
 @dataclass
 class LiveGame:
-    """A game in play: its record, the engine's view of it and the bot's brain."""
+    """A game in play: its record, the engine's view of it, its features and the bot's brain."""
 
     record: GameRecord
     game: Game
     bot: Bot
+    tracker: FeatureTracker
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     stale: bool = False  # set when a write failed after the engine moved on: reload before use
 
@@ -70,16 +85,32 @@ class LiveGame:
         game = Game(record.id)
         for r in record.rounds:
             game.play(r.player_move, r.decision.bot_move)
-        return cls(record, game, Bot(OPENING_BY_NAME[record.opening], game.rounds))
+        served = [r.decision.models.get(record.alias) for r in record.rounds]
+        models = [None if m is None else m.probs for m in served]
+        bot = Bot(OPENING_BY_NAME[record.opening], game.rounds, models)
+        return cls(record, game, bot, FeatureTracker(game.rounds))
+
+    def play(self, move: int, decision: Decision) -> Round:
+        """Play the open round on the engine, the bot and the features."""
+        played = self.game.play(move, decision.bot_move)
+        served = decision.models.get(self.record.alias)
+        self.bot.observe(played, None if served is None else served.probs)
+        self.tracker.add(played)
+        return played
 
 
-def _decide(live: LiveGame) -> Decision:
-    """The bot's committed choice for the open round of `live`."""
-    game = live.game
+def _decide(live: LiveGame, predictors: Predictors | None) -> Decision:
+    """The bot's committed choice for the open round of `live`: features once, every alias predicts."""
+    game, record = live.game, live.record
     number = game.next_round
     assert number is not None
-    choice = live.bot.choose(game, _rng)
-    vector = features(game.rounds, game.values(number))
+    vector = live.tracker.vector(game.values(number))
+    models: dict[str, ModelPrediction] = {}
+    if predictors is not None and number > OPENING_ROUNDS and record.version != ONLINE_VERSION:
+        for alias, (version, p) in predictors.predict_all(record.family, record.alias, record.version, vector).items():
+            models[alias] = ModelPrediction(version, (float(p[0]), float(p[1]), float(p[2])))
+    served = models.get(record.alias)
+    choice = live.bot.choose(game, _rng, None if served is None else served.probs)
     return Decision(
         round=number,
         bot_move=choice.move,
@@ -88,6 +119,7 @@ def _decide(live: LiveGame) -> Decision:
         probs=choice.probs,
         ev=choice.expected,
         features=vector.tobytes(),
+        models=models,
     )
 
 
@@ -153,8 +185,9 @@ def game_message(record: GameRecord, token: str | None = None) -> GameMessage:
 class GameService:
     """Plays games for every connection of this process."""
 
-    def __init__(self, storage: Storage, ab_split: float = 0.5) -> None:
+    def __init__(self, storage: Storage, predictors: Predictors | None = None, ab_split: float = 0.5) -> None:
         self.storage = storage
+        self.predictors = predictors
         self.ab_split = ab_split
         self.live: dict[str, LiveGame] = {}
 
@@ -164,12 +197,14 @@ class GameService:
             raise GameError("unknown_opponent", f"no opponent {opponent_id!r}; choose brian, forrest or logan")
         now = time.time()
         token = secrets.token_urlsafe(24)
+        alias = SERVING_ALIASES[0] if _rng.random() >= self.ab_split else SERVING_ALIASES[1]
+        version = self.predictors.serving(opponent.family, alias) if self.predictors else None
         record = GameRecord(
             id=secrets.token_urlsafe(12),
             opponent=opponent.id,
             family=opponent.family,
-            alias=SERVING_ALIASES[0] if _rng.random() >= self.ab_split else SERVING_ALIASES[1],
-            version=ONLINE_VERSION,
+            alias=alias,
+            version=version or ONLINE_VERSION,
             opening=draw_opening(_rng).name,
             tag=tag or "human",
             player=player,
@@ -178,7 +213,7 @@ class GameService:
             updated=now,
         )
         live = LiveGame.from_record(record)
-        record.pending = _decide(live)
+        record.pending = _decide(live, self.predictors)
         await self.storage.create_game(record)
         self.live[record.id] = live
         return game_message(record, token)
@@ -216,8 +251,7 @@ class GameService:
             if round_number != record.pending.round:
                 raise GameError("wrong_round", f"round {record.pending.round} is open", game_id)
             decision = record.pending
-            played_round: Round = live.game.play(MOVES.index(move), decision.bot_move)
-            live.bot.observe(played_round)
+            played_round = live.play(MOVES.index(move), decision)
             now = time.time()
             played = RoundRecord(
                 decision=decision,
@@ -228,7 +262,7 @@ class GameService:
                 created=now,
             )
             won = live.game.winner
-            next_decision = None if won is not None else _decide(live)
+            next_decision = None if won is not None else _decide(live, self.predictors)
             try:
                 await self.storage.record_round(msgspec.structs.replace(record, pending=next_decision), played, won)
             except BaseException:

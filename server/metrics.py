@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, disable_created_metrics
 
 disable_created_metrics()  # type: ignore[no-untyped-call]
 
@@ -36,3 +36,7 @@ move_latency = Histogram(
 )
 live_games = Gauge("rpsquest_live_games", "Games held in memory", registry=registry)
 abandoned = Counter("rpsquest_games_abandoned_total", "Games marked abandoned", registry=registry)
+model_generation = Gauge(
+    "rpsquest_model_generation", "Generation of the alias manifest being served", registry=registry
+)
+model_info = Info("rpsquest_model", "The version each alias serves", ["family", "alias"], registry=registry)

@@ -5,6 +5,13 @@ from __future__ import annotations
 import msgspec
 
 
+class ModelPrediction(msgspec.Struct, frozen=True):
+    """One alias's prediction of the player's move in a round, by the version that made it."""
+
+    version: str
+    probs: tuple[float, float, float]
+
+
 class Decision(msgspec.Struct, frozen=True):
     """The bot's committed choice for a round, fixed when the round opens."""
 
@@ -15,7 +22,7 @@ class Decision(msgspec.Struct, frozen=True):
     probs: tuple[float, float, float]
     ev: tuple[float, float, float]
     features: bytes
-    shadow: dict[str, list[float]] = {}
+    models: dict[str, ModelPrediction] = {}  # every alias that predicted this round (from round 4)
 
 
 class RoundRecord(msgspec.Struct, frozen=True):

@@ -10,7 +10,6 @@ commits. Reads run on a small pool of read-only connections, off the event loop.
 from __future__ import annotations
 
 import asyncio
-import json
 import queue
 import sqlite3
 import threading
@@ -23,7 +22,7 @@ from typing import Any, Protocol, TypeVar
 import msgspec
 
 from engine.rules import MOVES, OUTCOMES, outcome, points
-from server.records import Decision, GameRecord, LeaderboardRow, OpponentStats, RoundRecord
+from server.records import Decision, GameRecord, LeaderboardRow, ModelPrediction, OpponentStats, RoundRecord
 
 T = TypeVar("T")
 
@@ -80,7 +79,7 @@ MIGRATIONS: tuple[str, ...] = (
         ev_rock REAL NOT NULL,
         ev_paper REAL NOT NULL,
         ev_scissors REAL NOT NULL,
-        shadow TEXT NOT NULL DEFAULT '{}',
+        models TEXT NOT NULL DEFAULT '{}',
         features BLOB NOT NULL,
         nonce TEXT NOT NULL,
         created REAL NOT NULL,
@@ -125,6 +124,8 @@ class Storage(Protocol):
     async def close(self) -> None: ...
 
 
+_models_encoder = msgspec.json.Encoder()
+_models_decoder = msgspec.json.Decoder(dict[str, ModelPrediction])
 _decision_encoder = msgspec.msgpack.Encoder()
 _decision_decoder = msgspec.msgpack.Decoder(Decision)
 
@@ -295,7 +296,7 @@ class SQLiteStorage:
                     d.source,
                     *d.probs,
                     *d.ev,
-                    json.dumps(d.shadow),
+                    _models_encoder.encode(d.models).decode(),
                     d.features,
                     d.nonce,
                     played.created,
@@ -404,7 +405,7 @@ def _load_game(conn: sqlite3.Connection, game_id: str) -> GameRecord | None:
                 probs=(r[8], r[9], r[10]),
                 ev=(r[11], r[12], r[13]),
                 features=r[14],
-                shadow=json.loads(r[15]),
+                models=_models_decoder.decode(r[15]),
             ),
             values=(r[1], r[2], r[3]),
             player_move=MOVES.index(r[4]),
@@ -414,7 +415,7 @@ def _load_game(conn: sqlite3.Connection, game_id: str) -> GameRecord | None:
         )
         for r in conn.execute(
             "SELECT round, rock_value, paper_value, scissors_value, player_move, bot_move, nonce, source,"
-            " p_rock, p_paper, p_scissors, ev_rock, ev_paper, ev_scissors, features, shadow,"
+            " p_rock, p_paper, p_scissors, ev_rock, ev_paper, ev_scissors, features, models,"
             " score_player, score_bot, created FROM rounds WHERE game_id = ? ORDER BY round",
             (game_id,),
         )

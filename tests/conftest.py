@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -27,8 +28,9 @@ def free_port() -> int:
 class ServerProcess:
     """`rpsquest serve` in a subprocess, with its own data dir and port."""
 
-    def __init__(self, data_dir: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, data_dir: Path, env: dict[str, str] | None = None, store: Path | None = None) -> None:
         self.data_dir = data_dir
+        self.store = store
         self.port = free_port()
         self.env = {**os.environ, **(env or {})}
         self.process: subprocess.Popen[bytes] | None = None
@@ -44,6 +46,8 @@ class ServerProcess:
 
     def start(self, timeout: float = 60.0) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self.store is not None and not (self.data_dir / "store").exists():
+            shutil.copytree(self.store, self.data_dir / "store")
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
                 [
@@ -91,21 +95,32 @@ class ServerProcess:
 
 
 @pytest.fixture(scope="session")
-def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """One real server for the whole session (default settings)."""
-    server = ServerProcess(tmp_path_factory.mktemp("live"))
+def trained_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model store with a first version of every family, trained once per session by the real trainer."""
+    data_dir = tmp_path_factory.mktemp("trained")
+    subprocess.run(
+        [sys.executable, "-m", "trainer", "bootstrap", "--data-dir", str(data_dir), "--games", "300"],
+        cwd=ROOT, check=True, stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    return data_dir / "store"
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory: pytest.TempPathFactory, trained_store: Path) -> Iterator[ServerProcess]:
+    """One real server for the whole session (default settings, the session's trained models)."""
+    server = ServerProcess(tmp_path_factory.mktemp("live"), store=trained_store)
     server.start()
     yield server
     server.stop()
 
 
 @pytest.fixture
-def server_factory(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
-    """Start servers with their own settings; all are stopped after the test."""
+def server_factory(tmp_path: Path, trained_store: Path) -> Iterator[Callable[..., ServerProcess]]:
+    """Start servers with their own settings (and the session's trained models); all are stopped after the test."""
     started: list[ServerProcess] = []
 
     def make(env: dict[str, str] | None = None, data_dir: Path | None = None) -> ServerProcess:
-        server = ServerProcess(data_dir or tmp_path / f"server{len(started)}", env)
+        server = ServerProcess(data_dir or tmp_path / f"server{len(started)}", env, trained_store)
         server.start()
         started.append(server)
         return server

@@ -278,7 +278,7 @@ def test_concurrent_moves_of_one_round_play_it_once(clock: Clock) -> None:
 
 def _aliases(ab_split: float, n: int) -> list[str]:
     storage = FakeStorage()
-    service = GameService(storage, ab_split)
+    service = GameService(storage, ab_split=ab_split)
 
     async def scenario() -> None:
         for i in range(n):

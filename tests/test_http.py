@@ -101,7 +101,7 @@ def test_healthz_and_readyz(live_server: ServerProcess) -> None:
     health = get(live_server, "/healthz")
     ready = get(live_server, "/readyz")
     assert health.status == 200 and health.json() == {"status": "ok"}
-    assert ready.status == 200 and ready.json() == {"status": "ready"}
+    assert ready.status == 200 and ready.json() == {"status": "ready", "generation": 1}
 
 
 def test_index_page_has_security_headers(live_server: ServerProcess) -> None:

@@ -16,7 +16,7 @@ import pytest
 
 from engine.features import features
 from engine.rules import MOVES, Round, points, round_values
-from server.records import Decision, GameRecord, LeaderboardRow, OpponentStats, RoundRecord
+from server.records import Decision, GameRecord, LeaderboardRow, ModelPrediction, OpponentStats, RoundRecord
 from server.storage import MIGRATIONS, SQLiteStorage, StorageUnavailable, migrate
 
 T = TypeVar("T")
@@ -38,7 +38,13 @@ def decision(game_id: str, history: list[Round], bot_move: int = 1, shadow: bool
         probs=(0.1 + n / 100, 0.3, 0.6 - n / 100),
         ev=(-0.25 * n, 1.0 / 3.0, 2.0 / 3.0),
         features=features(history, round_values(game_id, n)).tobytes(),
-        shadow={"shadow1": [0.2, 0.3, 0.5], "shadow2": [1 / 3, 1 / 3, 1 / 3], "B": [0.7, 0.2, 0.1]} if shadow else {},
+        models={
+            "shadow1": ModelPrediction("v3", (0.2, 0.3, 0.5)),
+            "shadow2": ModelPrediction("v4", (1 / 3, 1 / 3, 1 / 3)),
+            "B": ModelPrediction("v2", (0.7, 0.2, 0.1)),
+        }
+        if shadow
+        else {},
     )
 
 
@@ -149,7 +155,7 @@ def test_rounds_table_keeps_what_mlops_md_lists(tmp_path: Path) -> None:
     run(scenario())
     wanted = {
         "game_id", "round", "player_move", "bot_move", "rock_value", "paper_value", "scissors_value",
-        "score_player", "score_bot", "family", "alias", "version", "p_rock", "p_paper", "p_scissors", "shadow",
+        "score_player", "score_bot", "family", "alias", "version", "p_rock", "p_paper", "p_scissors", "models",
     }  # fmt: skip
     assert wanted <= set(columns(path, "rounds"))
     assert "tag" in columns(path, "games")
@@ -168,7 +174,7 @@ def test_rounds_table_keeps_what_mlops_md_lists(tmp_path: Path) -> None:
         assert (row["score_player"], row["score_bot"]) == (played.score_player, played.score_bot)  # after the round
         assert (row["family"], row["alias"], row["version"]) == ("xgboost", "B", "v7")
         assert (row["p_rock"], row["p_paper"], row["p_scissors"]) == d.probs  # the served probabilities
-        assert json.loads(row["shadow"]) == d.shadow
+        assert json.loads(row["models"]) == json.loads(msgspec.json.encode(d.models))
         assert row["features"] == d.features
 
 
@@ -199,9 +205,9 @@ def test_game_record_round_trips_exactly(tmp_path: Path) -> None:
         assert loaded == expected
     first, last = seen[0][1], seen[-3][1]
     assert first is not None and first.pending is not None
-    assert len(first.pending.features) == 50 * 4 and first.pending.shadow["shadow2"] == [1 / 3, 1 / 3, 1 / 3]
+    assert len(first.pending.features) == 50 * 4 and first.pending.models["shadow2"].probs == (1 / 3, 1 / 3, 1 / 3)
     assert last is not None and last.pending is None and len(last.rounds) == 5
-    assert all(r.decision.shadow and r.decision.features for r in last.rounds)
+    assert all(r.decision.models and r.decision.features for r in last.rounds)
     assert seen[-2][1] is not None and seen[-2][1].player is None
     assert seen[-1][1] is None
 

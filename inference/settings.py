@@ -45,6 +45,7 @@ class Settings:
     ab_split: float = 0.5
     idle_timeout: float = 60.0
     ws_deflate: bool = False
+    reload_interval: float = 5.0
 
     @classmethod
     def from_env(cls, data_dir: str | None = None) -> Settings:
@@ -63,6 +64,7 @@ class Settings:
             ab_split=_float("RPSQUEST_AB_SPLIT", 0.5),
             idle_timeout=_float("RPSQUEST_IDLE_TIMEOUT", 60.0),
             ws_deflate=env("RPSQUEST_WS_DEFLATE", "0") in ("1", "true", "yes"),
+            reload_interval=_float("RPSQUEST_RELOAD_INTERVAL", 5.0),
         )
         if settings.rate_limit < 0:
             raise SettingsError("RPSQUEST_RATE_LIMIT must be 0 (no limit) or more")
@@ -70,6 +72,7 @@ class Settings:
             raise SettingsError("RPSQUEST_AB_SPLIT must be between 0 and 1")
         if settings.idle_timeout <= 0:
             raise SettingsError("RPSQUEST_IDLE_TIMEOUT must be positive")
+        settings.database_path()  # refuse an unsupported database URL now, not at first use
         return settings
 
     def database_path(self) -> Path:
@@ -80,3 +83,11 @@ class Settings:
         if url.startswith("sqlite:///"):
             return Path(url[len("sqlite:///") :])
         raise SettingsError(f"RPSQUEST_DATABASE_URL {url!r} is not supported: use sqlite:///PATH")
+
+    def store_root(self) -> Path:
+        """The local model store's folder (used when no S3 endpoint is set)."""
+        return self.data_dir / "store"
+
+    def mlflow_uri_or_default(self) -> str:
+        """RPSQUEST_MLFLOW_URI, or a SQLite-backed MLflow store in the data dir."""
+        return self.mlflow_uri or f"sqlite:///{(self.data_dir / 'mlflow.db').resolve()}"

@@ -1,0 +1,136 @@
+"""The model store: ONNX files, model cards and the alias manifest (protocol.md, Model store).
+
+Layout: models/<family>/<version>/model.onnx, models/<family>/<version>/card.json and
+aliases.json = {"generation": n, "families": {family: {alias: version}}}, written last
+and whole. `LocalStore` keeps it in a folder; an S3 bucket serves behind the same
+protocol.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import urlparse
+
+from inference.settings import Settings
+
+MANIFEST = "aliases.json"
+
+
+class ModelStore(Protocol):
+    """Bytes by key, as in an object store."""
+
+    def read(self, key: str) -> bytes | None:
+        """The object at `key`, or None when there is none."""
+        ...
+
+    def write(self, key: str, data: bytes) -> None:
+        """Store `data` at `key`, replacing it whole."""
+        ...
+
+    def keys(self, prefix: str) -> list[str]:
+        """Every key that starts with `prefix`."""
+        ...
+
+
+def model_key(family: str, version: str, name: str) -> str:
+    return f"models/{family}/{version}/{name}"
+
+
+def read_manifest(store: ModelStore) -> dict[str, Any] | None:
+    raw = store.read(MANIFEST)
+    return None if raw is None else dict(json.loads(raw))
+
+
+def write_manifest(store: ModelStore, families: dict[str, dict[str, str]]) -> int:
+    """Write a new manifest with the next generation number; returns it."""
+    current = read_manifest(store)
+    generation = (int(current["generation"]) if current else 0) + 1
+    store.write(MANIFEST, json.dumps({"generation": generation, "families": families}, indent=2).encode())
+    return generation
+
+
+def versions(store: ModelStore, family: str) -> list[str]:
+    """The versions of `family` in the store, oldest first (versions are v1, v2, ...)."""
+    found = {key.split("/")[2] for key in store.keys(f"models/{family}/") if key.endswith("/card.json")}
+    return sorted(found, key=lambda v: int(v[1:]) if v[1:].isdigit() else 0)
+
+
+class LocalStore:
+    """A model store in a local folder."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def _path(self, key: str) -> Path:
+        path = (self.root / key).resolve()
+        if self.root.resolve() not in path.parents:
+            raise ValueError(f"key {key!r} leaves the store")
+        return path
+
+    def read(self, key: str) -> bytes | None:
+        try:
+            return self._path(key).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def write(self, key: str, data: bytes) -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+
+    def keys(self, prefix: str) -> list[str]:
+        if not self.root.exists():
+            return []
+        found = (p.relative_to(self.root).as_posix() for p in self.root.rglob("*") if p.is_file())
+        return sorted(k for k in found if k.startswith(prefix) and "/.tmp-" not in k)
+
+
+class S3Store:
+    """A model store in an S3 bucket (MinIO in the cluster), through the minio client."""
+
+    def __init__(self, endpoint: str, bucket: str, access_key: str, secret_key: str) -> None:
+        from minio import Minio
+
+        url = urlparse(endpoint if "://" in endpoint else f"http://{endpoint}")
+        self.client = Minio(url.netloc, access_key=access_key, secret_key=secret_key, secure=url.scheme == "https")
+        self.bucket = bucket
+        if not self.client.bucket_exists(bucket):
+            self.client.make_bucket(bucket)
+
+    def read(self, key: str) -> bytes | None:
+        from minio.error import S3Error
+
+        try:
+            response = self.client.get_object(self.bucket, key)
+        except S3Error as exc:
+            if exc.code in ("NoSuchKey", "NoSuchObject"):
+                return None
+            raise
+        try:
+            return bytes(response.read())
+        finally:
+            response.close()
+            response.release_conn()
+
+    def write(self, key: str, data: bytes) -> None:
+        self.client.put_object(self.bucket, key, io.BytesIO(data), len(data))
+
+    def keys(self, prefix: str) -> list[str]:
+        return sorted(str(o.object_name) for o in self.client.list_objects(self.bucket, prefix=prefix, recursive=True))
+
+
+def open_store(settings: Settings) -> ModelStore:
+    """The store the settings name: the S3 bucket when an endpoint is set, else a folder in the data dir."""
+    if settings.s3_endpoint:
+        return S3Store(settings.s3_endpoint, settings.s3_bucket, settings.s3_access_key, settings.s3_secret_key)
+    return LocalStore(settings.store_root())

@@ -1,0 +1,89 @@
+"""The trainer's command line: `python -m trainer {bootstrap,train,evaluate,loop}` (run by `rpsquest`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from engine.opponents import FAMILIES
+from inference.settings import Settings, SettingsError
+from inference.store import ModelStore, open_store, read_manifest
+from trainer.coldstart import simulated_histories
+from trainer.cycle import gather, promote_new_versions, train_cycle
+from trainer.datasets import DataError
+from trainer.tracking import Tracker
+
+COLD_START_GAMES = 3000
+
+
+def _say(message: str) -> None:
+    print(f"[trainer {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def _tracker(settings: Settings) -> Tracker | None:
+    try:
+        return Tracker(settings.mlflow_uri_or_default(), settings.data_dir / "mlflow-artifacts")
+    except ImportError:
+        _say("MLflow is not installed: versions are not logged to MLflow")
+        return None
+
+
+def bootstrap(settings: Settings, store: ModelStore, games: int, seed: int) -> int:
+    """Cold start: when the store has no models yet, train a first version of every family."""
+    if read_manifest(store) is not None:
+        _say("models already exist: nothing to do")
+        return 0
+    started = time.perf_counter()
+    _say(f"cold start: simulating {games} games of human-like players")
+    sims = simulated_histories(games, seed, lambda n: _say(f"  {n}/{games} games"))
+    histories = gather(settings.database_path(), sims)
+    report = train_cycle(store, histories, seed=seed, progress=_say, tracker=_tracker(settings))
+    promote_new_versions(store, report.versions)
+    _say(f"cold start done in {time.perf_counter() - started:.0f} s: {report.versions}")
+    return 0
+
+
+def train(settings: Settings, store: ModelStore, families: Sequence[str], seed: int) -> int:
+    histories = gather(settings.database_path(), simulated_histories(COLD_START_GAMES, seed))
+    tracker = _tracker(settings)
+    report = train_cycle(store, histories, families=families, seed=seed, progress=_say, tracker=tracker)
+    generation = promote_new_versions(store, report.versions, tracker)
+    _say(f"trained {report.rows} rounds in {report.seconds:.0f} s; manifest generation {generation}: {report.versions}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="rpsquest", description="RPS Quest trainer")
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name in ("bootstrap", "train", "evaluate"):
+        sub = commands.add_parser(name)
+        sub.add_argument("--data-dir")
+        sub.add_argument("--seed", type=int, default=0)
+    commands.choices["bootstrap"].add_argument("--games", type=int, default=COLD_START_GAMES)
+    commands.choices["train"].add_argument("--family", choices=FAMILIES)
+    commands.choices["evaluate"].add_argument("--data", type=Path, required=True)
+    commands.choices["evaluate"].add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings.from_env(args.data_dir)
+        store = open_store(settings)
+        if args.command == "bootstrap":
+            return bootstrap(settings, store, args.games, args.seed)
+        if args.command == "train":
+            return train(settings, store, [args.family] if args.family else FAMILIES, args.seed)
+        from trainer.evaluate import evaluate, format_report
+
+        report = evaluate(store, args.data, args.seed)
+        print(json.dumps(report, indent=2) if args.json else format_report(report))
+        return 0
+    except (SettingsError, DataError) as exc:
+        print(f"rpsquest: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

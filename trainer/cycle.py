@@ -1,0 +1,133 @@
+"""One training cycle: gather data, train every configuration of every family, export, register."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine.opponents import ALIASES, FAMILIES
+from inference.store import ModelStore, read_manifest, write_manifest
+from trainer.config import load_config
+from trainer.datasets import Dataset, History, examples, histories_from_csv, histories_from_db, split_groups
+from trainer.families import fit
+from trainer.publish import metrics, publish
+from trainer.tracking import Tracker
+
+DATASETS = Path(__file__).resolve().parent.parent / "datasets"
+RECORDED = DATASETS / "wxz2014.csv"
+RECORDED_HOLDOUT = DATASETS / "wxz2014-holdout.csv"
+VALID_SHARE = 0.15
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class CycleReport:
+    versions: dict[str, dict[str, str]] = field(default_factory=dict)
+    cards: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    rows: int = 0
+    seconds: float = 0.0
+
+
+def recorded_histories() -> list[History]:
+    """The recorded human play the trainer may use: every player not in the hold-out file."""
+    held = {h.player for h in histories_from_csv(RECORDED_HOLDOUT)}
+    return [h for h in histories_from_csv(RECORDED) if h.player not in held]
+
+
+def gather(db_path: Path | None, extra: Sequence[History] = ()) -> list[History]:
+    """Histories from the database (if any), the recorded human play and `extra` (e.g. simulated games)."""
+    histories = list(extra) + recorded_histories()
+    if db_path is not None and db_path.exists():
+        histories += list(histories_from_db(db_path))
+    return histories
+
+
+def window(histories: Sequence[History], data: Dataset) -> dict[str, Any]:
+    times = [t for h in histories for t in h.times]
+    return {
+        "from": min(times) if times else None,
+        "to": max(times) if times else None,
+        "games": len(histories),
+        "rows": len(data),
+        "sources": dict(Counter(h.source for h in histories)),
+    }
+
+
+def _holdout_metrics(model: Any, holdout: Dataset) -> dict[str, Any]:
+    probs = model.predict(holdout.x)
+    early = np.where(holdout.round <= 30)[0]
+    return {
+        "recorded_holdout": metrics(probs, holdout),
+        "recorded_holdout_rounds_4_30": metrics(probs[early], holdout.take(early)),
+    }
+
+
+def train_cycle(
+    store: ModelStore,
+    histories: Sequence[History],
+    *,
+    families: Sequence[str] = FAMILIES,
+    seed: int = 0,
+    progress: Progress = print,
+    tracker: Tracker | None = None,
+) -> CycleReport:
+    """Train, check, export and register one new version per family and configuration."""
+    started = time.perf_counter()
+    config_version, config = load_config()
+    data = examples(histories)
+    if len(data) < 200:
+        raise ValueError(f"only {len(data)} labelled rounds: not enough to train")
+    train_mask, valid_mask = split_groups(data.group, VALID_SHARE, seed)
+    train, valid = data.take(np.where(train_mask)[0]), data.take(np.where(valid_mask)[0])
+    holdout = examples(histories_from_csv(RECORDED_HOLDOUT))
+    span = window(histories, data)
+    report = CycleReport(rows=len(data))
+    total = len(families) * len(ALIASES)
+    done = 0
+    for family in families:
+        report.versions[family] = {}
+        report.cards[family] = {}
+        for alias in ALIASES:
+            done += 1
+            params = config[family][alias]
+            progress(f"training {family} {alias} ({done}/{total}) on {len(train)} rounds")
+            model = fit(family, params, train, valid, seed)
+            extra = _holdout_metrics(model, holdout)
+            run_id = tracker.start(family, alias, params, config_version) if tracker else None
+            version, card, onnx_bytes = publish(
+                store, model, config=alias, config_version=config_version, params=params, valid=valid,
+                window=span, extra_metrics=extra, mlflow_run_id=run_id,
+            )  # fmt: skip
+            if tracker:
+                tracker.finish(card, onnx_bytes)
+            report.versions[family][alias] = version
+            report.cards[family][alias] = card
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def promote_new_versions(store: ModelStore, new: dict[str, dict[str, str]], tracker: Tracker | None = None) -> int:
+    """Point the aliases at the new versions and write the manifest (last, whole).
+
+    Each configuration's new version takes its alias; Production takes one only when it has
+    none yet (cold start): afterwards only the promotion rules change Production.
+    """
+    manifest = read_manifest(store)
+    families: dict[str, dict[str, str]] = dict(manifest["families"]) if manifest else {}
+    for family, by_alias in new.items():
+        current = dict(families.get(family, {}))
+        for alias, version in by_alias.items():
+            if alias != "Production" or "Production" not in current:
+                current[alias] = version
+        families[family] = current
+    generation = write_manifest(store, families)
+    if tracker:
+        tracker.set_aliases(families)
+    return generation
