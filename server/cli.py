@@ -109,7 +109,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return subprocess.run(_trainer(*argv_out), check=False).returncode
         if args.command in ("serve", "up"):
             cold_start(settings)
-            serve(settings, args.host, args.port)
+            if args.command == "up" and trainer_available():
+                with subprocess.Popen(_trainer("loop", "--data-dir", str(settings.data_dir))) as trainer:
+                    try:
+                        serve(settings, args.host, args.port)
+                    finally:
+                        trainer.terminate()
+            else:
+                serve(settings, args.host, args.port)
         elif args.command == "simulate":
             from server.simulate import simulate
 

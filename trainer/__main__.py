@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import sqlite3
 import sys
 import time
 from collections.abc import Sequence
+from contextlib import closing
 from pathlib import Path
 
 from engine.opponents import FAMILIES
@@ -56,10 +58,35 @@ def train(settings: Settings, store: ModelStore, families: Sequence[str], seed: 
     return 0
 
 
+def new_rounds(db_path: Path, since: float) -> int:
+    """Rounds stored after `since` (0 when there is no database yet)."""
+    if not db_path.exists():
+        return 0
+    with closing(sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)) as db:
+        return int(db.execute("SELECT COUNT(*) FROM rounds WHERE created > ?", (since,)).fetchone()[0])
+
+
+def loop(settings: Settings, store: ModelStore, interval: float, min_rounds: int, seed: int) -> int:
+    """The schedule under `rpsquest up`: train whenever `min_rounds` new rounds have arrived."""
+    state_path = settings.data_dir / "trainer-state.json"
+    state = json.loads(state_path.read_text()) if state_path.exists() else {"last": time.time()}
+    _say(f"training loop: every {interval:.0f} s, when {min_rounds} new rounds have arrived")
+    while True:
+        time.sleep(interval)
+        started = time.time()
+        arrived = new_rounds(settings.database_path(), state["last"])
+        if arrived < min_rounds:
+            continue
+        _say(f"{arrived} new rounds: training")
+        train(settings, store, FAMILIES, seed)
+        state["last"] = started
+        state_path.write_text(json.dumps(state))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="rpsquest", description="RPS Quest trainer")
     commands = parser.add_subparsers(dest="command", required=True)
-    for name in ("bootstrap", "train", "evaluate"):
+    for name in ("bootstrap", "train", "evaluate", "loop"):
         sub = commands.add_parser(name)
         sub.add_argument("--data-dir")
         sub.add_argument("--seed", type=int, default=0)
@@ -67,6 +94,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands.choices["train"].add_argument("--family", choices=FAMILIES)
     commands.choices["evaluate"].add_argument("--data", type=Path, required=True)
     commands.choices["evaluate"].add_argument("--json", action="store_true")
+    commands.choices["loop"].add_argument("--interval", type=float, default=600.0)
+    commands.choices["loop"].add_argument("--min-rounds", type=int, default=2000)
     args = parser.parse_args(argv)
     try:
         settings = Settings.from_env(args.data_dir)
@@ -75,6 +104,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return bootstrap(settings, store, args.games, args.seed)
         if args.command == "train":
             return train(settings, store, [args.family] if args.family else FAMILIES, args.seed)
+        if args.command == "loop":
+            return loop(settings, store, args.interval, args.min_rounds, args.seed)
         from trainer.evaluate import evaluate, format_report
 
         report = evaluate(store, args.data, args.seed)

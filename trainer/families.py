@@ -116,6 +116,9 @@ def _torch_net(mean: np.ndarray, std: np.ndarray, hidden: list[int], dropout: fl
     from torch import nn
 
     class Net(nn.Module):
+        mean: torch.Tensor
+        scale: torch.Tensor
+
         def __init__(self) -> None:
             super().__init__()
             self.register_buffer("mean", torch.from_numpy(mean.astype(np.float32)))
@@ -170,7 +173,7 @@ def fit_torch(family: str, params: dict[str, Any], train: Dataset, valid: Datase
                 loss = loss + danger * torch.softmax(logits, dim=-1).gather(1, h[:, None]).squeeze(1)
             loss = (loss * w).sum() / w.sum()
             optimiser.zero_grad()
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]
             optimiser.step()
         net.eval()
         with torch.no_grad():
@@ -208,7 +211,7 @@ class XGBoostModel:
 
         model = convert_xgboost(self.booster, initial_types=[(INPUT_NAME, FloatTensorType([None, N_FEATURES]))])
         graph = model.graph
-        probs = [o for o in graph.output if o.name != "label"][0]
+        probs = next(o for o in graph.output if o.name != "label")
         for node in graph.node:
             node.output[:] = [OUTPUT_NAME if o == probs.name else o for o in node.output]
         keep = [o for o in graph.output if o.name == probs.name]

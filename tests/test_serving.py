@@ -1,0 +1,137 @@
+"""The trained models in play: training-serving parity, every alias predicts, hot swap keeps a game's version."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import sqlite3
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from contextlib import closing
+from typing import Any
+
+import numpy as np
+from conftest import ServerProcess
+
+from engine.features import FeatureTracker
+from engine.opponents import ALIASES
+from inference.store import LocalStore, read_manifest, write_manifest
+from server.client import Client, ClientGame
+from trainer.datasets import histories_from_db
+
+TOKEN = "test-admin-token"
+
+
+async def _play(url: str, opponents: list[str], rounds: int | None = None, seed: int = 0) -> list[ClientGame]:
+    rng = random.Random(seed)
+    games = []
+    for opponent in opponents:
+        client = await Client.open(url, rate=25)
+        game = await client.start(opponent, tag="sim")
+        while game.open_round is not None and (rounds is None or len(game.rounds) < rounds):
+            played, answer, _ = await client.move(game, rng.randrange(3))
+            assert played is not None, answer
+        await client.close()
+        games.append(game)
+    return games
+
+
+def _post(url: str, body: object, token: str | None = None) -> tuple[int, Any]:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def _get(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def test_training_features_equal_serving_features_bit_for_bit(server_factory: Callable[..., ServerProcess]) -> None:
+    server = server_factory()
+    games = asyncio.run(_play(server.ws_url, ["brian", "forrest", "logan"] * 2, seed=1))
+    with closing(sqlite3.connect(server.data_dir / "rpsquest.db")) as db:
+        served = {(g, n): bytes(f) for g, n, f in db.execute("SELECT game_id, round, features FROM rounds")}
+        models = {(g, n): json.loads(m) for g, n, m in db.execute("SELECT game_id, round, models FROM rounds")}
+        sources = {(g, n): s for g, n, s in db.execute("SELECT game_id, round, source FROM rounds")}
+    rebuilt: dict[tuple[str, int], bytes] = {}
+    for history in histories_from_db(server.data_dir / "rpsquest.db"):  # the trainer's own reader
+        tracker = FeatureTracker()
+        for played in history.rounds:
+            rebuilt[(history.key, played.number)] = tracker.vector(played.values).tobytes()
+            tracker.add(played)
+    assert len(served) == sum(len(g.rounds) for g in games) > 30
+    assert rebuilt == served
+    for key, predictions in models.items():
+        if key[1] <= 3:
+            assert predictions == {} and sources[key] == "opening"
+        else:  # every alias of the family predicted the round, the served one included
+            assert set(predictions) == set(ALIASES) and sources[key] == "model"
+            for p in predictions.values():
+                assert abs(sum(p["probs"]) - 1.0) < 1e-5
+
+
+def test_hot_swap_keeps_each_games_version(server_factory: Callable[..., ServerProcess]) -> None:
+    server = server_factory({"RPSQUEST_ADMIN_TOKEN": TOKEN, "RPSQUEST_AB_SPLIT": "0"})
+    store = LocalStore(server.data_dir / "store")
+
+    async def scenario() -> tuple[ClientGame, ClientGame]:
+        client = await Client.open(server.ws_url, rate=25)
+        before = await client.start("logan", tag="sim")
+        rng = random.Random(2)
+        for _ in range(5):
+            assert (await client.move(before, rng.randrange(3)))[0] is not None
+        manifest = read_manifest(store)
+        assert manifest is not None and manifest["families"]["logistic"]["Production"] == "v1"
+        families = manifest["families"]
+        families["logistic"] = {**families["logistic"], "Production": "v2"}
+        write_manifest(store, families)
+        status, body = await asyncio.to_thread(_post, server.http_url + "/api/admin/reload", {}, TOKEN)
+        assert status == 200 and body["changed"] is True and body["rejected"] == {}
+        after = await client.start("logan", tag="sim")
+        for game in (before, after):
+            while game.open_round is not None:
+                assert (await client.move(game, rng.randrange(3)))[0] is not None
+        await client.close()
+        return before, after
+
+    before, after = asyncio.run(scenario())
+    assert before.final is not None and after.final is not None
+    assert before.final["insight"]["version"] == "v1"
+    assert after.final["insight"]["version"] == "v2"
+    with closing(sqlite3.connect(server.data_dir / "rpsquest.db")) as db:
+        rows = db.execute("SELECT game_id, models FROM rounds WHERE round > 3").fetchall()
+    for game_id, models in rows:
+        expected = "v1" if game_id == before.game_id else "v2"
+        assert json.loads(models)["Production"]["version"] == expected
+    assert _get(server.http_url + "/api/models")["families"]["logistic"]["Production"]["version"] == "v2"
+
+
+def test_admin_endpoints_are_closed_without_a_token(live_server: ServerProcess) -> None:
+    history = [{"player": "rock", "bot": "paper"}] * 4
+    status, body = _post(live_server.http_url + "/api/predict", {"family": "mlp", "history": history})
+    assert status == 403 and body["error"] == "forbidden"
+    status, _ = _post(live_server.http_url + "/api/admin/reload", {})
+    assert status == 403
+
+
+def test_predict_answers_for_any_history(server_factory: Callable[..., ServerProcess]) -> None:
+    server = server_factory({"RPSQUEST_ADMIN_TOKEN": TOKEN})
+    url = server.http_url + "/api/predict"
+    assert _post(url, {"family": "mlp", "history": []}, "wrong")[0] == 403
+    rocks = [{"player": "rock", "bot": "scissors", "values": {"rock": 1.0, "paper": 1.2, "scissors": 1.7}}] * 8
+    status, body = _post(url, {"family": "xgboost", "alias": "B", "history": rocks}, TOKEN)
+    assert status == 200, body
+    assert body["version"] == "v2" and body["bot_move"] in ("rock", "paper", "scissors")
+    probs = np.array([body["probs"][m] for m in ("rock", "paper", "scissors")])
+    assert abs(probs.sum() - 1.0) < 1e-5 and probs.argmax() == 0  # eight rocks in a row: rock is expected
+    for bad in ({"family": "svm", "history": []}, {"family": "mlp"}, {"family": "mlp", "history": [{"player": "x"}]}):
+        status, body = _post(url, bad, TOKEN)
+        assert status == 400 and body["error"] == "bad_request" and body["message"]
