@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from functools import lru_cache
 from itertools import combinations
 
 import numpy as np
@@ -28,6 +29,7 @@ import numpy as np
 from engine.rules import DRAW_POINTS, TARGET, Values, hunter, prey
 
 BONUS = 10.0
+_MAX_GAIN = 20  # the most a side can gain in one round, in tenths
 FULL_TRUST_TV = 0.1
 
 
@@ -85,21 +87,35 @@ def equilibrium(a: np.ndarray) -> np.ndarray:
     return best
 
 
-def mixed_strategy(a: np.ndarray, p: np.ndarray) -> np.ndarray:
-    """The bot's mix: best response to `p`, blended with the equilibrium by the trust in `p`."""
-    ev = a @ p
+def _blend(ev: np.ndarray, nash: np.ndarray, p: np.ndarray) -> np.ndarray:
     best = (ev >= ev.max() - 1e-9).astype(float)
     best /= best.sum()
     trust = min(1.0, 0.5 * float(np.abs(p - 1.0 / 3.0).sum()) / FULL_TRUST_TV)
-    mix: np.ndarray = trust * best + (1.0 - trust) * equilibrium(a)
+    mix: np.ndarray = trust * best + (1.0 - trust) * nash
     return mix
+
+
+def mixed_strategy(a: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """The bot's mix: best response to `p`, blended with the equilibrium by the trust in `p`."""
+    return _blend(a @ p, equilibrium(a), p)
+
+
+def _near(score: int) -> int:
+    """The score as far as one round can matter: any score that cannot reach the target counts as 0."""
+    return score if score + _MAX_GAIN >= TARGET else 0
+
+
+@lru_cache(maxsize=4096)
+def _round_game(values: Values, score_player: int, score_bot: int) -> tuple[np.ndarray, np.ndarray]:
+    a = payoff_matrix(values, score_player, score_bot)
+    return a, equilibrium(a)
 
 
 def decide(p: np.ndarray, values: Values, score_player: int, score_bot: int, rng: random.Random) -> Decision:
     """Choose the bot's move for a round given the predicted player distribution `p`."""
-    a = payoff_matrix(values, score_player, score_bot)
+    a, nash = _round_game(values, _near(score_player), _near(score_bot))
     ev = a @ p
-    strategy = mixed_strategy(a, p)
+    strategy = _blend(ev, nash, p)
     move = rng.choices(range(3), weights=strategy.tolist())[0]
     return Decision(
         move,

@@ -82,8 +82,10 @@ class OnlinePredictor:
     def __init__(self, history: Sequence[Round] = ()) -> None:
         self.rounds: list[Round] = []
         self.log_weights = [math.log(w) for w in _PRIOR_WEIGHT]
+        self.shift_any = _Counts(5.0)  # over every outcome: the back-off of the per-outcome counts
         self.shift = _Counts(10.0)
         self.context = _Counts(4.0)
+        self.counter_any = _Counts(5.0)
         self.counter = _Counts(6.0)
         self.rank = _Counts(6.0)
         self.frequency = _Counts(6.0)
@@ -102,11 +104,14 @@ class OnlinePredictor:
             return [frequency, frequency, list(_UNIFORM), by_rank, frequency, list(_UNIFORM)]
         last = rounds[-1]
         last_outcome = outcome(last.player, last.bot)
-        shift_rel = self.shift.posterior(last_outcome, SHIFT_PRIOR[last_outcome])
+        # Each conditional model backs off to this player's habit over all outcomes, not straight to the population.
+        shift_all = self.shift_any.posterior(None, SHIFT_PRIOR[last_outcome])
+        shift_rel = self.shift.posterior(last_outcome, shift_all)
         shift = _from_relative(shift_rel, last.player)
         context = _from_relative(self.context.posterior(self._context_key(), shift_rel), last.player)
-        counter = _from_relative(self.counter.posterior(last_outcome, _UNIFORM), last.bot)
-        return [shift, context, counter, by_rank, frequency, self._pattern()]
+        counter_all = self.counter_any.posterior(None, _UNIFORM)
+        counter = _from_relative(self.counter.posterior(last_outcome, counter_all), last.bot)
+        return [shift, context, counter, by_rank, frequency, self._pattern() or frequency]
 
     def _context_key(self) -> tuple[int, int, int] | None:
         if len(self.rounds) < 2:
@@ -118,8 +123,8 @@ class OnlinePredictor:
             outcome(last.player, last.bot),
         )
 
-    def _pattern(self) -> list[float]:
-        """What followed the longest earlier occurrence of the last moves (player and bot)."""
+    def _pattern(self) -> list[float] | None:
+        """What followed the longest earlier occurrence of the last moves (player and bot), if any."""
         pairs = [(r.player, r.bot) for r in self.rounds]
         n = len(pairs)
         for length in range(min(_PATTERN_MAX, n - 1), 0, -1):
@@ -130,7 +135,7 @@ class OnlinePredictor:
                     follow[pairs[start + length][0]] += 1.0
             if sum(follow):
                 return _normalise([f + 0.5 for f in follow])
-        return list(_UNIFORM)
+        return None
 
     def _mix(self, experts: list[list[float]]) -> list[float]:
         log_weights = self.log_weights[: len(experts)]
@@ -153,19 +158,27 @@ class OnlinePredictor:
         return np.array(self._mix(self._with_model(values, model)))
 
     def observe(self, played: Round, model: Probs | None = None) -> None:
-        """Learn from a finished round (`model`: what the trained model had predicted for it)."""
+        """Learn from a finished round (`model`: what the trained model had predicted for it).
+
+        An expert that did not predict the round (the model before round 4) is a sleeping
+        expert: it is charged the mixture's own loss, so it keeps its standing for when it wakes.
+        """
         experts = self._with_model(played.values, model)
-        for e, expert in enumerate(experts):
-            self.log_weights[e] = _DISCOUNT * self.log_weights[e] + math.log(max(expert[played.player], 1e-6))
+        mixed = self._mix(experts)[played.player]
+        for e in range(len(self.log_weights)):
+            p = experts[e][played.player] if e < len(experts) else mixed
+            self.log_weights[e] = _DISCOUNT * self.log_weights[e] + math.log(max(p, 1e-6))
         if self.rounds:
             last = self.rounds[-1]
             last_outcome = outcome(last.player, last.bot)
             change = (played.player - last.player) % 3
             context = self._context_key()
             self.shift.add(last_outcome, change)
+            self.shift_any.add(None, change)
             if context is not None:
                 self.context.add(context, change)
             self.counter.add(last_outcome, (played.player - last.bot) % 3)
+            self.counter_any.add(None, (played.player - last.bot) % 3)
         self.rank.add(None, ranked(played.values).index(played.player))
         self.frequency.add(None, played.player)
         self.rounds.append(played)

@@ -19,6 +19,7 @@ from urllib.parse import urlparse
 from inference.settings import Settings
 
 MANIFEST = "aliases.json"
+_TMP = ".tmp-"
 
 
 class ModelStore(Protocol):
@@ -81,18 +82,22 @@ class LocalStore:
     def write(self, key: str, data: bytes) -> None:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_TMP)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
     def keys(self, prefix: str) -> list[str]:
         if not self.root.exists():
             return []
         found = (p.relative_to(self.root).as_posix() for p in self.root.rglob("*") if p.is_file())
-        return sorted(k for k in found if k.startswith(prefix) and "/.tmp-" not in k)
+        return sorted(k for k in found if k.startswith(prefix) and not k.rsplit("/", 1)[-1].startswith(_TMP))
 
 
 class S3Store:

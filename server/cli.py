@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import uvicorn
 
-from engine.opponents import FAMILIES
+from engine.opponents import FAMILIES, OPPONENTS
 from inference.settings import Settings, SettingsError
 from inference.store import open_store, read_manifest
 from server.app import create_app
@@ -41,6 +41,19 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--url", default="ws://127.0.0.1:8000/ws", help="the server's WebSocket URL")
     simulate.add_argument("--concurrency", type=int, default=8, help="connections playing at once (default 8)")
     simulate.add_argument("--seed", type=int, default=0, help="seed of the simulated population (default 0)")
+    load = commands.add_parser("loadtest", help="many simulated players against a server, with latency figures")
+    _add_common(load)
+    load.add_argument("--url", required=True, help="the server's WebSocket URL, e.g. ws://127.0.0.1:8000/ws")
+    load.add_argument("--sessions", type=int, required=True, help="concurrent sessions (connections)")
+    until = load.add_mutually_exclusive_group(required=True)
+    until.add_argument("--duration", type=float, help="seconds to run")
+    until.add_argument("--games", type=int, help="games to play in all")
+    load.add_argument("--ramp", type=float, default=0.0, help="seconds over which the sessions connect")
+    load.add_argument("--pace", choices=("human", "max"), default="max", help="think like people, or flat out")
+    load.add_argument("--opponent", choices=[o.id for o in OPPONENTS], help="play one opponent only")
+    load.add_argument("--rate", type=float, default=0.0, help="cap messages/s per session (0: none)")
+    load.add_argument("--seed", type=int, default=0, help="seed of the simulated players")
+    load.add_argument("--json", help="also write the report as JSON to this file")
     train = commands.add_parser("train", help="one training cycle: train, export and register new versions")
     _add_common(train)
     train.add_argument("--family", choices=FAMILIES, help="train one family only")
@@ -117,6 +130,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                         trainer.terminate()
             else:
                 serve(settings, args.host, args.port)
+        elif args.command == "loadtest":
+            from server.loadtest import run
+
+            return run(args)
         elif args.command == "simulate":
             from server.simulate import simulate
 

@@ -151,7 +151,7 @@ def histories_from_csv(path: Path) -> list[History]:
                     grouped.setdefault((row["player_id"], row["game_id"]), []).append(
                         (int(row["round"]), MOVE_INDEX[row["move"]], MOVE_INDEX[row["opp_move"]], values)  # type: ignore[arg-type]
                     )
-                except (KeyError, ValueError) as exc:
+                except (KeyError, ValueError, TypeError, OverflowError) as exc:
                     raise DataError(f"{path}:{line}: cannot read this row ({exc})") from None
     except OSError as exc:
         raise DataError(f"cannot read {path}: {exc.strerror}") from None

@@ -21,7 +21,7 @@ from engine.policy import decide
 from engine.rules import LOSE, WIN, outcome
 from inference.pool import ModelRejected, load_model
 from inference.store import ModelStore, read_manifest
-from trainer.datasets import FIRST_LABEL_ROUND, History, examples, histories_from_csv
+from trainer.datasets import FIRST_LABEL_ROUND, DataError, History, examples, histories_from_csv
 
 EARLY_LAST_ROUND = 30
 
@@ -100,6 +100,8 @@ def evaluate(store: ModelStore, path: Path, seed: int = 0) -> dict[str, Any]:
     """Every predictor's scores on the recorded play in `path` (CSV of protocol.md)."""
     histories = histories_from_csv(path)
     data = examples(histories)
+    if len(data) == 0:
+        raise DataError(f"{path}: no round 4 or later to predict (every game needs at least 4 rounds)")
     online, _ = _play(histories, None, seed)
     report: dict[str, Any] = {"data": str(path), "players": len({h.player for h in histories}),
                               "online": online.summary(), "families": {}}  # fmt: skip
