@@ -54,7 +54,12 @@ def main(argv: list[str]) -> int:
 
 
 def render(results: dict[str, Any]) -> str:
-    lines = ["# Benchmark results", "", "Written by `make bench` (`python -m bench`); raw figures in `results.json`.", ""]
+    lines = [
+        "# Benchmark results",
+        "",
+        "Written by `make bench` (`python -m bench`); raw figures in `results.json`.",
+        "",
+    ]
     for name, entry in results.items():
         lines += [f"## {name}", "", f"- machine: {entry['machine']}", f"- date: {entry['date']}",
                   f"- command: `{entry['command']}` ({entry['seconds']} s)", "", "```json",

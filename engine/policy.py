@@ -30,6 +30,7 @@ from engine.rules import DRAW_POINTS, TARGET, Values, hunter, prey
 
 BONUS = 10.0
 _MAX_GAIN = 20  # the most a side can gain in one round, in tenths
+_MOVES = (0, 1, 2)
 FULL_TRUST_TV = 0.1
 
 
@@ -87,17 +88,41 @@ def equilibrium(a: np.ndarray) -> np.ndarray:
     return best
 
 
-def _blend(ev: np.ndarray, nash: np.ndarray, p: np.ndarray) -> np.ndarray:
-    best = (ev >= ev.max() - 1e-9).astype(float)
-    best /= best.sum()
-    trust = min(1.0, 0.5 * float(np.abs(p - 1.0 / 3.0).sum()) / FULL_TRUST_TV)
-    mix: np.ndarray = trust * best + (1.0 - trust) * nash
-    return mix
+Triple = tuple[float, float, float]
+
+
+def _blend(ev: Triple, nash: Triple, p: Triple) -> Triple:
+    """Best response to `p` (ties share), blended with the equilibrium by the trust in `p`.
+
+    Plain floats: on three numbers, numpy's per-call overhead would dominate the hot path.
+    """
+    top = max(ev)
+    best = [1.0 if e >= top - 1e-9 else 0.0 for e in ev]
+    share = 1.0 / sum(best)
+    trust = min(1.0, 0.5 * (abs(p[0] - 1 / 3) + abs(p[1] - 1 / 3) + abs(p[2] - 1 / 3)) / FULL_TRUST_TV)
+    keep = 1.0 - trust
+    return (
+        trust * best[0] * share + keep * nash[0],
+        trust * best[1] * share + keep * nash[1],
+        trust * best[2] * share + keep * nash[2],
+    )
+
+
+def _expected(a: tuple[Triple, Triple, Triple], p: Triple) -> Triple:
+    return (
+        a[0][0] * p[0] + a[0][1] * p[1] + a[0][2] * p[2],
+        a[1][0] * p[0] + a[1][1] * p[1] + a[1][2] * p[2],
+        a[2][0] * p[0] + a[2][1] * p[1] + a[2][2] * p[2],
+    )
+
+
+def _triple(x: np.ndarray | Triple) -> Triple:
+    return (float(x[0]), float(x[1]), float(x[2]))
 
 
 def mixed_strategy(a: np.ndarray, p: np.ndarray) -> np.ndarray:
     """The bot's mix: best response to `p`, blended with the equilibrium by the trust in `p`."""
-    return _blend(a @ p, equilibrium(a), p)
+    return np.array(_blend(_triple(a @ p), _triple(equilibrium(a)), _triple(p)))
 
 
 def _near(score: int) -> int:
@@ -106,19 +131,16 @@ def _near(score: int) -> int:
 
 
 @lru_cache(maxsize=4096)
-def _round_game(values: Values, score_player: int, score_bot: int) -> tuple[np.ndarray, np.ndarray]:
+def _round_game(values: Values, score_player: int, score_bot: int) -> tuple[tuple[Triple, Triple, Triple], Triple]:
     a = payoff_matrix(values, score_player, score_bot)
-    return a, equilibrium(a)
+    return (_triple(a[0]), _triple(a[1]), _triple(a[2])), _triple(equilibrium(a))
 
 
-def decide(p: np.ndarray, values: Values, score_player: int, score_bot: int, rng: random.Random) -> Decision:
+def decide(p: np.ndarray | Triple, values: Values, score_player: int, score_bot: int, rng: random.Random) -> Decision:
     """Choose the bot's move for a round given the predicted player distribution `p`."""
     a, nash = _round_game(values, _near(score_player), _near(score_bot))
-    ev = a @ p
-    strategy = _blend(ev, nash, p)
-    move = rng.choices(range(3), weights=strategy.tolist())[0]
-    return Decision(
-        move,
-        (float(ev[0]), float(ev[1]), float(ev[2])),
-        (float(strategy[0]), float(strategy[1]), float(strategy[2])),
-    )
+    probs = _triple(p)
+    ev = _expected(a, probs)
+    strategy = _blend(ev, nash, probs)
+    move = rng.choices(_MOVES, weights=strategy)[0]
+    return Decision(move, ev, strategy)

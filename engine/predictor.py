@@ -89,6 +89,7 @@ class OnlinePredictor:
         self.counter = _Counts(6.0)
         self.rank = _Counts(6.0)
         self.frequency = _Counts(6.0)
+        self._cached: tuple[tuple[int, Values], list[list[float]]] | None = None
         for r in history:
             self.observe(r)
 
@@ -145,7 +146,12 @@ class OnlinePredictor:
         return [sum(weights[e] * experts[e][m] for e in range(len(experts))) / total for m in range(3)]
 
     def _with_model(self, values: Values, model: Probs | None) -> list[list[float]]:
-        experts = self._experts(values)
+        # The experts depend only on the rounds so far and the values: predict() and the
+        # observe() that follows it share one computation.
+        key = (len(self.rounds), values)
+        if self._cached is None or self._cached[0] != key:
+            self._cached = (key, self._experts(values))
+        experts = list(self._cached[1])
         if model is not None:
             experts.append([float(p) for p in model])
         return experts

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from functools import lru_cache
 
 MOVES: tuple[str, str, str] = ("rock", "paper", "scissors")
 MOVE_INDEX: dict[str, int] = {name: i for i, name in enumerate(MOVES)}
@@ -43,6 +44,7 @@ def _digest_index(text: str, modulus: int) -> int:
     return int.from_bytes(digest[0:2], "big") % modulus
 
 
+@lru_cache(maxsize=65536)
 def round_values(game_id: str, round_number: int) -> Values:
     """Each move's value in tenths for round `round_number` (1-based) of game `game_id`."""
     low = _digest_index(f"{game_id}:{round_number}:low", 3)

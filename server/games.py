@@ -64,8 +64,12 @@ class Predictors(Protocol):
         """The version `alias` of `family` serves now, or None when it has none."""
         ...
 
-    def predict_all(self, family: str, alias: str, version: str, x: np.ndarray) -> dict[str, tuple[str, np.ndarray]]:
-        """Every alias's (version, probabilities) for feature vector `x`; `alias` answers with `version`."""
+    def predict(self, family: str, version: str, x: np.ndarray) -> np.ndarray | None:
+        """A version's probabilities for feature vector `x`, or None when it cannot serve."""
+        ...
+
+    def shadows(self, family: str, alias: str, x: np.ndarray) -> dict[str, tuple[str, np.ndarray]]:
+        """(version, probabilities) of every other alias of `family` for `x`."""
         ...
 
 
@@ -99,16 +103,21 @@ class LiveGame:
         return played
 
 
+def _prediction(version: str, p: np.ndarray) -> ModelPrediction:
+    return ModelPrediction(version, (float(p[0]), float(p[1]), float(p[2])))
+
+
 def _decide(live: LiveGame, predictors: Predictors | None) -> Decision:
-    """The bot's committed choice for the open round of `live`: features once, every alias predicts."""
+    """The bot's committed choice for the open round of `live`, from the game's own model version."""
     game, record = live.game, live.record
     number = game.next_round
     assert number is not None
     vector = live.tracker.vector(game.values(number))
     models: dict[str, ModelPrediction] = {}
     if predictors is not None and number > OPENING_ROUNDS and record.version != ONLINE_VERSION:
-        for alias, (version, p) in predictors.predict_all(record.family, record.alias, record.version, vector).items():
-            models[alias] = ModelPrediction(version, (float(p[0]), float(p[1]), float(p[2])))
+        p = predictors.predict(record.family, record.version, vector)
+        if p is not None:
+            models[record.alias] = _prediction(record.version, p)
     served = models.get(record.alias)
     choice = live.bot.choose(game, _rng, None if served is None else served.probs)
     return Decision(
@@ -263,8 +272,13 @@ class GameService:
             )
             won = live.game.winner
             next_decision = None if won is not None else _decide(live, self.predictors)
+            write = asyncio.ensure_future(
+                self.storage.record_round(msgspec.structs.replace(record, pending=next_decision), played, won)
+            )
+            if next_decision is not None:  # the shadows predict while the round is being written
+                next_decision = self._with_shadows(record, next_decision)
             try:
-                await self.storage.record_round(msgspec.structs.replace(record, pending=next_decision), played, won)
+                await write
             except BaseException:
                 live.stale = True  # the engine ran ahead of storage: the next access reloads the game
                 self.live.pop(game_id, None)
@@ -277,6 +291,19 @@ class GameService:
                 metrics.games_finished.labels(record.opponent, record.tag, won).inc()
                 self.live.pop(game_id, None)
             return result_message(record, round_number - 1)
+
+    def _with_shadows(self, record: GameRecord, decision: Decision) -> Decision:
+        """`decision` with every other alias's prediction added (from round 4, when a model served it).
+
+        Shadows never change play: they are stored with the round when it is played (a restart
+        in between loses that one round's shadows, never the served prediction).
+        """
+        if self.predictors is None or record.alias not in decision.models:
+            return decision
+        x = np.frombuffer(decision.features, dtype=np.float32)
+        shadows = self.predictors.shadows(record.family, record.alias, x)
+        models = {**{a: _prediction(v, p) for a, (v, p) in shadows.items()}, **decision.models}
+        return msgspec.structs.replace(decision, models=models)
 
     async def exists(self, game_id: str) -> bool:
         return await self.get(game_id) is not None

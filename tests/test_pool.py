@@ -18,7 +18,7 @@ import pytest
 from engine.features import N_FEATURES, features
 from engine.opponents import ALIASES, FAMILIES
 from engine.rules import Round
-from inference.pool import LoadedModel, ModelPool, ModelRejected, load_model
+from inference.pool import ModelPool, ModelRejected, load_model
 from inference.store import LocalStore, model_key, read_manifest, versions, write_manifest
 
 # trainer bootstrap gives each alias its own configuration's first version
@@ -306,11 +306,17 @@ def test_predict_all_without_the_games_version_still_answers_for_the_others(stor
     assert set(out) == {"Production", "shadow1", "shadow2"}
 
 
-def test_loaded_model_is_immutable(store: LocalStore) -> None:
-    model = load_model(store, "logistic", "v1")
-    assert isinstance(model, LoadedModel)
-    with pytest.raises(AttributeError):
-        model.version = "v2"  # type: ignore[misc]
+def test_loaded_model_predicts_each_row_afresh(store: LocalStore) -> None:
+    """The I/O-bound buffers are reused: every call must still answer for its own input."""
+    model = load_model(store, "xgboost", "v1")
+    rng = np.random.default_rng(3)
+    rows = rng.random((20, 50), dtype=np.float32)
+    expected = model.session.run(None, {model.input_name: rows})[0]
+    got = np.stack([model.predict(row) for row in rows])
+    assert np.array_equal(got, expected)
+    first = model.predict(rows[0])
+    model.predict(rows[1])
+    assert np.array_equal(first, expected[0])  # an earlier answer is not overwritten by a later call
 
 
 # -- LocalStore and the manifest -------------------------------------------------------------------
