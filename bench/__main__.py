@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import ml
+from bench import load, ml
 from bench.common import machine
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
@@ -31,6 +31,12 @@ def main(argv: list[str]) -> int:
             "people": lambda: ml.people(trained),
             "play_strength": lambda: ml.play_strength(root / "strength", trained / "store"),
             "training_100k": lambda: ml.training(),
+            "roundtrip": lambda: load.roundtrip(root, trained / "store"),
+            "memory_at_rest": lambda: load.memory_at_rest(root, trained / "store"),
+            "saturation": lambda: load.saturation(root, trained / "store"),
+            "human_1000": lambda: load.human(root, trained / "store"),
+            "capacity": lambda: load.capacity(root, trained / "store"),
+            "hot_swap": lambda: load.hot_swap(root, trained / "store"),
         }
         wanted = argv or list(sections)
         unknown = [w for w in wanted if w not in sections]
@@ -43,9 +49,13 @@ def main(argv: list[str]) -> int:
             print(f"bench: {name} …", flush=True)
             started = time.perf_counter()
             result = sections[name]()
-            previous[name] = {"result": result, "machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M UTC",
-                              time.gmtime()), "command": f"python -m bench {name}",
-                              "seconds": round(time.perf_counter() - started, 1)}  # fmt: skip
+            previous[name] = {
+                "result": result,
+                "machine": machine(),
+                "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                "command": f"python -m bench {name}",
+                "seconds": round(time.perf_counter() - started, 1),
+            }
             print(json.dumps(result, indent=1), flush=True)
             RAW.write_text(json.dumps(previous, indent=1))
     RESULTS.write_text(render(previous))
@@ -61,9 +71,18 @@ def render(results: dict[str, Any]) -> str:
         "",
     ]
     for name, entry in results.items():
-        lines += [f"## {name}", "", f"- machine: {entry['machine']}", f"- date: {entry['date']}",
-                  f"- command: `{entry['command']}` ({entry['seconds']} s)", "", "```json",
-                  json.dumps(entry["result"], indent=1), "```", ""]  # fmt: skip
+        lines += [
+            f"## {name}",
+            "",
+            f"- machine: {entry['machine']}",
+            f"- date: {entry['date']}",
+            f"- command: `{entry['command']}` ({entry['seconds']} s)",
+            "",
+            "```json",
+            json.dumps(entry["result"], indent=1),
+            "```",
+            "",
+        ]
     return "\n".join(lines)
 
 

@@ -26,8 +26,13 @@ from inference.store import LocalStore
 def cold_start(data_dir: Path) -> dict[str, Any]:
     """`python -m trainer bootstrap` on an empty data dir: wall time and peak memory."""
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "trainer", "bootstrap", "--data-dir", str(data_dir)],
-                   cwd=ROOT, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    subprocess.run(
+        [sys.executable, "-m", "trainer", "bootstrap", "--data-dir", str(data_dir)],
+        cwd=ROOT,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     return {"seconds": round(time.perf_counter() - started, 1), "peak_rss_mib": round(peak)}
 
@@ -78,8 +83,13 @@ def training(rows: int = 100_000) -> dict[str, Any]:
         total = time.perf_counter() - started
     trained_rows, seconds = done.stdout.split()
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    return {"rows": int(trained_rows), "train_seconds": round(float(seconds), 1),
-            "with_data_seconds": round(total, 1), "peak_rss_mib": round(peak), "models": 12}  # fmt: skip
+    return {
+        "rows": int(trained_rows),
+        "train_seconds": round(float(seconds), 1),
+        "with_data_seconds": round(total, 1),
+        "peak_rss_mib": round(peak),
+        "models": 12,
+    }
 
 
 def play_strength(data_dir: Path, store: Path, games: int = 600) -> dict[str, Any]:
@@ -109,10 +119,22 @@ def play_strength(data_dir: Path, store: Path, games: int = 600) -> dict[str, An
 def people(data_dir: Path) -> dict[str, Any]:
     """`rpsquest evaluate` on the 36 wxz2014 players never used in training."""
     done = subprocess.run(
-        [sys.executable, "-m", "trainer", "evaluate", "--data-dir", str(data_dir), "--json",
-         "--data", str(ROOT / "datasets" / "wxz2014-holdout.csv")],
-        cwd=ROOT, check=True, capture_output=True, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "trainer",
+            "evaluate",
+            "--data-dir",
+            str(data_dir),
+            "--json",
+            "--data",
+            str(ROOT / "datasets" / "wxz2014-holdout.csv"),
+        ],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     report = json.loads(done.stdout)
     rows = {"online": report["online"]}
     for family, aliases in report["families"].items():

@@ -50,6 +50,7 @@ _SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),
 ]
+_MESSAGES = {kind: metrics.ws_messages.labels(kind) for kind in ("binary", "invalid", "start", "resume", "move")}
 _WELCOME = encode_message(
     Welcome(protocol=PROTOCOL_VERSION, opponents=[OpponentInfo(o.id, o.name, o.family) for o in OPPONENTS])
 )
@@ -184,28 +185,28 @@ class Server:
         """The text to send back for one frame, or the error."""
         text = frame.get("text")
         if text is None:
-            metrics.ws_messages.labels("binary").inc()
+            _MESSAGES["binary"].inc()
             return Error("bad_message", "binary frames are not accepted: send JSON as text")
         try:
             message = decode_message(text)
         except BadMessage as exc:
-            metrics.ws_messages.labels("invalid").inc()
+            _MESSAGES["invalid"].inc()
             return Error(exc.code, exc.message)
         service = self.service
         assert service is not None
         try:
             if isinstance(message, Start):
-                metrics.ws_messages.labels("start").inc()
+                _MESSAGES["start"].inc()
                 game = await service.start(message.opponent, message.player, message.tag)
                 session.owned.add(game.game_id)
                 metrics.games_started.labels(game.opponent, message.tag or "human").inc()
                 return encode_message(game)
             if isinstance(message, Resume):
-                metrics.ws_messages.labels("resume").inc()
+                _MESSAGES["resume"].inc()
                 game = await service.resume(message.game_id, message.token)
                 session.owned.add(game.game_id)
                 return encode_message(game)
-            metrics.ws_messages.labels("move").inc()
+            _MESSAGES["move"].inc()
             return await self._move(session, message)
         except GameError as exc:
             return Error(exc.code, exc.message, exc.game_id)

@@ -7,15 +7,18 @@ points, score, end of game); what does not match is recorded as a violation.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 from websockets.asyncio.client import ClientConnection, connect
 
 from engine.fairplay import verify
 from engine.rules import MOVE_INDEX, MOVES, OUTCOMES, Round, Values, outcome, points, round_values, winner
+
+_decode = msgspec.json.Decoder().decode
+_encode = msgspec.json.Encoder().encode
 
 
 class ProtocolViolation(Exception):
@@ -121,7 +124,7 @@ class Client:
         return client
 
     async def receive(self) -> dict[str, Any]:
-        message = json.loads(await self.connection.recv())
+        message = _decode(await self.connection.recv())
         _check(isinstance(message, dict) and "type" in message, "a frame without a type")
         return message  # type: ignore[no-any-return]
 
@@ -131,7 +134,7 @@ class Client:
             if self._next_send > now:
                 await asyncio.sleep(self._next_send - now)
             self._next_send = max(now, self._next_send) + self._interval
-        await self.connection.send(json.dumps(message))
+        await self.connection.send(_encode(message).decode())
         return await self.receive()
 
     async def start(self, opponent: str, player: str | None = None, tag: str | None = None) -> ClientGame:

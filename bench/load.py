@@ -1,0 +1,183 @@
+"""Benchmarks of the game server under load, with `rpsquest loadtest`'s own engine as the load generator
+(on the same machine: the figures include its cost)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from websockets.asyncio.client import connect
+
+from bench.common import ROOT, Server, free_port, percentiles
+from inference.store import LocalStore, read_manifest, write_manifest
+from server.client import Client
+from server.loadtest import loadtest
+
+TOKEN = "bench-admin-token"
+NO_LIMIT = {"RPSQUEST_RATE_LIMIT": "0", "RPSQUEST_ADMIN_TOKEN": TOKEN}
+
+
+def _fresh(root: Path, name: str, store: Path) -> Server:
+    data_dir = root / name
+    shutil.rmtree(data_dir, ignore_errors=True)
+    return Server(data_dir, store, NO_LIMIT)
+
+
+async def _echo_rtt(url: str, n: int) -> list[float]:
+    message = json.dumps({"type": "move", "game_id": "AbCdEfGhIjKlMnOp", "round": 5, "move": "rock"})
+    times = []
+    async with connect(url, compression=None) as ws:
+        for _ in range(n):
+            t = time.perf_counter()
+            await ws.send(message)
+            await ws.recv()
+            times.append(time.perf_counter() - t)
+    return times
+
+
+async def _game_rtt(url: str, n: int) -> list[float]:
+    client = await Client.open(url)
+    times: list[float] = []
+    while len(times) < n:
+        game = await client.start("forrest", tag="loadtest")
+        while game.open_round is not None and len(times) < n:
+            played, answer, latency = await client.move(game, len(times) % 3)
+            assert played is not None, answer
+            times.append(latency)
+    await client.close()
+    return times
+
+
+def roundtrip(root: Path, store: Path, n: int = 4000) -> dict[str, Any]:
+    """One session's move round trip against the same stack's bare echo server (the floor), same run."""
+    port = free_port()
+    echo = subprocess.Popen([sys.executable, "-m", "bench.echo", str(port)], cwd=ROOT)
+    server = _fresh(root, "roundtrip", store)
+    try:
+        time.sleep(1.5)
+        floor = asyncio.run(_echo_rtt(f"ws://127.0.0.1:{port}/", n))
+        game = asyncio.run(_game_rtt(server.ws_url, n))
+    finally:
+        echo.terminate()
+        server.stop()
+    f, g = percentiles(floor), percentiles(game)
+    return {"echo_us": f, "move_us": g, "ratio_p50": round(g["p50"] / f["p50"], 2), "moves": n}
+
+
+def _run_load(server: Server, sessions: int, **kwargs: Any) -> dict[str, Any]:
+    report = asyncio.run(loadtest(server.ws_url, sessions, **kwargs))
+    summary = report.summary()
+    summary["server_rss_mib"] = round(server.rss_mib(), 1)
+    return summary
+
+
+def saturation(root: Path, store: Path, sessions: int = 1000, seconds: float = 30) -> dict[str, Any]:
+    server = _fresh(root, "saturation", store)
+    try:
+        return _run_load(server, sessions, duration=seconds, ramp=5, pace="max")
+    finally:
+        server.stop()
+
+
+def human(root: Path, store: Path, sessions: int = 1000, seconds: float = 60) -> dict[str, Any]:
+    server = _fresh(root, "human", store)
+    try:
+        return _run_load(server, sessions, duration=seconds, ramp=10, pace="human")
+    finally:
+        server.stop()
+
+
+def capacity(
+    root: Path, store: Path, steps: tuple[int, ...] = (1000, 2000, 3000, 4000), seconds: float = 45
+) -> dict[str, Any]:
+    """Human-paced sessions in growing steps: p99 and memory per connection; the largest step with p99 ≤ 100 ms."""
+    out: dict[str, Any] = {"steps": []}
+    for sessions in steps:
+        server = _fresh(root, f"capacity-{sessions}", store)
+        rest = server.rss_mib()
+        try:
+            summary = _run_load(server, sessions, duration=seconds, ramp=15, pace="human")
+        finally:
+            server.stop()
+        step = {
+            "sessions": sessions,
+            "rounds_per_second": summary["rounds_per_second"],
+            "p50_ms": summary["move_latency_ms"]["p50"],
+            "p99_ms": summary["move_latency_ms"]["p99"],
+            "failed": summary["sessions_failed"],
+            "errors": summary["errors"],
+            "server_rss_mib": summary["server_rss_mib"],
+            "kib_per_connection": round((summary["server_rss_mib"] - rest) * 1024 / sessions, 1),
+        }
+        out["steps"].append(step)
+        if step["p99_ms"] <= 100 and not step["failed"]:
+            out["held_with_p99_under_100ms"] = sessions
+        else:
+            break
+    return out
+
+
+def memory_at_rest(root: Path, store: Path) -> dict[str, Any]:
+    server = _fresh(root, "rest", store)
+    try:
+        time.sleep(3)
+        with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/api/models") as r:
+            models = json.loads(r.read())
+        loaded = sum(len(a) for a in models["families"].values())
+        return {"rss_mib": round(server.rss_mib(), 1), "model_versions_loaded": loaded}
+    finally:
+        server.stop()
+
+
+def hot_swap(root: Path, store: Path, sessions: int = 300, seconds: float = 30, every: float = 2.0) -> dict[str, Any]:
+    """Swap every family's Production and B between two versions every `every` seconds under load."""
+    server = _fresh(root, "hotswap", store)
+    local = LocalStore(server.data_dir / "store")
+    swaps = 0
+
+    async def swapper() -> None:
+        nonlocal swaps
+        manifest = read_manifest(local)
+        assert manifest is not None
+        original = manifest["families"]
+        while True:
+            await asyncio.sleep(every)
+            flipped = {f: {**a, "Production": a["B"], "B": a["Production"]} for f, a in original.items()}
+            original = flipped
+            await asyncio.to_thread(write_manifest, local, flipped)
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{server.port}/api/admin/reload",
+                method="POST",
+                headers={"Authorization": f"Bearer {TOKEN}"},
+                data=b"",
+            )
+            await asyncio.to_thread(urllib.request.urlopen, request)
+            swaps += 1
+
+    async def run() -> dict[str, Any]:
+        task = asyncio.create_task(swapper())
+        try:
+            report = await loadtest(server.ws_url, sessions, duration=seconds, ramp=3, pace="max")
+        finally:
+            task.cancel()
+        return report.summary()
+
+    try:
+        summary = asyncio.run(run())
+    finally:
+        server.stop()
+    return {
+        "swaps": swaps,
+        "rounds": summary["rounds"],
+        "errors": summary["errors"],
+        "protocol_violations": summary["protocol_violations"],
+        "move_latency_ms": summary["move_latency_ms"],
+        "rounds_per_second": summary["rounds_per_second"],
+    }

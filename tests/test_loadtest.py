@@ -1,0 +1,112 @@
+"""The load tester counts and classifies right (small runs; no timing assertions)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Callable
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+from conftest import ROOT, ServerProcess, free_port
+from websockets.asyncio.server import ServerConnection, serve
+
+from engine.fairplay import commitment
+from engine.rules import MOVES, round_values
+from server.loadtest import loadtest
+
+
+def test_counts_games_and_rounds_exactly(server_factory: Callable[..., ServerProcess]) -> None:
+    server = server_factory({"RPSQUEST_RATE_LIMIT": "0"})
+    report = asyncio.run(loadtest(server.ws_url, 4, games=10, pace="max", seed=3))
+    summary = report.summary()
+    with closing(sqlite3.connect(server.data_dir / "rpsquest.db")) as db:
+        games = db.execute("SELECT tag, state, COUNT(*) FROM games GROUP BY 1, 2").fetchall()
+        rounds = db.execute("SELECT COUNT(*) FROM rounds").fetchone()[0]
+    assert games == [("loadtest", "over", 10)]  # tagged, so never in A/B statistics
+    assert summary["games"] == 10 and summary["rounds"] == rounds
+    assert len(report.latencies) == rounds
+    assert summary["sessions_opened"] == 4 and summary["sessions_failed"] == 0
+    assert summary["errors"] == {} and summary["protocol_violations"] == {}
+    assert (
+        0 < summary["move_latency_ms"]["p50"] <= summary["move_latency_ms"]["p99"] <= summary["move_latency_ms"]["max"]
+    )
+
+
+def test_classifies_errors_by_code(server_factory: Callable[..., ServerProcess]) -> None:
+    server = server_factory({"RPSQUEST_RATE_LIMIT": "3"})
+    report = asyncio.run(loadtest(server.ws_url, 2, duration=2.5, pace="max", seed=4))
+    summary = report.summary()
+    with closing(sqlite3.connect(server.data_dir / "rpsquest.db")) as db:
+        rounds = db.execute("SELECT COUNT(*) FROM rounds").fetchone()[0]
+    assert summary["errors"].get("rate_limited", 0) > 0
+    assert set(summary["errors"]) == {"rate_limited"}
+    assert summary["rounds"] == rounds  # refused moves are errors, not rounds
+    assert summary["protocol_violations"] == {}
+
+
+def test_unreachable_server_counts_failed_sessions() -> None:
+    url = f"ws://127.0.0.1:{free_port()}/ws"
+    summary = asyncio.run(loadtest(url, 3, games=3)).summary()
+    assert summary["sessions_failed"] == 3 and summary["sessions_opened"] == 0
+    assert summary["rounds"] == 0 and sum(summary["errors"].values()) == 3
+
+
+async def _cheating_server(connection: ServerConnection) -> None:
+    """Commits to rock every round, then reveals paper: the load tester must notice."""
+    await connection.send(json.dumps({"type": "welcome", "protocol": 1, "opponents": []}))
+    game_id, nonce = "cheat", "00" * 16
+
+    def open_round(n: int) -> dict[str, Any]:
+        values = dict(zip(MOVES, (v / 10 for v in round_values(game_id, n)), strict=True))
+        return {"round": n, "values": values, "commit": commitment(game_id, n, 0, nonce)}
+
+    async for raw in connection:
+        message = json.loads(raw)
+        if message["type"] == "start":
+            await connection.send(json.dumps({
+                "type": "game", "game_id": game_id, "token": "t", "opponent": "brian", "target": 10.0,
+                "score": {"player": 0.0, "bot": 0.0}, "over": False, "winner": None, "history": [],
+                "next": open_round(1),
+            }))  # fmt: skip
+        else:
+            await connection.send(json.dumps({
+                "type": "result", "game_id": game_id, "round": message["round"], "player_move": message["move"],
+                "bot_move": "paper", "outcome": "draw", "points": {"player": 0.5, "bot": 0.5},
+                "score": {"player": 0.5, "bot": 0.5}, "nonce": nonce, "over": False, "winner": None,
+                "next": open_round(message["round"] + 1),
+            }))  # fmt: skip
+
+
+def test_protocol_violations_are_detected() -> None:
+    async def scenario() -> dict[str, Any]:
+        port = free_port()
+        async with serve(_cheating_server, "127.0.0.1", port):
+            report = await loadtest(f"ws://127.0.0.1:{port}/", 2, games=2, pace="max")
+        return report.summary()
+
+    summary = asyncio.run(scenario())
+    assert sum(summary["protocol_violations"].values()) == 2  # one per game: each stops at the first lie
+    assert "round 1" in summary["protocol_violations"]
+    assert summary["rounds"] == 0
+
+
+def test_cli_writes_a_json_report(server_factory: Callable[..., ServerProcess], tmp_path: Path) -> None:
+    server = server_factory({"RPSQUEST_RATE_LIMIT": "0"})
+    out = tmp_path / "report.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "server.cli", "loadtest", "--url", server.ws_url, "--sessions", "2", "--games", "3",
+         "--pace", "max", "--opponent", "logan", "--json", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    report = json.loads(out.read_text())
+    assert report["games"] == 3 and report["sessions_opened"] == 2
+    assert set(report["move_latency_ms"]) == {"p50", "p90", "p99", "max"}
+    assert "rounds/s" in done.stdout and "violations {}" in done.stdout
+    with closing(sqlite3.connect(server.data_dir / "rpsquest.db")) as db:
+        assert db.execute("SELECT DISTINCT opponent FROM games").fetchall() == [("logan",)]
