@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import hmac
 import logging
 import time
@@ -105,6 +106,8 @@ class Server:
         self.pool = ModelPool(store)
         await self.reload()
         self.service = GameService(storage, self.pool, self.settings.ab_split)
+        gc.collect()
+        gc.freeze()  # what start-up built lives as long as the process: keep it out of every collection
         self._tasks = [asyncio.create_task(self._sweep_forever()), asyncio.create_task(self._watch_models())]
         try:
             yield

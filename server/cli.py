@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import importlib.util
 import logging
 import subprocess
@@ -103,6 +104,7 @@ def serve(settings: Settings, host: str, port: int) -> None:
         log_level="warning",
     )
     server = uvicorn.Server(config)
+    gc.set_threshold(50_000, 20, 100)  # fewer, cheaper collections: a round allocates many short-lived objects
     shown = "localhost" if host in ("127.0.0.1", "0.0.0.0", "::") else host
     print(f"RPS Quest is up: open http://{shown}:{port}/  (data in {settings.data_dir}; Ctrl-C stops)", flush=True)
     server.run()

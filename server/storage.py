@@ -10,6 +10,7 @@ commits. Reads run on a small pool of read-only connections, off the event loop.
 from __future__ import annotations
 
 import asyncio
+import logging
 import queue
 import sqlite3
 import threading
@@ -25,7 +26,8 @@ from engine.rules import MOVES, OUTCOMES, outcome, points
 from server.records import Decision, GameRecord, LeaderboardRow, ModelPrediction, OpponentStats, RoundRecord
 
 T = TypeVar("T")
-
+log = logging.getLogger("rpsquest.storage")
+CHECKPOINT_EVERY = 1.0
 MIGRATIONS: tuple[str, ...] = (
     """
     CREATE TABLE players (
@@ -172,13 +174,30 @@ class SQLiteStorage:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._writer_conn = _connect(path)
         migrate(self._writer_conn)
+        # Commits never checkpoint (that would fsync in the middle of a player's round); a thread of
+        # its own copies the WAL back into the database every CHECKPOINT_EVERY seconds instead.
+        self._writer_conn.execute("PRAGMA wal_autocheckpoint = 0")
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._writer = threading.Thread(target=self._write_loop, name="sqlite-writer", daemon=True)
         self._writer.start()
+        self._stop = threading.Event()
+        self._checkpointer = threading.Thread(target=self._checkpoint_loop, name="sqlite-checkpoint", daemon=True)
+        self._checkpointer.start()
         self._local = threading.local()
         self._readers = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="sqlite-reader")
 
     # -- writing ---------------------------------------------------------------------------
+
+    def _checkpoint_loop(self) -> None:
+        conn = _connect(self.path)
+        try:
+            while not self._stop.wait(CHECKPOINT_EVERY):
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                except sqlite3.Error as exc:
+                    log.warning("WAL checkpoint failed: %s", exc)
+        finally:
+            conn.close()
 
     def _write_loop(self) -> None:
         conn = self._writer_conn
@@ -370,7 +389,10 @@ class SQLiteStorage:
 
     async def close(self) -> None:
         self._jobs.put(None)
-        await asyncio.get_running_loop().run_in_executor(None, self._writer.join)
+        self._stop.set()
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, self._writer.join)
+        await loop.run_in_executor(None, self._checkpointer.join)
         self._readers.shutdown(wait=True)
 
 
