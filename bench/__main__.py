@@ -63,13 +63,97 @@ def main(argv: list[str]) -> int:
     return 0
 
 
+def _get(results: dict[str, Any], *path: str) -> Any:
+    node: Any = results
+    for key in path:
+        if not isinstance(node, dict) or key not in node:
+            return None
+        node = node[key]
+    return node
+
+
+def _targets(results: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
+    """(what, target, measured, met) for every target of the issues, from the last figures."""
+    rows: list[tuple[str, str, str, bool | None]] = []
+
+    def add(what: str, target: str, value: Any, fmt: str, ok: Callable[[Any], bool]) -> None:
+        shown = "not measured" if value is None else fmt.format(value)
+        rows.append((what, target, shown, None if value is None else ok(value)))
+
+    people = _get(results, "people", "result") or {}
+    best = max(people.items(), key=lambda kv: kv[1]["accuracy_4_30"], default=(None, None))
+    top = None if best[1] is None else (best[1]["accuracy_4_30"] * 100, best[0])
+    add(
+        "top-1 on unseen wxz2014 players, rounds 4-30 (best predictor)",
+        "≥ 46 %",
+        top,
+        "{0[0]:.1f} % ({0[1]})",
+        lambda v: v[0] >= 46,
+    )
+    wins = _get(results, "play_strength", "result", "bot_win_rate")
+    worst = None if wins is None else min(wins.values()) * 100
+    add("bot win rate vs simulated players (worst opponent)", "≥ 70 %", worst, "{:.1f} %", lambda v: v >= 70)
+    inference = _get(results, "inference", "result") or {}
+    slowest = max((v["p50"] for k, v in inference.items() if k.endswith("_all_aliases_us")), default=None)
+    add("all four aliases of a round, median (slowest family)", "≤ 60 µs", slowest, "{:.1f} µs", lambda v: v <= 60)
+    training = _get(results, "training_100k", "result") or {}
+    add("training every family on 100,000 rounds", "≤ 300 s", training.get("train_seconds"), "{} s", lambda v: v <= 300)
+    add("training peak memory", "≤ 2048 MiB", training.get("peak_rss_mib"), "{} MiB", lambda v: v <= 2048)
+    add(
+        "cold start (simulate, train 12 models, register)",
+        "≤ 180 s",
+        _get(results, "cold_start", "result", "seconds"),
+        "{} s",
+        lambda v: v <= 180,
+    )
+    add(
+        "move round trip p50 ÷ bare echo p50",
+        "≤ 3",
+        _get(results, "roundtrip", "result", "ratio_p50"),
+        "{}",
+        lambda v: v <= 3,
+    )
+    saturation = _get(results, "saturation", "result") or {}
+    add("1,000 max-pace sessions: rounds/s", "≥ 5,000", saturation.get("rounds_per_second"), "{}", lambda v: v >= 5000)
+    add("1,000 max-pace sessions: errors", "0", saturation.get("errors"), "{}", lambda v: not v)
+    add(
+        "1,000 human-paced sessions: move p99",
+        "≤ 20 ms",
+        _get(results, "human_1000", "result", "move_latency_ms", "p99"),
+        "{} ms",
+        lambda v: v <= 20,
+    )
+    add(
+        "human-paced sessions held with p99 ≤ 100 ms",
+        "≥ 10,000",
+        _get(results, "capacity", "result", "held_with_p99_under_100ms"),
+        "{}",
+        lambda v: v >= 10000,
+    )
+    add(
+        "server RSS at rest, 12 model versions loaded",
+        "≤ 300 MiB",
+        _get(results, "memory_at_rest", "result", "rss_mib"),
+        "{} MiB",
+        lambda v: v <= 300,
+    )
+    add("hot swap under load: failed rounds", "0", _get(results, "hot_swap", "result", "errors"), "{}", lambda v: not v)
+    return rows
+
+
 def render(results: dict[str, Any]) -> str:
     lines = [
         "# Benchmark results",
         "",
-        "Written by `make bench` (`python -m bench`); raw figures in `results.json`.",
+        "Written by `make bench` (`python -m bench`); raw figures in `results.json`. The load generator runs on",
+        "the same 2-core machine as the server, so its cost is inside every load figure.",
         "",
+        "| what | target | measured | met |",
+        "|---|---|---|---|",
     ]
+    for what, target, measured, met in _targets(results):
+        lines.append(f"| {what} | {target} | {measured} | {'–' if met is None else 'yes' if met else 'no'} |")
+    lines.append("")
     for name, entry in results.items():
         lines += [
             f"## {name}",
