@@ -37,6 +37,7 @@ def main(argv: list[str]) -> int:
             "human_1000": lambda: load.human(root, trained / "store"),
             "capacity": lambda: load.capacity(root, trained / "store"),
             "hot_swap": lambda: load.hot_swap(root, trained / "store"),
+            "profile": lambda: load.profile(root, trained / "store"),
         }
         wanted = argv or list(sections)
         unknown = [w for w in wanted if w not in sections]

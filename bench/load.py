@@ -181,3 +181,38 @@ def hot_swap(root: Path, store: Path, sessions: int = 300, seconds: float = 30, 
         "move_latency_ms": summary["move_latency_ms"],
         "rounds_per_second": summary["rounds_per_second"],
     }
+
+
+def profile(root: Path, store: Path, sessions: int = 500, seconds: float = 12) -> dict[str, Any]:
+    """Where the server's event loop spends its time at saturation (py-spy samples of the server process)."""
+    server = _fresh(root, "profile", store)
+    raw = root / "profile.txt"
+    spy = subprocess.Popen(
+        [str(Path(sys.executable).with_name("py-spy")), "record", "-p", str(server.process.pid), "-d", str(seconds),
+         "-r", "100", "-f", "raw", "-o", str(raw)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        summary = _run_load(server, sessions, duration=seconds + 2, pace="max")
+        spy.wait(timeout=60)
+    finally:
+        server.stop()
+    inclusive: dict[str, int] = {}
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        frames = stack.split(";")
+        if not any(f.startswith("Runner.run") for f in frames):
+            continue  # threads waiting for work (writer, readers, checkpoints) are not the event loop
+        total += int(count)
+        for frame in {f.split(" (")[0] + " " + f.split("/")[-1].split(":")[0] for f in frames}:
+            inclusive[frame] = inclusive.get(frame, 0) + int(count)
+    top = sorted(inclusive.items(), key=lambda kv: -kv[1])
+    wanted = [(f, n) for f, n in top if any(k in f for k in ("GameService", "_decide", "Bot.", "predict", "Session.",
+              "record_round", "_with_shadows", "result_message", "decode", "send", "_answer", "_converse",
+              "FeatureTracker", "observe", "encode", "receive"))]  # fmt: skip
+    return {
+        "rounds_per_second": summary["rounds_per_second"],
+        "event_loop_samples": total,
+        "share_of_event_loop": {f: round(n / total * 100, 1) for f, n in wanted[:30]},
+    }
