@@ -78,18 +78,11 @@ def _run_load(server: Server, sessions: int, **kwargs: Any) -> dict[str, Any]:
     return summary
 
 
-def saturation(root: Path, store: Path, sessions: int = 1000, seconds: float = 30) -> dict[str, Any]:
-    server = _fresh(root, "saturation", store)
+def paced(root: Path, store: Path, pace: str, sessions: int, seconds: float, ramp: float) -> dict[str, Any]:
+    """`sessions` sessions at `pace` for `seconds` against a fresh server."""
+    server = _fresh(root, f"{pace}-{sessions}", store)
     try:
-        return _run_load(server, sessions, duration=seconds, ramp=5, pace="max")
-    finally:
-        server.stop()
-
-
-def human(root: Path, store: Path, sessions: int = 1000, seconds: float = 60) -> dict[str, Any]:
-    server = _fresh(root, "human", store)
-    try:
-        return _run_load(server, sessions, duration=seconds, ramp=10, pace="human")
+        return _run_load(server, sessions, duration=seconds, ramp=ramp, pace=pace)
     finally:
         server.stop()
 

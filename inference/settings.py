@@ -5,30 +5,26 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 
 class SettingsError(ValueError):
     """A setting has a value the product cannot use."""
 
 
-def _int(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise SettingsError(f"{name} must be a whole number, not {raw!r}") from None
+Number = TypeVar("Number", int, float)
 
 
-def _float(name: str, default: float) -> float:
+def _number(name: str, default: Number) -> Number:
+    """The variable `name` read as the type of `default`, or `default` when unset or empty."""
     raw = os.environ.get(name)
-    if raw is None or raw == "":
+    if not raw:
         return default
     try:
-        return float(raw)
+        return type(default)(raw)
     except ValueError:
-        raise SettingsError(f"{name} must be a number, not {raw!r}") from None
+        kind = "a whole number" if isinstance(default, int) else "a number"
+        raise SettingsError(f"{name} must be {kind}, not {raw!r}") from None
 
 
 @dataclass(frozen=True)
@@ -60,11 +56,11 @@ class Settings:
             s3_secret_key=env("RPSQUEST_S3_SECRET_KEY", ""),
             mlflow_uri=env("RPSQUEST_MLFLOW_URI", ""),
             admin_token=env("RPSQUEST_ADMIN_TOKEN", ""),
-            rate_limit=_int("RPSQUEST_RATE_LIMIT", 30),
-            ab_split=_float("RPSQUEST_AB_SPLIT", 0.5),
-            idle_timeout=_float("RPSQUEST_IDLE_TIMEOUT", 60.0),
+            rate_limit=_number("RPSQUEST_RATE_LIMIT", 30),
+            ab_split=_number("RPSQUEST_AB_SPLIT", 0.5),
+            idle_timeout=_number("RPSQUEST_IDLE_TIMEOUT", 60.0),
             ws_deflate=env("RPSQUEST_WS_DEFLATE", "0") in ("1", "true", "yes"),
-            reload_interval=_float("RPSQUEST_RELOAD_INTERVAL", 5.0),
+            reload_interval=_number("RPSQUEST_RELOAD_INTERVAL", 5.0),
         )
         if settings.rate_limit < 0:
             raise SettingsError("RPSQUEST_RATE_LIMIT must be 0 (no limit) or more")
