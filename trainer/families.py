@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import io
 import logging
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -81,16 +82,18 @@ class TorchModel:
 
         logging.getLogger("torch.onnx").setLevel(logging.ERROR)
         self.net.eval()
-        program = torch.onnx.export(
-            self.net,
-            (torch.zeros(2, N_FEATURES),),
-            dynamo=True,
-            input_names=[INPUT_NAME],
-            output_names=[OUTPUT_NAME],
-            dynamic_shapes=({0: "batch"},),
-            external_data=False,
-            verbose=False,
-        )
+        with warnings.catch_warnings():  # the exporter's own use of a deprecated torch API
+            warnings.simplefilter("ignore", FutureWarning)
+            program = torch.onnx.export(
+                self.net,
+                (torch.zeros(2, N_FEATURES),),
+                dynamo=True,
+                input_names=[INPUT_NAME],
+                output_names=[OUTPUT_NAME],
+                dynamic_shapes=({0: "batch"},),
+                external_data=False,
+                verbose=False,
+            )
         assert program is not None
         buffer = io.BytesIO()
         program.save(buffer, external_data=False)  # type: ignore[arg-type]

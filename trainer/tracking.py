@@ -18,9 +18,10 @@ class Tracker:
 
     def __init__(self, uri: str, artifacts: Path) -> None:
         os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
-        logging.getLogger("mlflow").setLevel(logging.WARNING)
-        logging.getLogger("alembic").setLevel(logging.WARNING)
         import mlflow
+
+        for name in ("mlflow", "alembic"):  # after the import: mlflow sets up its loggers when imported
+            logging.getLogger(name).setLevel(logging.WARNING)
 
         self.mlflow = mlflow
         self.client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
