@@ -37,6 +37,7 @@ class LoadReport:
     games: int = 0
     rounds: int = 0
     latencies: list[float] = field(default_factory=list)
+    ramped: int = 0  # how many latencies were measured while sessions were still connecting
     errors: Counter[str] = field(default_factory=Counter)
     violations: Counter[str] = field(default_factory=Counter)
     started: float = 0.0
@@ -46,10 +47,11 @@ class LoadReport:
     def seconds(self) -> float:
         return max(1e-9, (self.finished or time.perf_counter()) - self.started)
 
-    def latency_ms(self) -> dict[str, float]:
-        if not self.latencies:
+    @staticmethod
+    def latency_ms(latencies: list[float]) -> dict[str, float]:
+        if not latencies:
             return {"p50": 0.0, "p90": 0.0, "p99": 0.0, "max": 0.0}
-        a = np.asarray(self.latencies) * 1000.0
+        a = np.asarray(latencies) * 1000.0
         return {
             "p50": round(float(np.percentile(a, 50)), 3),
             "p90": round(float(np.percentile(a, 90)), 3),
@@ -66,7 +68,8 @@ class LoadReport:
             "rounds": self.rounds,
             "seconds": round(self.seconds, 2),
             "rounds_per_second": round(self.rounds / self.seconds, 1),
-            "move_latency_ms": self.latency_ms(),
+            "move_latency_ms": self.latency_ms(self.latencies),
+            "move_latency_ms_after_ramp": self.latency_ms(self.latencies[self.ramped :]),
             "errors": dict(self.errors),
             "protocol_violations": dict(self.violations),
         }
@@ -161,10 +164,16 @@ async def loadtest(
         await _session(i, url, report, deadline=deadline, games_left=games_left, pace=pace, opponents=opponents,
                        seed=seed, rate=rate)  # fmt: skip
 
+    async def ramp_done() -> None:
+        await asyncio.sleep(ramp)
+        report.ramped = len(report.latencies)
+
+    marker = asyncio.create_task(ramp_done())
     try:
         await asyncio.gather(*(delayed(i) for i in range(sessions)))
     finally:
         report.finished = time.perf_counter()
+        marker.cancel()
         if ticker:
             ticker.cancel()
             assert progress is not None
@@ -174,11 +183,13 @@ async def loadtest(
 
 def format_report(summary: dict[str, Any]) -> str:
     lat = summary["move_latency_ms"]
+    steady = summary["move_latency_ms_after_ramp"]
     return "\n".join([
         f"sessions   {summary['sessions']} ({summary['sessions_opened']} opened, {summary['sessions_failed']} failed)",
         f"games      {summary['games']}",
         f"rounds     {summary['rounds']} in {summary['seconds']} s = {summary['rounds_per_second']} rounds/s",
         f"latency    p50 {lat['p50']} ms  p90 {lat['p90']} ms  p99 {lat['p99']} ms  max {lat['max']} ms",
+        f"  after the ramp: p50 {steady['p50']} ms  p99 {steady['p99']} ms  max {steady['max']} ms",
         f"errors     {json.dumps(summary['errors'])}",
         f"violations {json.dumps(summary['protocol_violations'])}",
     ])  # fmt: skip
