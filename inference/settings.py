@@ -42,6 +42,7 @@ class Settings:
     idle_timeout: float = 60.0
     ws_deflate: bool = False
     reload_interval: float = 5.0
+    stats_tags: tuple[str, ...] = ("human",)
 
     @classmethod
     def from_env(cls, data_dir: str | None = None) -> Settings:
@@ -61,6 +62,7 @@ class Settings:
             idle_timeout=_number("RPSQUEST_IDLE_TIMEOUT", 60.0),
             ws_deflate=env("RPSQUEST_WS_DEFLATE", "0") in ("1", "true", "yes"),
             reload_interval=_number("RPSQUEST_RELOAD_INTERVAL", 5.0),
+            stats_tags=tuple(t.strip() for t in env("RPSQUEST_STATS_TAGS", "human").split(",") if t.strip()),
         )
         if settings.rate_limit < 0:
             raise SettingsError("RPSQUEST_RATE_LIMIT must be 0 (no limit) or more")
@@ -68,6 +70,9 @@ class Settings:
             raise SettingsError("RPSQUEST_AB_SPLIT must be between 0 and 1")
         if settings.idle_timeout <= 0:
             raise SettingsError("RPSQUEST_IDLE_TIMEOUT must be positive")
+        unknown = set(settings.stats_tags) - {"human", "sim", "loadtest"}
+        if unknown or not settings.stats_tags:
+            raise SettingsError("RPSQUEST_STATS_TAGS must list some of human, sim, loadtest")
         settings.database_path()  # refuse an unsupported database URL now, not at first use
         return settings
 

@@ -314,12 +314,22 @@ class Server:
 
     async def models(self, request: Request) -> Response:
         assert self.pool is not None
+        tags = self.settings.stats_tags
+        live = {(s.family, s.version): s for s in await self._storage_call(lambda s: s.version_stats(tags))}
         out: dict[str, object] = {}
         for family in FAMILIES:
             aliases: dict[str, object] = {}
             for alias, model in self.pool.routes.get(family, {}).items():
                 card = model.card
+                stats = live.get((family, model.version))
                 aliases[alias] = {
+                    "live": {
+                        "rounds": stats.rounds if stats else 0,
+                        "accuracy": round(stats.correct / stats.rounds, 4) if stats and stats.rounds else None,
+                        "games": stats.games if stats else 0,
+                        "bot_win_rate": round(stats.bot_wins / stats.games, 4) if stats and stats.games else None,
+                        "tags": list(tags),
+                    },
                     "version": model.version,
                     "config": card.get("config"),
                     "created": card.get("created"),

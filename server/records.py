@@ -61,6 +61,17 @@ class OpponentStats(msgspec.Struct, frozen=True):
     bot_wins: int
 
 
+class VersionStats(msgspec.Struct, frozen=True):
+    """Live figures of one model version: its predictions (as any alias) and the games it served."""
+
+    family: str
+    version: str
+    rounds: int = 0
+    correct: int = 0
+    games: int = 0
+    bot_wins: int = 0
+
+
 class LeaderboardRow(msgspec.Struct, frozen=True):
     opponent: str
     player: str

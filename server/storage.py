@@ -23,7 +23,15 @@ from typing import Any, Protocol, TypeVar
 import msgspec
 
 from engine.rules import MOVES, OUTCOMES, outcome, points
-from server.records import Decision, GameRecord, LeaderboardRow, ModelPrediction, OpponentStats, RoundRecord
+from server.records import (
+    Decision,
+    GameRecord,
+    LeaderboardRow,
+    ModelPrediction,
+    OpponentStats,
+    RoundRecord,
+    VersionStats,
+)
 
 T = TypeVar("T")
 log = logging.getLogger("rpsquest.storage")
@@ -120,6 +128,10 @@ class Storage(Protocol):
     async def mark_abandoned(self, idle_before: float) -> int: ...
 
     async def opponent_stats(self) -> list[OpponentStats]: ...
+
+    async def version_stats(self, tags: tuple[str, ...]) -> list[VersionStats]:
+        """Top-1 accuracy and games won per model version, over games with these tags, abandoned ones left out."""
+        ...
 
     async def leaderboard(self, per_opponent: int) -> list[LeaderboardRow]: ...
 
@@ -368,6 +380,34 @@ class SQLiteStorage:
                 " WHERE tag = 'human' AND state = 'over' GROUP BY opponent"
             )
             return [OpponentStats(o, n, w or 0) for o, n, w in rows]
+
+        return await self._read(query)
+
+    async def version_stats(self, tags: tuple[str, ...]) -> list[VersionStats]:
+        marks = ", ".join("?" * len(tags))
+
+        def query(conn: sqlite3.Connection) -> list[VersionStats]:
+            p = [f"json_extract(m.value, '$.probs[{i}]')" for i in range(3)]
+            hit = (
+                f"CASE r.player_move WHEN 'rock' THEN ({p[0]} >= {p[1]} AND {p[0]} >= {p[2]})"
+                f" WHEN 'paper' THEN ({p[1]} > {p[0]} AND {p[1]} >= {p[2]})"
+                f" ELSE ({p[2]} > {p[0]} AND {p[2]} > {p[1]}) END"
+            )
+            stats: dict[tuple[str, str], dict[str, int]] = {}
+            for family, version, n, correct in conn.execute(
+                f"SELECT g.family, json_extract(m.value, '$.version'), COUNT(*), SUM({hit})"
+                " FROM rounds r JOIN games g ON g.id = r.game_id, json_each(r.models) m"
+                f" WHERE g.tag IN ({marks}) AND g.abandoned = 0 GROUP BY 1, 2",
+                tags,
+            ):
+                stats.setdefault((family, version), {}).update(rounds=n, correct=correct or 0)
+            for family, version, n, wins in conn.execute(
+                "SELECT family, version, COUNT(*), SUM(winner = 'bot') FROM games"
+                f" WHERE state = 'over' AND abandoned = 0 AND tag IN ({marks}) GROUP BY 1, 2",
+                tags,
+            ):
+                stats.setdefault((family, version), {}).update(games=n, bot_wins=wins or 0)
+            return [VersionStats(f, v, **s) for (f, v), s in sorted(stats.items())]
 
         return await self._read(query)
 

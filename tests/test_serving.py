@@ -135,3 +135,33 @@ def test_predict_answers_for_any_history(server_factory: Callable[..., ServerPro
     for bad in ({"family": "svm", "history": []}, {"family": "mlp"}, {"family": "mlp", "history": [{"player": "x"}]}):
         status, body = _post(url, bad, TOKEN)
         assert status == 400 and body["error"] == "bad_request" and body["message"]
+
+
+def test_models_report_live_accuracy_and_win_rate_from_the_database(
+    server_factory: Callable[..., ServerProcess],
+) -> None:
+    server = server_factory({"RPSQUEST_STATS_TAGS": "sim"})
+    asyncio.run(_play(server.ws_url, ["forrest"] * 4, seed=5))
+    asyncio.run(_play(server.ws_url, ["forrest"], rounds=6, seed=6))  # an unfinished game counts for accuracy only
+    with closing(sqlite3.connect(server.data_dir / "rpsquest.db")) as db:
+        rounds = db.execute(
+            "SELECT r.player_move, r.models FROM rounds r JOIN games g ON g.id = r.game_id WHERE g.opponent = 'forrest'"
+        ).fetchall()
+        games = db.execute("SELECT version, winner FROM games WHERE state = 'over'").fetchall()
+    expected: dict[str, list[int]] = {}
+    for player_move, models in rounds:
+        for prediction in json.loads(models).values():
+            tally = expected.setdefault(prediction["version"], [0, 0])
+            tally[0] += 1
+            tally[1] += int(int(np.argmax(prediction["probs"])) == ("rock", "paper", "scissors").index(player_move))
+    report = _get(server.http_url + "/api/models")["families"]["xgboost"]
+    for alias, entry in report.items():
+        live = entry["live"]
+        n, correct = expected[entry["version"]]
+        assert live["rounds"] == n and live["accuracy"] == round(correct / n, 4), alias
+        served = [w for v, w in games if v == entry["version"]]
+        assert live["games"] == len(served)
+        if served:
+            assert live["bot_win_rate"] == round(served.count("bot") / len(served), 4)
+    human_only = server_factory()  # the default counts human games only: none here
+    assert _get(human_only.http_url + "/api/models")["families"]["xgboost"]["Production"]["live"]["rounds"] == 0
