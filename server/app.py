@@ -341,6 +341,21 @@ class Server:
             out[family] = aliases
         return JSONResponse({"generation": self.pool.generation, "families": out, "rejected": self.pool.rejected})
 
+    async def promotions(self, request: Request) -> Response:
+        family = request.query_params.get("family") or None
+        if family is not None and family not in FAMILIES:
+            return JSONResponse({"error": "bad_request", "message": f"family must be one of {', '.join(FAMILIES)}"},
+                                status_code=400)  # fmt: skip
+        try:
+            limit = int(request.query_params.get("limit", "50"))
+        except ValueError:
+            limit = 0
+        if not 1 <= limit <= 1000:
+            return JSONResponse({"error": "bad_request", "message": "limit must be a whole number from 1 to 1000"},
+                                status_code=400)  # fmt: skip
+        entries = await self._storage_call(lambda s: s.promotions(family, limit))
+        return JSONResponse({"promotions": [msgspec.to_builtins(e) for e in entries]})
+
     def _admin(self, request: Request) -> Response | None:
         """None when the request carries the admin token, else the refusal to send."""
         token = self.settings.admin_token
@@ -399,6 +414,7 @@ def create_app(settings: Settings, storage: Storage | None = None, store: ModelS
         Route("/api/games/{game_id}", server.game),
         Route("/api/leaderboard", server.leaderboard),
         Route("/api/models", server.models),
+        Route("/api/promotions", server.promotions),
         Route("/api/predict", server.predict, methods=["POST"]),
         Route("/api/admin/reload", server.admin_reload, methods=["POST"]),
         WebSocketRoute("/ws", server.websocket),

@@ -72,6 +72,19 @@ class VersionStats(msgspec.Struct, frozen=True):
     bot_wins: int = 0
 
 
+class LedgerEntry(msgspec.Struct, frozen=True):
+    """One promotion decision, "no change" included, with its numbers."""
+
+    id: int
+    created: float
+    family: str
+    decision: str
+    alias: str | None
+    from_version: str | None
+    to_version: str | None
+    details: dict[str, object]
+
+
 class LeaderboardRow(msgspec.Struct, frozen=True):
     opponent: str
     player: str

@@ -10,6 +10,7 @@ commits. Reads run on a small pool of read-only connections, off the event loop.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import queue
 import sqlite3
@@ -27,6 +28,7 @@ from server.records import (
     Decision,
     GameRecord,
     LeaderboardRow,
+    LedgerEntry,
     ModelPrediction,
     OpponentStats,
     RoundRecord,
@@ -134,6 +136,10 @@ class Storage(Protocol):
         ...
 
     async def leaderboard(self, per_opponent: int) -> list[LeaderboardRow]: ...
+
+    async def promotions(self, family: str | None, limit: int) -> list[LedgerEntry]:
+        """The promotion ledger, newest first."""
+        ...
 
     async def close(self) -> None: ...
 
@@ -408,6 +414,23 @@ class SQLiteStorage:
             ):
                 stats.setdefault((family, version), {}).update(games=n, bot_wins=wins or 0)
             return [VersionStats(f, v, **s) for (f, v), s in sorted(stats.items())]
+
+        return await self._read(query)
+
+    async def promotions(self, family: str | None, limit: int) -> list[LedgerEntry]:
+        def query(conn: sqlite3.Connection) -> list[LedgerEntry]:
+            rows = conn.execute(
+                "SELECT id, created, family, decision, alias, from_version, to_version, details FROM promotions"
+                " WHERE ? IS NULL OR family = ? ORDER BY created DESC, id DESC LIMIT ?",
+                (family, family, limit),
+            )
+            return [
+                LedgerEntry(
+                    id=r[0], created=r[1], family=r[2], decision=r[3], alias=r[4], from_version=r[5],
+                    to_version=r[6], details=json.loads(r[7]),
+                )
+                for r in rows
+            ]  # fmt: skip
 
         return await self._read(query)
 

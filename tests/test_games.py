@@ -17,7 +17,7 @@ from engine.fairplay import commitment, verify
 from engine.rules import MOVE_INDEX, MOVES, points, round_values
 from server.games import ABANDON_AFTER, ONLINE_VERSION, GameError, GameService
 from server.messages import GameMessage, Result
-from server.records import GameRecord, LeaderboardRow, OpponentStats, RoundRecord, VersionStats
+from server.records import GameRecord, LeaderboardRow, LedgerEntry, OpponentStats, RoundRecord, VersionStats
 from server.storage import Storage, StorageUnavailable
 
 T = TypeVar("T")
@@ -89,6 +89,10 @@ class FakeStorage:
         return []
 
     async def version_stats(self, tags: tuple[str, ...]) -> list[VersionStats]:
+        await self._check()
+        return []
+
+    async def promotions(self, family: str | None, limit: int) -> list[LedgerEntry]:
         await self._check()
         return []
 

@@ -165,3 +165,22 @@ def test_models_report_live_accuracy_and_win_rate_from_the_database(
             assert live["bot_win_rate"] == round(served.count("bot") / len(served), 4)
     human_only = server_factory()  # the default counts human games only: none here
     assert _get(human_only.http_url + "/api/models")["families"]["xgboost"]["Production"]["live"]["rounds"] == 0
+
+
+def test_promotion_ledger_newest_first(server_factory: Callable[..., ServerProcess]) -> None:
+    server = server_factory()
+    rows = [(100.0, "mlp", "no change", '{"games": 12}'), (200.0, "xgboost", "promote", "{}"),
+            (300.0, "mlp", "rollback", '{"p": 0.01}')]  # fmt: skip
+    with closing(sqlite3.connect(server.data_dir / "rpsquest.db")) as db:
+        db.executemany("INSERT INTO promotions (created, family, decision, details) VALUES (?, ?, ?, ?)", rows)
+        db.commit()
+    every = _get(server.http_url + "/api/promotions")["promotions"]
+    assert [e["decision"] for e in every] == ["rollback", "promote", "no change"]
+    mlp = _get(server.http_url + "/api/promotions?family=mlp&limit=1")["promotions"]
+    assert len(mlp) == 1 and mlp[0]["decision"] == "rollback" and mlp[0]["details"] == {"p": 0.01}
+    for query in ("family=svm", "limit=0", "limit=x"):
+        try:
+            _get(server.http_url + "/api/promotions?" + query)
+            raise AssertionError(f"{query} was accepted")
+        except urllib.error.HTTPError as exc:
+            assert exc.code == 400 and json.loads(exc.read())["error"] == "bad_request"
