@@ -47,9 +47,11 @@ class BadMessage(Exception):
 
 
 def valid_player_name(name: str) -> bool:
-    """1-24 letters, digits, spaces, '_' or '-'."""
-    return 1 <= len(name) <= 24 and all(
-        ch in _NAME_EXTRA or unicodedata.category(ch) in _NAME_CATEGORIES for ch in name
+    """1-24 letters, digits, spaces, '_' or '-', not only spaces."""
+    return (
+        1 <= len(name) <= 24
+        and not name.isspace()
+        and all(ch in _NAME_EXTRA or unicodedata.category(ch) in _NAME_CATEGORIES for ch in name)
     )
 
 

@@ -109,6 +109,7 @@ def test_start_errors(live_server: ServerProcess) -> None:
             await ask(connection, {"type": "start", "opponent": "brian", "player": "<b>bold</b>"}),
             await ask(connection, {"type": "start", "opponent": "brian", "player": ""}),
             await ask(connection, {"type": "start", "opponent": "brian", "player": "x" * 25}),
+            await ask(connection, {"type": "start", "opponent": "brian", "player": "   "}),
             await ask(connection, {"type": "start", "opponent": "brian", "tag": "human"}),
             await ask(connection, {"type": "start", "opponent": "brian", "player": "Zoë_2 -x"}),
         ]
@@ -117,8 +118,8 @@ def test_start_errors(live_server: ServerProcess) -> None:
 
     answers = run(scenario())
     assert answers[0]["type"] == "error" and answers[0]["code"] == "unknown_opponent"
-    assert [a["code"] for a in answers[1:5]] == ["bad_message"] * 4
-    assert answers[5]["type"] == "game"
+    assert [a["code"] for a in answers[1:6]] == ["bad_message"] * 5
+    assert answers[6]["type"] == "game"
 
 
 def test_bad_frames_get_errors_and_change_nothing(live_server: ServerProcess) -> None:

@@ -2,8 +2,9 @@
 and the blend of both, as the server plays them.
 
 For each predictor: top-1 accuracy and log loss on every labelled round (4 on) and on
-rounds 4-30 (the length of a game to 10 points), and the net score of the EV bot
-(wins minus losses per round) against the recorded moves, which do not react to it.
+rounds 4-30 (the length of a game to 10 points), and the EV bot's net score (wins minus
+losses per round) and share of rounds won against the recorded moves, which do not react
+to it: an estimate of how it would fare against these people.
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ class Scores:
             "log_loss_4_30": round(float(losses[early].mean()), 4),
             "net_score": round(float(net.mean()), 4),
             "net_score_4_30": round(float(net[early].mean()), 4),
+            "bot_round_win_rate": round(float((net > 0).mean()), 4),
+            "bot_round_win_rate_4_30": round(float((net[early] > 0).mean()), 4),
             "rounds": len(hits),
             "rounds_4_30": int(early.sum()),
         }
@@ -127,12 +130,12 @@ def evaluate(store: ModelStore, path: Path, seed: int = 0) -> dict[str, Any]:
 
 def format_report(report: dict[str, Any]) -> str:
     """A plain-text table of the report."""
-    head = f"{'predictor':34} {'acc':>6} {'acc4-30':>8} {'logloss':>8} {'net':>7} {'net4-30':>8}"
+    head = f"{'predictor':34} {'acc':>6} {'acc4-30':>8} {'logloss':>8} {'net':>7} {'net4-30':>8} {'bot wins':>9}"
     lines = [f"{report['data']}: {report['players']} players, {report['online']['rounds']} rounds from round 4", head]
 
     def row(name: str, s: dict[str, float]) -> str:
         return (f"{name:34} {s['accuracy']:6.3f} {s['accuracy_4_30']:8.3f} {s['log_loss']:8.3f}"
-                f" {s['net_score']:7.3f} {s['net_score_4_30']:8.3f}")  # fmt: skip
+                f" {s['net_score']:7.3f} {s['net_score_4_30']:8.3f} {s['bot_round_win_rate']:9.3f}")  # fmt: skip
 
     lines.append(row("online predictor", report["online"]))
     for family, aliases in report["families"].items():
