@@ -993,7 +993,9 @@
     } else if (ins.source === "online") {
       source = "Prediction from " + name + "’s in-game pattern tracker, which learns your habits as you play.";
     } else if (ins.source === "model") {
-      source = "Prediction from " + name + "’s trained " + (FAMILY_LABEL[ins.family] || ins.family || "") + " model.";
+      source =
+        "Prediction from " + name + "’s trained " + (FAMILY_LABEL[ins.family] || ins.family || "") +
+        " model blended with its in-game pattern tracker, each weighted by how well it has predicted you so far.";
     }
     if (ins.opening || ins.version) {
       source +=
