@@ -125,6 +125,10 @@ class ModelPool:
         model = self.routes.get(family, {}).get(alias)
         return None if model is None else model.version
 
+    def preload(self, family: str, version: str) -> bool:
+        """Load a version now (blocking: reads the store and builds a session); False when it is refused."""
+        return self.model(family, version) is not None
+
     def model(self, family: str, version: str) -> LoadedModel | None:
         """A loaded version, loading it from the store if needed (a game's version after a swap or restart)."""
         found = self._loaded.get((family, version))

@@ -64,6 +64,10 @@ class Predictors(Protocol):
         """The version `alias` of `family` serves now, or None when it has none."""
         ...
 
+    def preload(self, family: str, version: str) -> bool:
+        """Load a version ahead of its use (blocking: call it off the event loop); False if it cannot serve."""
+        ...
+
     def predict(self, family: str, version: str, x: np.ndarray) -> np.ndarray | None:
         """A version's probabilities for feature vector `x`, or None when it cannot serve."""
         ...
@@ -234,6 +238,10 @@ class GameService:
             record = await self.storage.load_game(game_id)
             if record is None:
                 return None
+            if self.predictors is not None and record.version != ONLINE_VERSION:
+                # A game from before a swap or a restart may need a version the pool has not loaded:
+                # load (and check) it off the event loop now rather than at its next move.
+                await asyncio.to_thread(self.predictors.preload, record.family, record.version)
             live = self.live.setdefault(game_id, LiveGame.from_record(record))
         return live
 

@@ -264,6 +264,8 @@ def test_model_loads_an_older_version_on_demand(root: Path, store: LocalStore) -
     _bad_version(root, "mlp", "feature version 2", "v5")
     assert pool.model("mlp", "v5") is None
     assert pool.model("mlp", "v99") is None
+    assert pool.preload("logistic", "v1") and pool.model("logistic", "v1") is not None
+    assert not pool.preload("mlp", "v5") and not pool.preload("mlp", "v99")
 
 
 def test_a_loaded_version_survives_its_files_being_replaced(root: Path, store: LocalStore) -> None:
