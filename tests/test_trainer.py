@@ -20,7 +20,7 @@ from engine.features import features
 from engine.opponents import ALIASES, FAMILIES
 from engine.rules import Round, points, round_values
 from inference.store import LocalStore, model_key
-from trainer.cycle import RECORDED_HOLDOUT, recorded_histories
+from trainer.cycle import RECORDED_HOLDOUT, recorded_histories, train_cycle
 from trainer.datasets import (
     DataError,
     History,
@@ -217,6 +217,19 @@ def test_chronological_split_holds_out_the_latest_games() -> None:
     assert np.array_equal(early, ~late)
     assert set(data.group[late]) == {"game-8000", "game-9000", "game-10000"}
     assert data.time[late].min() > data.time[early].max()
+
+
+def test_training_holds_out_the_latest_database_games(tmp_path: Path) -> None:
+    rng = np.random.default_rng(8)
+    played = [_history(f"db-{i:02d}", "human", [(int(rng.integers(3)), int(rng.integers(3))) for _ in range(12)],
+                       start=1000.0 * (i + 1)) for i in range(30)]  # fmt: skip
+    report = train_cycle(LocalStore(tmp_path / "store"), played + recorded_histories(), families=["logistic"],
+                         progress=lambda message: None)  # fmt: skip
+    assert report.recent_games == ["db-27", "db-28", "db-29"]  # the latest tenth of the 30 timed games
+    for alias in ALIASES:
+        recent = report.cards["logistic"][alias]["metrics"]["recent_holdout"]
+        assert recent["rows"] == 3 * 9  # rounds 4-12 of each held-out game
+        assert 0.0 <= recent["accuracy"] <= 1.0
 
 
 # -- offline evaluation --------------------------------------------------------------------------

@@ -14,7 +14,15 @@ import numpy as np
 from engine.opponents import ALIASES, FAMILIES
 from inference.store import ModelStore, read_manifest, write_manifest
 from trainer.config import load_config
-from trainer.datasets import Dataset, History, examples, histories_from_csv, histories_from_db, split_groups
+from trainer.datasets import (
+    Dataset,
+    History,
+    chronological_split,
+    examples,
+    histories_from_csv,
+    histories_from_db,
+    split_groups,
+)
 from trainer.families import fit
 from trainer.publish import metrics, publish
 from trainer.tracking import Tracker
@@ -23,6 +31,8 @@ DATASETS = Path(__file__).resolve().parent.parent / "datasets"
 RECORDED = DATASETS / "wxz2014.csv"
 RECORDED_HOLDOUT = DATASETS / "wxz2014-holdout.csv"
 VALID_SHARE = 0.15
+RECENT_SHARE = 0.1  # the latest database games, held out of training to see how a version does on new play
+MIN_RECENT_GAMES = 20
 
 Progress = Callable[[str], None]
 
@@ -32,7 +42,21 @@ class CycleReport:
     versions: dict[str, dict[str, str]] = field(default_factory=dict)
     cards: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     rows: int = 0
+    recent_games: list[str] = field(default_factory=list)
     seconds: float = 0.0
+
+
+def recent_holdout(data: Dataset) -> np.ndarray:
+    """Mask of the latest RECENT_SHARE of the database games (by start), when there are enough of them.
+
+    Only database rows carry times; recorded and simulated play never lands in this hold-out.
+    """
+    timed = np.where(data.time > 0)[0]
+    recent = np.zeros(len(data), dtype=bool)
+    if len(set(data.group[timed])) >= MIN_RECENT_GAMES:
+        _, late = chronological_split(data.take(timed), RECENT_SHARE)
+        recent[timed[late]] = True
+    return recent
 
 
 def recorded_histories() -> list[History]:
@@ -84,11 +108,14 @@ def train_cycle(
     data = examples(histories)
     if len(data) < 200:
         raise ValueError(f"only {len(data)} labelled rounds: not enough to train")
-    train_mask, valid_mask = split_groups(data.group, VALID_SHARE, seed)
-    train, valid = data.take(np.where(train_mask)[0]), data.take(np.where(valid_mask)[0])
+    recent_mask = recent_holdout(data)
+    recent = data.take(np.where(recent_mask)[0])
+    rest = data.take(np.where(~recent_mask)[0])
+    train_mask, valid_mask = split_groups(rest.group, VALID_SHARE, seed)
+    train, valid = rest.take(np.where(train_mask)[0]), rest.take(np.where(valid_mask)[0])
     holdout = examples(histories_from_csv(RECORDED_HOLDOUT))
     span = window(histories, data)
-    report = CycleReport(rows=len(data))
+    report = CycleReport(rows=len(data), recent_games=sorted(set(recent.group.tolist())))
     total = len(families) * len(ALIASES)
     done = 0
     for family in families:
@@ -100,6 +127,8 @@ def train_cycle(
             progress(f"training {family} {alias} ({done}/{total}) on {len(train)} rounds")
             model = fit(family, params, train, valid, seed)
             extra = _holdout_metrics(model, holdout)
+            if len(recent):
+                extra["recent_holdout"] = metrics(model.predict(recent.x), recent)
             run_id = tracker.start(family, alias, params, config_version) if tracker else None
             version, card, onnx_bytes = publish(
                 store, model, config=alias, config_version=config_version, params=params, valid=valid,

@@ -81,7 +81,7 @@ def examples(histories: Iterable[History], first_round: int = FIRST_LABEL_ROUND)
                 ys.append(r.player)
                 weights.append(w)
                 groups.append(h.key)
-                times.append(h.times[i] if h.times else float(i))
+                times.append(h.times[i] if h.times else 0.0)  # recorded and simulated play has no time
                 rounds.append(r.number)
             tracker.add(r)
     return Dataset(
