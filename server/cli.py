@@ -17,6 +17,7 @@ from engine.opponents import FAMILIES, OPPONENTS
 from inference.settings import Settings, SettingsError
 from inference.store import open_store, read_manifest
 from server.app import create_app
+from server.messages import MAX_FRAME
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -95,7 +96,7 @@ def serve(settings: Settings, host: str, port: int) -> None:
         loop="uvloop",
         http="httptools",
         ws="websockets-sansio",
-        ws_max_size=4096,
+        ws_max_size=MAX_FRAME,
         ws_ping_interval=settings.idle_timeout / 3.0,
         ws_ping_timeout=settings.idle_timeout * 2.0 / 3.0,
         ws_per_message_deflate=settings.ws_deflate,

@@ -6,7 +6,6 @@ from collections import deque
 
 MAX_BAD_IN_ROW = 20
 CLOSE_POLICY = 1008
-CLOSE_TOO_BIG = 1009
 
 
 class Session:

@@ -258,7 +258,10 @@ class SQLiteStorage:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         self._jobs.put((fn, loop, future))
-        return await future
+        try:
+            return await future
+        except sqlite3.Error as exc:
+            raise StorageUnavailable(str(exc)) from exc
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -306,7 +309,7 @@ class SQLiteStorage:
                 ),
             )
 
-        await self._checked_write(insert)
+        await self._write(insert)
 
     async def record_round(self, game: GameRecord, played: RoundRecord, winner: str | None) -> None:
         d = played.decision
@@ -355,13 +358,7 @@ class SQLiteStorage:
                 ),
             )
 
-        await self._checked_write(insert)
-
-    async def _checked_write(self, fn: Callable[[sqlite3.Connection], None]) -> None:
-        try:
-            await self._write(fn)
-        except sqlite3.Error as exc:
-            raise StorageUnavailable(str(exc)) from exc
+        await self._write(insert)
 
     async def load_game(self, game_id: str) -> GameRecord | None:
         return await self._read(lambda conn: _load_game(conn, game_id))
@@ -374,10 +371,7 @@ class SQLiteStorage:
             )
             return cursor.rowcount
 
-        try:
-            return await self._write(update)
-        except sqlite3.Error as exc:
-            raise StorageUnavailable(str(exc)) from exc
+        return await self._write(update)
 
     async def opponent_stats(self) -> list[OpponentStats]:
         def query(conn: sqlite3.Connection) -> list[OpponentStats]:
