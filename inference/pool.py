@@ -32,11 +32,7 @@ class ModelRejected(Exception):
 
 
 class LoadedModel:
-    """One verified version with its ONNX Runtime session.
-
-    `predict` runs through an I/O binding on buffers allocated once (about half the
-    cost of `session.run` for one row); it is meant for one thread, the event loop's.
-    """
+    """One verified version with its ONNX Runtime session."""
 
     def __init__(self, family: str, version: str, card: dict[str, Any], session: ort.InferenceSession) -> None:
         self.family = family
@@ -44,19 +40,11 @@ class LoadedModel:
         self.card = card
         self.session = session
         self.input_name = session.get_inputs()[0].name
-        self._input = np.zeros((1, N_FEATURES), dtype=np.float32)
-        self._output = np.zeros((1, 3), dtype=np.float32)
-        self._binding = session.io_binding()
-        self._binding.bind_ortvalue_input(self.input_name, ort.OrtValue.ortvalue_from_numpy(self._input))
-        self._binding.bind_ortvalue_output(
-            session.get_outputs()[0].name, ort.OrtValue.ortvalue_from_numpy(self._output)
-        )
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        """P(rock, paper, scissors) for one float32 feature vector of length 50."""
-        self._input[0] = x
-        self.session.run_with_iobinding(self._binding)
-        out: np.ndarray = self._output[0].copy()
+        """P(rock, paper, scissors) (n, 3) for float32 feature rows (n, 50), in one call: a batch of
+        rounds costs little more than one."""
+        out: np.ndarray = self.session.run(None, {self.input_name: x})[0]
         return out
 
 
@@ -178,16 +166,16 @@ class ModelPool:
         return True
 
     def predict(self, family: str, version: str, x: np.ndarray) -> np.ndarray | None:
-        """One version's prediction for one feature vector, or None when that version cannot serve."""
+        """One version's predictions (n, 3) for feature rows `x` (n, 50), or None when it cannot serve."""
         model = self.model(family, version)
         return None if model is None else model.predict(x)
 
     def shadows(self, family: str, alias: str, x: np.ndarray) -> dict[str, tuple[str, np.ndarray]]:
-        """(version, prediction) of every alias of `family` other than `alias`."""
+        """(version, predictions (n, 3)) of every alias of `family` other than `alias`, for rows `x` (n, 50)."""
         return {other: (m.version, m.predict(x)) for other, m in self.routes.get(family, {}).items() if other != alias}
 
     def predict_all(self, family: str, alias: str, version: str, x: np.ndarray) -> dict[str, tuple[str, np.ndarray]]:
-        """Every alias's prediction for one feature vector; `alias` answers with the game's own `version`."""
+        """Every alias's predictions for rows `x`; `alias` answers with the game's own `version`."""
         out = self.shadows(family, alias, x)
         served = self.predict(family, version, x)
         if served is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import logging
 import random
 import secrets
 import time
@@ -30,6 +31,7 @@ from server.messages import GameMessage, OpenRound, Result, Score, Values
 from server.records import Decision, GameRecord, ModelPrediction, RoundRecord
 from server.storage import Storage
 
+log = logging.getLogger("rpsquest")
 ONLINE_VERSION = "online-1"
 ABANDON_AFTER = 30 * 60.0
 _rng = random.SystemRandom()
@@ -69,11 +71,11 @@ class Predictors(Protocol):
         ...
 
     def predict(self, family: str, version: str, x: np.ndarray) -> np.ndarray | None:
-        """A version's probabilities for feature vector `x`, or None when it cannot serve."""
+        """A version's probabilities (n, 3) for the feature rows `x` (n, 50), or None when it cannot serve."""
         ...
 
     def shadows(self, family: str, alias: str, x: np.ndarray) -> dict[str, tuple[str, np.ndarray]]:
-        """(version, probabilities) of every other alias of `family` for `x`."""
+        """(version, probabilities (n, 3)) of every other alias of `family` for the rows `x` (n, 50)."""
         ...
 
 
@@ -87,6 +89,9 @@ class LiveGame:
     tracker: FeatureTracker
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     stale: bool = False  # set when a write failed after the engine moved on: reload before use
+    # The other aliases' predictions for one round (its number): stored with that round when it is played.
+    shadows: tuple[int, dict[str, ModelPrediction]] | None = None
+    shadows_due: bool = False  # waiting in the shadow batch
 
     @classmethod
     def from_record(cls, record: GameRecord) -> LiveGame:
@@ -111,19 +116,78 @@ def _prediction(version: str, p: np.ndarray) -> ModelPrediction:
     return ModelPrediction(version, (float(p[0]), float(p[1]), float(p[2])))
 
 
-def _decide(live: LiveGame, predictors: Predictors | None) -> Decision:
-    """The bot's committed choice for the open round of `live`, from the game's own model version."""
+class PredictionBatch:
+    """Model predictions, batched: what every game asks for in one event-loop turn is predicted at
+    the end of the turn with one ONNX Runtime call per version (a batch costs little more than one row).
+
+    First the served versions, for the rounds being decided (their moves wait for it); then the
+    shadows, the family's other aliases, for the rounds just decided: these run after the turn's
+    answers were sent, add no latency to a player's round and never change play. A failure
+    leaves that round to the online predictor, or loses its shadows: play goes on.
+    """
+
+    def __init__(self, predictors: Predictors) -> None:
+        self.predictors = predictors
+        self._served: list[tuple[str, str, np.ndarray, asyncio.Future[np.ndarray | None]]] = []
+        self._shadows: list[tuple[LiveGame, int, np.ndarray]] = []
+        self._scheduled = False
+
+    def _schedule(self) -> None:
+        if not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self.flush)
+
+    async def serve(self, family: str, version: str, x: np.ndarray) -> np.ndarray | None:
+        """`version`'s prediction for one feature vector, or None when it cannot serve."""
+        future: asyncio.Future[np.ndarray | None] = asyncio.get_running_loop().create_future()
+        self._served.append((family, version, x, future))
+        self._schedule()
+        return await future
+
+    def add_shadows(self, live: LiveGame, decision: Decision) -> None:
+        """Have the other aliases predict the round `decision` opens; kept on `live` until it is played."""
+        live.shadows_due = True
+        self._shadows.append((live, decision.round, np.frombuffer(decision.features, dtype=np.float32)))
+        self._schedule()
+
+    def flush(self) -> None:
+        self._scheduled = False
+        served, self._served = self._served, []
+        shadows, self._shadows = self._shadows, []
+        by_version: dict[tuple[str, str], list[tuple[np.ndarray, asyncio.Future[np.ndarray | None]]]] = {}
+        for family, version, x, future in served:
+            by_version.setdefault((family, version), []).append((x, future))
+        for (family, version), asked in by_version.items():
+            try:
+                probs = self.predictors.predict(family, version, np.stack([x for x, _ in asked]))
+            except Exception:
+                log.exception("%s %s failed to predict; the online predictor plays these rounds", family, version)
+                probs = None
+            for row, (_, future) in enumerate(asked):
+                if not future.done():  # a move whose connection went away is cancelled
+                    future.set_result(None if probs is None else probs[row])
+        by_alias: dict[tuple[str, str], list[tuple[LiveGame, int, np.ndarray]]] = {}
+        for item in shadows:
+            item[0].shadows_due = False
+            by_alias.setdefault((item[0].record.family, item[0].record.alias), []).append(item)
+        for (family, alias), items in by_alias.items():
+            try:
+                out = self.predictors.shadows(family, alias, np.stack([x for _, _, x in items]))
+            except Exception:
+                log.exception("shadow predictions failed for %s; play goes on without them", family)
+                continue
+            for row, (live, number, _) in enumerate(items):
+                live.shadows = (number, {a: _prediction(v, p[row]) for a, (v, p) in out.items()})
+
+
+def _decide(live: LiveGame, vector: np.ndarray, served: np.ndarray | None) -> Decision:
+    """The bot's committed choice for the open round of `live` (features `vector`), with the
+    prediction of the game's own model version when it served one."""
     game, record = live.game, live.record
     number = game.next_round
     assert number is not None
-    vector = live.tracker.vector(game.values(number))
-    models: dict[str, ModelPrediction] = {}
-    if predictors is not None and number > OPENING_ROUNDS and record.version != ONLINE_VERSION:
-        p = predictors.predict(record.family, record.version, vector)
-        if p is not None:
-            models[record.alias] = _prediction(record.version, p)
-    served = models.get(record.alias)
-    choice = live.bot.choose(game, _rng, None if served is None else served.probs)
+    models = {} if served is None else {record.alias: _prediction(record.version, served)}
+    choice = live.bot.choose(game, _rng, None if served is None else models[record.alias].probs)
     return Decision(
         round=number,
         bot_move=choice.move,
@@ -203,6 +267,7 @@ class GameService:
         self.predictors = predictors
         self.ab_split = ab_split
         self.live: dict[str, LiveGame] = {}
+        self._batch = PredictionBatch(predictors) if predictors is not None else None
 
     async def start(self, opponent_id: str, player: str | None, tag: str | None) -> GameMessage:
         opponent = OPPONENT_BY_ID.get(opponent_id)
@@ -226,7 +291,7 @@ class GameService:
             updated=now,
         )
         live = LiveGame.from_record(record)
-        record.pending = _decide(live, self.predictors)
+        record.pending = await self._decide(live)
         await self.storage.create_game(record)
         self.live[record.id] = live
         return game_message(record, token)
@@ -267,7 +332,7 @@ class GameService:
                 raise GameError("game_over", "the game is over", game_id)
             if round_number != record.pending.round:
                 raise GameError("wrong_round", f"round {record.pending.round} is open", game_id)
-            decision = record.pending
+            decision = self._with_shadows(live, record.pending)
             played_round = live.play(MOVES.index(move), decision)
             now = time.time()
             played = RoundRecord(
@@ -279,14 +344,9 @@ class GameService:
                 created=now,
             )
             won = live.game.winner
-            next_decision = None if won is not None else _decide(live, self.predictors)
-            write = asyncio.ensure_future(
-                self.storage.record_round(msgspec.structs.replace(record, pending=next_decision), played, won)
-            )
-            if next_decision is not None:  # the shadows predict while the round is being written
-                next_decision = self._with_shadows(record, next_decision)
+            next_decision = None if won is not None else await self._decide(live)
             try:
-                await write
+                await self.storage.record_round(msgspec.structs.replace(record, pending=next_decision), played, won)
             except BaseException:
                 live.stale = True  # the engine ran ahead of storage: the next access reloads the game
                 self.live.pop(game_id, None)
@@ -294,24 +354,35 @@ class GameService:
             record.rounds.append(played)
             record.pending = next_decision
             record.updated = now
+            if self._batch is not None and next_decision is not None and record.alias in next_decision.models:
+                self._batch.add_shadows(live, next_decision)
             metrics.rounds.labels(record.opponent, record.tag).inc()
             if won is not None:
                 metrics.games_finished.labels(record.opponent, record.tag, won).inc()
                 self.live.pop(game_id, None)
             return result_message(record, round_number - 1)
 
-    def _with_shadows(self, record: GameRecord, decision: Decision) -> Decision:
-        """`decision` with every other alias's prediction added (from round 4, when a model served it).
+    async def _decide(self, live: LiveGame) -> Decision:
+        """Decide the open round of `live`; from round 4 the game's own model version predicts it."""
+        number = live.game.next_round
+        assert number is not None
+        vector = live.tracker.vector(live.game.values(number))
+        served = None
+        if self._batch is not None and number > OPENING_ROUNDS and live.record.version != ONLINE_VERSION:
+            served = await self._batch.serve(live.record.family, live.record.version, vector)
+        return _decide(live, vector, served)
 
-        Shadows never change play: they are stored with the round when it is played (a restart
-        in between loses that one round's shadows, never the served prediction).
+    def _with_shadows(self, live: LiveGame, decision: Decision) -> Decision:
+        """The open round's decision with the shadows' predictions added, when they have been made.
+
+        A restart between the decision and the move loses that one round's shadows, never the
+        served prediction.
         """
-        if self.predictors is None or record.alias not in decision.models:
+        if live.shadows_due and self._batch is not None:
+            self._batch.flush()  # only a caller that did not yield since its last move gets here
+        if live.shadows is None or live.shadows[0] != decision.round:
             return decision
-        x = np.frombuffer(decision.features, dtype=np.float32)
-        shadows = self.predictors.shadows(record.family, record.alias, x)
-        models = {**{a: _prediction(v, p) for a, (v, p) in shadows.items()}, **decision.models}
-        return msgspec.structs.replace(decision, models=models)
+        return msgspec.structs.replace(decision, models={**live.shadows[1], **decision.models})
 
     async def exists(self, game_id: str) -> bool:
         return await self.get(game_id) is not None

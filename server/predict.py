@@ -71,11 +71,11 @@ def predict(pool: ModelPool, request: PredictRequest) -> dict[str, object]:
     for played in rounds:
         prediction = None
         if model is not None and played.number > OPENING_ROUNDS:
-            prediction = model.predict(tracker.vector(played.values))
+            prediction = model.predict(tracker.vector(played.values)[None])[0]
         brain.observe(played, prediction)
         tracker.add(played)
     tracker.score_player, tracker.score_bot = score_player, score_bot  # a given score overrides the rebuilt one
-    model_probs = model.predict(tracker.vector(values)) if model is not None else None
+    model_probs = model.predict(tracker.vector(values)[None])[0] if model is not None else None
     probs = brain.predictor.predict(values, model_probs)
     decision = decide(np.asarray(probs), values, score_player, score_bot, _rng)
     return {

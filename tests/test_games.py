@@ -10,14 +10,23 @@ from types import SimpleNamespace
 from typing import Any, TypeVar
 
 import msgspec
+import numpy as np
 import pytest
 
 import server.games as games_module
 from engine.fairplay import commitment, verify
 from engine.rules import MOVE_INDEX, MOVES, points, round_values
-from server.games import ABANDON_AFTER, ONLINE_VERSION, GameError, GameService
+from server.games import ABANDON_AFTER, ONLINE_VERSION, GameError, GameService, Predictors
 from server.messages import GameMessage, Result
-from server.records import GameRecord, LeaderboardRow, LedgerEntry, OpponentStats, RoundRecord, VersionStats
+from server.records import (
+    GameRecord,
+    LeaderboardRow,
+    LedgerEntry,
+    ModelPrediction,
+    OpponentStats,
+    RoundRecord,
+    VersionStats,
+)
 from server.storage import Storage, StorageUnavailable
 
 T = TypeVar("T")
@@ -486,3 +495,93 @@ def test_game_is_rebuilt_identically_from_its_record(clock: Clock) -> None:
     assert rebuilt == before and again == before
     assert before.history == played
     assert retries == played
+
+
+VERSIONS = {"Production": "v1", "B": "v2", "shadow1": "v3", "shadow2": "v4"}
+
+
+class FakePredictors:
+    """The Predictors protocol with fixed answers; records every call (family, version or alias, rows)."""
+
+    def __init__(self, failing_shadows: bool = False) -> None:
+        self.shadow_calls: list[tuple[str, str, int]] = []
+        self.predict_calls: list[tuple[str, str, int]] = []
+        self.failing_shadows = failing_shadows
+
+    def serving(self, family: str, alias: str) -> str | None:
+        return VERSIONS[alias]
+
+    def preload(self, family: str, version: str) -> bool:
+        return True
+
+    def predict(self, family: str, version: str, x: np.ndarray) -> np.ndarray | None:
+        self.predict_calls.append((family, version, len(x)))
+        return np.tile(np.array([0.5, 0.3, 0.2], dtype=np.float32), (len(x), 1))
+
+    def shadows(self, family: str, alias: str, x: np.ndarray) -> dict[str, tuple[str, np.ndarray]]:
+        self.shadow_calls.append((family, alias, len(x)))
+        if self.failing_shadows:
+            raise RuntimeError("the shadow model crashed")
+        row = np.array([0.2, 0.3, 0.5], dtype=np.float32)
+        return {a: (v, np.tile(row, (len(x), 1))) for a, v in VERSIONS.items() if a != alias}
+
+
+def _is_predictors(predictors: FakePredictors) -> Predictors:
+    return predictors  # mypy checks here that the fake implements the protocol
+
+
+def test_rounds_decided_in_one_turn_are_predicted_in_one_batch_and_stored_with_their_shadows(clock: Clock) -> None:
+    storage, predictors = FakeStorage(), FakePredictors()
+    service = GameService(storage, predictors, ab_split=0.0)  # every game on Production
+
+    async def scenario() -> list[str]:
+        ids = [(await service.start("brian", None, None)).game_id for _ in range(3)]
+        for n in range(1, 5):
+            # the three games' moves of round n arrive together, as from three connections in one turn
+            await asyncio.gather(*(service.move(g, n, "rock") for g in ids))
+            await asyncio.sleep(0)  # the turn ends: the batch runs
+        return ids
+
+    ids = run(scenario())
+    # round 3's moves decide round 4 (the first with a model): one batch of 3 rows; round 4's decide round 5
+    assert predictors.predict_calls == [("mlp", "v1", 3), ("mlp", "v1", 3)]
+    assert predictors.shadow_calls == [("mlp", "Production", 3), ("mlp", "Production", 3)]
+    for g in ids:
+        fourth = storage.games[g].rounds[3].decision
+        assert set(fourth.models) == set(VERSIONS)
+        assert fourth.models["Production"].probs == pytest.approx((0.5, 0.3, 0.2))
+        assert fourth.models["shadow2"] == ModelPrediction("v4", pytest.approx((0.2, 0.3, 0.5)))
+        assert all(not r.decision.models for r in storage.games[g].rounds[:3])
+
+
+def test_a_move_right_after_the_previous_one_still_stores_its_shadows(clock: Clock) -> None:
+    storage, predictors = FakeStorage(), FakePredictors()
+    service = GameService(storage, predictors, ab_split=1.0)  # every game on B
+
+    async def scenario() -> str:
+        game = await service.start("forrest", None, None)
+        for n in range(1, 6):  # no turn ends between these moves
+            await service.move(game.game_id, n, "paper")
+        return game.game_id
+
+    game_id = run(scenario())
+    for r in storage.games[game_id].rounds[3:5]:
+        assert set(r.decision.models) == set(VERSIONS) and r.decision.models["B"].version == "v2"
+
+
+def test_failing_shadows_lose_only_the_shadows(clock: Clock) -> None:
+    storage, predictors = FakeStorage(), FakePredictors(failing_shadows=True)
+    service = GameService(storage, predictors, ab_split=0.0)
+
+    async def scenario() -> list[Result]:
+        game = await service.start("logan", None, None)
+        results = []
+        for n in range(1, 7):
+            results.append(await service.move(game.game_id, n, "scissors"))
+            await asyncio.sleep(0)
+        return results
+
+    results = run(scenario())
+    assert [r.round for r in results] == [1, 2, 3, 4, 5, 6] and len(predictors.shadow_calls) == 4
+    stored = next(iter(storage.games.values())).rounds
+    assert [set(r.decision.models) for r in stored[3:]] == [{"Production"}] * 3

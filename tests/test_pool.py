@@ -135,7 +135,7 @@ def test_load_model_accepts_every_trained_version(family: str, root: Path, store
         card = _card(root, family, version)
         assert model.card == card
         golden_in = np.asarray(card["golden"]["inputs"], dtype=np.float32)
-        p = model.predict(golden_in[0])
+        p = model.predict(golden_in[:1])[0]
         assert p.shape == (3,)
         assert np.allclose(p, card["golden"]["outputs"][0], atol=1e-5)
         assert float(p.sum()) == pytest.approx(1.0, abs=1e-5)
@@ -280,8 +280,8 @@ def test_a_loaded_version_survives_its_files_being_replaced(root: Path, store: L
 def test_predict_all_answers_for_every_alias(store: LocalStore) -> None:
     pool = ModelPool(store)
     assert pool.reload()
-    x = _vector()
-    assert x.shape == (N_FEATURES,)
+    x = _vector()[None]
+    assert x.shape == (1, N_FEATURES)
     for family in FAMILIES:
         # a game that started on Production when it was v4 keeps v4
         out = pool.predict_all(family, "Production", "v4", x)
@@ -295,30 +295,28 @@ def test_predict_all_answers_for_every_alias(store: LocalStore) -> None:
             served = pool.routes[family][alias]
             assert np.allclose(probs, served.predict(x), atol=1e-6)
         for _, probs in out.values():
-            assert probs.shape == (3,)
+            assert probs.shape == (1, 3)
             assert float(probs.sum()) == pytest.approx(1.0, abs=1e-5)
         # distinct versions give distinct answers (the table is not one model four times)
-        assert len({tuple(np.round(p, 6)) for _, p in out.values()}) > 1
+        assert len({tuple(np.round(p[0], 6)) for _, p in out.values()}) > 1
 
 
 def test_predict_all_without_the_games_version_still_answers_for_the_others(store: LocalStore) -> None:
     pool = ModelPool(store)
     assert pool.reload()
-    out = pool.predict_all("mlp", "B", "v99", _vector())
+    out = pool.predict_all("mlp", "B", "v99", _vector()[None])
     assert set(out) == {"Production", "shadow1", "shadow2"}
 
 
-def test_loaded_model_predicts_each_row_afresh(store: LocalStore) -> None:
-    """The I/O-bound buffers are reused: every call must still answer for its own input."""
-    model = load_model(store, "xgboost", "v1")
-    rng = np.random.default_rng(3)
-    rows = rng.random((20, 50), dtype=np.float32)
-    expected = model.session.run(None, {model.input_name: rows})[0]
-    got = np.stack([model.predict(row) for row in rows])
-    assert np.array_equal(got, expected)
-    first = model.predict(rows[0])
-    model.predict(rows[1])
-    assert np.array_equal(first, expected[0])  # an earlier answer is not overwritten by a later call
+@pytest.mark.parametrize("family", FAMILIES)
+def test_a_batch_answers_each_row_as_it_would_alone(family: str, store: LocalStore) -> None:
+    """The server predicts the rounds of many games in one call: each row must get its own answer."""
+    model = load_model(store, family, "v1")
+    rows = np.random.default_rng(3).random((20, 50), dtype=np.float32)
+    alone = np.concatenate([model.predict(rows[i : i + 1]) for i in range(len(rows))])
+    together = model.predict(rows)
+    assert together.shape == (20, 3) and np.allclose(together, alone, atol=1e-6)
+    assert len({tuple(np.round(p, 5)) for p in together}) > 1  # the rows differ, so do the answers
 
 
 # -- LocalStore and the manifest -------------------------------------------------------------------
