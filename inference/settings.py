@@ -43,6 +43,7 @@ class Settings:
     ws_deflate: bool = False
     reload_interval: float = 5.0
     stats_tags: tuple[str, ...] = ("human",)
+    workers: int = 1
 
     @classmethod
     def from_env(cls, data_dir: str | None = None) -> Settings:
@@ -63,11 +64,14 @@ class Settings:
             ws_deflate=env("RPSQUEST_WS_DEFLATE", "0") in ("1", "true", "yes"),
             reload_interval=_number("RPSQUEST_RELOAD_INTERVAL", 5.0),
             stats_tags=tuple(t.strip() for t in env("RPSQUEST_STATS_TAGS", "human").split(",") if t.strip()),
+            workers=_number("RPSQUEST_WORKERS", 1),
         )
         if settings.rate_limit < 0:
             raise SettingsError("RPSQUEST_RATE_LIMIT must be 0 (no limit) or more")
         if not 0.0 <= settings.ab_split <= 1.0:
             raise SettingsError("RPSQUEST_AB_SPLIT must be between 0 and 1")
+        if not 1 <= settings.workers <= 64:
+            raise SettingsError("RPSQUEST_WORKERS must be between 1 and 64")
         if settings.idle_timeout <= 0:
             raise SettingsError("RPSQUEST_IDLE_TIMEOUT must be positive")
         unknown = set(settings.stats_tags) - {"human", "sim", "loadtest"}

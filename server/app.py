@@ -96,6 +96,7 @@ class Server:
         self.service: GameService | None = None
         self.pool: ModelPool | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._serving: set[tuple[str, str, str]] = set()  # (family, alias, version) shown as serving
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
@@ -108,6 +109,7 @@ class Server:
         self.service = GameService(storage, self.pool, self.settings.ab_split)
         gc.collect()
         gc.freeze()  # what start-up built lives as long as the process: keep it out of every collection
+        gc.set_threshold(50_000, 20, 100)  # fewer, cheaper collections: a round allocates many short-lived objects
         self._tasks = [asyncio.create_task(self._sweep_forever()), asyncio.create_task(self._watch_models())]
         try:
             yield
@@ -126,9 +128,12 @@ class Server:
             return False
         if changed:
             metrics.model_generation.set(self.pool.generation)
-            for family, aliases in self.pool.routes.items():
-                for alias, model in aliases.items():
-                    metrics.model_info.labels(family, alias).info({"version": model.version})
+            serving = {(f, a, m.version) for f, aliases in self.pool.routes.items() for a, m in aliases.items()}
+            for labels in self._serving - serving:
+                metrics.model_serving.labels(*labels).set(0)
+            for labels in serving:
+                metrics.model_serving.labels(*labels).set(1)
+            self._serving = serving
         return changed
 
     async def _watch_models(self) -> None:
@@ -250,7 +255,7 @@ class Server:
         return JSONResponse({"status": "ready", "generation": self.pool.generation})
 
     async def metrics(self, request: Request) -> Response:
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(metrics.exposition()), media_type=CONTENT_TYPE_LATEST)
 
     async def opponents(self, request: Request) -> Response:
         stats = {s.opponent: s for s in await self._storage_call(lambda s: s.opponent_stats())}
@@ -401,6 +406,11 @@ class _Unavailable(Exception):
 
 async def _unavailable(request: Request, exc: Exception) -> Response:
     return JSONResponse({"error": "unavailable", "message": "the database cannot be reached"}, status_code=503)
+
+
+def app_from_env() -> Starlette:
+    """The application of every worker process of `rpsquest serve`, configured by the environment."""
+    return create_app(Settings.from_env())
 
 
 def create_app(settings: Settings, storage: Storage | None = None, store: ModelStore | None = None) -> Starlette:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import importlib.util
 import logging
+import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -16,8 +17,8 @@ import uvicorn
 from engine.opponents import FAMILIES, OPPONENTS
 from inference.settings import Settings, SettingsError
 from inference.store import open_store, read_manifest
-from server.app import create_app
 from server.messages import MAX_FRAME
+from server.storage import SQLiteStorage
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -88,9 +89,25 @@ def cold_start(settings: Settings) -> None:
 
 
 def serve(settings: Settings, host: str, port: int) -> None:
-    """Run the game server until interrupted."""
-    config = uvicorn.Config(
-        create_app(settings),
+    """Run the game server until interrupted: `settings.workers` processes share the port.
+
+    Every worker builds its app from the environment (the data dir is passed on there). Any
+    worker can play any game: games live in the database and a worker reads one afresh when a
+    connection resumes it. With several workers their metrics go through files in the data dir.
+    """
+    os.environ["RPSQUEST_DATA_DIR"] = str(settings.data_dir)
+    SQLiteStorage.prepare(settings.database_path())  # migrate once, before the workers open it
+    if settings.workers > 1:
+        metrics_dir = settings.data_dir / "metrics"
+        shutil.rmtree(metrics_dir, ignore_errors=True)  # the files of an earlier run's workers
+        metrics_dir.mkdir(parents=True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+    shown = "localhost" if host in ("127.0.0.1", "0.0.0.0", "::") else host
+    print(f"RPS Quest is up: open http://{shown}:{port}/  (data in {settings.data_dir}; Ctrl-C stops)", flush=True)
+    uvicorn.run(
+        "server.app:app_from_env",
+        factory=True,
+        workers=settings.workers,
         host=host,
         port=port,
         loop="uvloop",
@@ -104,11 +121,6 @@ def serve(settings: Settings, host: str, port: int) -> None:
         access_log=False,
         log_level="warning",
     )
-    server = uvicorn.Server(config)
-    gc.set_threshold(50_000, 20, 100)  # fewer, cheaper collections: a round allocates many short-lived objects
-    shown = "localhost" if host in ("127.0.0.1", "0.0.0.0", "::") else host
-    print(f"RPS Quest is up: open http://{shown}:{port}/  (data in {settings.data_dir}; Ctrl-C stops)", flush=True)
-    server.run()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -29,7 +29,7 @@ from engine.rules import MOVES, OUTCOMES, TARGET, Game, Round, outcome, points, 
 from server import metrics
 from server.messages import GameMessage, OpenRound, Result, Score, Values
 from server.records import Decision, GameRecord, ModelPrediction, RoundRecord
-from server.storage import Storage
+from server.storage import Storage, StorageConflict
 
 log = logging.getLogger("rpsquest")
 ONLINE_VERSION = "online-1"
@@ -311,6 +311,9 @@ class GameService:
         return live
 
     async def resume(self, game_id: str, token: str) -> GameMessage:
+        held = self.live.get(game_id)
+        if held is not None and not held.lock.locked():
+            del self.live[game_id]  # another worker process may have played it since: read it afresh
         live = await self.get(game_id)
         if live is None:
             raise GameError("unknown_game", "no such game", game_id)
@@ -323,8 +326,8 @@ class GameService:
         if live is None:
             raise GameError("unknown_game", "no such game", game_id)
         async with live.lock:
-            if live.stale:
-                raise GameError("unavailable", "the game could not be saved; resume it to continue", game_id)
+            if live.stale:  # the move before this one left the game changed elsewhere or unsaved: read it afresh
+                return await self.move(game_id, round_number, move)
             record = live.record
             if round_number <= len(record.rounds):
                 return result_message(record, round_number - 1)
@@ -347,9 +350,11 @@ class GameService:
             next_decision = None if won is not None else await self._decide(live)
             try:
                 await self.storage.record_round(msgspec.structs.replace(record, pending=next_decision), played, won)
-            except BaseException:
+            except BaseException as exc:
                 live.stale = True  # the engine ran ahead of storage: the next access reloads the game
                 self.live.pop(game_id, None)
+                if isinstance(exc, StorageConflict):  # another process played this round: answer with its result
+                    return await self._stored_result(game_id, round_number)
                 raise
             record.rounds.append(played)
             record.pending = next_decision
@@ -371,6 +376,12 @@ class GameService:
         if self._batch is not None and number > OPENING_ROUNDS and live.record.version != ONLINE_VERSION:
             served = await self._batch.serve(live.record.family, live.record.version, vector)
         return _decide(live, vector, served)
+
+    async def _stored_result(self, game_id: str, round_number: int) -> Result:
+        fresh = await self.get(game_id)
+        if fresh is None or round_number > len(fresh.record.rounds):
+            raise GameError("unavailable", "the game could not be saved; resume it to continue", game_id)
+        return result_message(fresh.record, round_number - 1)
 
     def _with_shadows(self, live: LiveGame, decision: Decision) -> Decision:
         """The open round's decision with the shadows' predictions added, when they have been made.

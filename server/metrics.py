@@ -1,12 +1,30 @@
-"""Prometheus metrics of the game server, on a registry of its own."""
+"""Prometheus metrics of the game server, on a registry of its own.
+
+With several worker processes (RPSQUEST_WORKERS) the serving command sets
+PROMETHEUS_MULTIPROC_DIR before the workers start: every worker then keeps its values in
+files there and /metrics, whichever worker answers, adds up all of them.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, disable_created_metrics
+import os
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, multiprocess
 
 disable_created_metrics()  # type: ignore[no-untyped-call]
 
 registry = CollectorRegistry()
+
+
+def exposition() -> CollectorRegistry:
+    """The registry /metrics shows: this process's, or every worker's when there are several."""
+    if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        return registry
+    merged = CollectorRegistry()
+    multiprocess.MultiProcessCollector(merged)  # type: ignore[no-untyped-call]
+    return merged
+
+
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 http_requests = Counter(
@@ -19,7 +37,9 @@ http_latency = Histogram(
     buckets=_LATENCY_BUCKETS,
     registry=registry,
 )
-ws_connections = Gauge("rpsquest_ws_connections", "Open WebSocket connections", registry=registry)
+ws_connections = Gauge(
+    "rpsquest_ws_connections", "Open WebSocket connections", registry=registry, multiprocess_mode="livesum"
+)
 ws_messages = Counter("rpsquest_ws_messages_total", "WebSocket messages received", ["type"], registry=registry)
 ws_errors = Counter("rpsquest_ws_errors_total", "Error answers sent, by code", ["code"], registry=registry)
 ws_closes = Counter("rpsquest_ws_closes_total", "Connections closed by a limit", ["code"], registry=registry)
@@ -34,9 +54,18 @@ move_latency = Histogram(
     buckets=_LATENCY_BUCKETS,
     registry=registry,
 )
-live_games = Gauge("rpsquest_live_games", "Games held in memory", registry=registry)
+live_games = Gauge("rpsquest_live_games", "Games held in memory", registry=registry, multiprocess_mode="livesum")
 abandoned = Counter("rpsquest_games_abandoned_total", "Games marked abandoned", registry=registry)
 model_generation = Gauge(
-    "rpsquest_model_generation", "Generation of the alias manifest being served", registry=registry
+    "rpsquest_model_generation",
+    "Generation of the alias manifest being served (the oldest any worker serves)",
+    registry=registry,
+    multiprocess_mode="livemin",
 )
-model_info = Info("rpsquest_model", "The version each alias serves", ["family", "alias"], registry=registry)
+model_serving = Gauge(
+    "rpsquest_model_serving",
+    "1 for the version each alias serves now, 0 for the versions it served before",
+    ["family", "alias", "version"],
+    registry=registry,
+    multiprocess_mode="livemax",
+)

@@ -116,6 +116,10 @@ class StorageUnavailable(Exception):
     """The database cannot be reached or written right now."""
 
 
+class StorageConflict(StorageUnavailable):
+    """The write collides with what is stored (e.g. a round another process has just played)."""
+
+
 class Storage(Protocol):
     """What the game server needs from a database."""
 
@@ -164,11 +168,11 @@ def _connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
 def migrate(conn: sqlite3.Connection) -> int:
     """Apply the migrations not yet applied; returns the schema version."""
     conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied REAL NOT NULL)")
-    done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
     for version, script in enumerate(MIGRATIONS, start=1):
-        if version in done:
+        conn.execute("BEGIN IMMEDIATE")  # checked inside the lock: another process may be migrating too
+        if conn.execute("SELECT 1 FROM schema_migrations WHERE version = ?", (version,)).fetchone():
+            conn.execute("COMMIT")
             continue
-        conn.execute("BEGIN IMMEDIATE")
         try:
             for statement in script.split(";"):
                 if statement.strip():
@@ -186,6 +190,16 @@ _Job = tuple[Callable[[sqlite3.Connection], Any], asyncio.AbstractEventLoop, "as
 
 class SQLiteStorage:
     """The embedded SQLite backend."""
+
+    @staticmethod
+    def prepare(path: Path) -> None:
+        """Create or migrate the database at `path` (before processes that share it start)."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = _connect(path)
+        try:
+            migrate(conn)
+        finally:
+            conn.close()
 
     def __init__(self, path: Path, readers: int = 2) -> None:
         self.path = path
@@ -260,6 +274,8 @@ class SQLiteStorage:
         self._jobs.put((fn, loop, future))
         try:
             return await future
+        except sqlite3.IntegrityError as exc:
+            raise StorageConflict(str(exc)) from exc
         except sqlite3.Error as exc:
             raise StorageUnavailable(str(exc)) from exc
 

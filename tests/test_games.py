@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import math
 from collections.abc import Coroutine, Iterator
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, TypeVar
 
@@ -26,7 +27,7 @@ from server.records import (
     RoundRecord,
     VersionStats,
 )
-from server.storage import Storage, StorageUnavailable
+from server.storage import SQLiteStorage, Storage, StorageUnavailable
 
 T = TypeVar("T")
 
@@ -405,8 +406,9 @@ def test_a_move_queued_behind_a_failed_write_does_not_run_ahead(clock: Clock) ->
 
     outcomes, stored = run(scenario())
     assert isinstance(outcomes[0], StorageUnavailable)
-    # The second move waited for the game's lock; it must not play on the engine state the failed write left.
-    assert isinstance(outcomes[1], GameError) and outcomes[1].code == "unavailable"
+    # The second move waited for the game's lock; it must not play on the engine state the failed write left:
+    # it reads the game afresh, which fails while the database is down.
+    assert isinstance(outcomes[1], StorageUnavailable)
     assert stored == 1
 
 
@@ -585,3 +587,35 @@ def test_failing_shadows_lose_only_the_shadows(clock: Clock) -> None:
     assert [r.round for r in results] == [1, 2, 3, 4, 5, 6] and len(predictors.shadow_calls) == 4
     stored = next(iter(storage.games.values())).rounds
     assert [set(r.decision.models) for r in stored[3:]] == [{"Production"}] * 3
+
+
+def test_two_processes_on_one_database_never_fork_a_game(tmp_path: Path) -> None:
+    """Two game services (two worker processes) share one SQLite file; the player's connections go to either."""
+
+    async def scenario() -> None:
+        a_storage, b_storage = SQLiteStorage(tmp_path / "shared.db"), SQLiteStorage(tmp_path / "shared.db")
+        a, b = GameService(a_storage), GameService(b_storage)
+        try:
+            game = await a.start("brian", None, None)
+            token = game.token or ""
+            for n in (1, 2, 3):
+                await a.move(game.game_id, n, "rock")
+            # the player reconnects, lands on b and plays on
+            assert len((await b.resume(game.game_id, token)).history) == 3
+            fourth = await b.move(game.game_id, 4, "paper")
+            fifth = await b.move(game.game_id, 5, "paper")
+            # a still holds its own copy, from before round 4: resuming there reads the game afresh
+            resumed = await a.resume(game.game_id, token)
+            assert len(resumed.history) == 5 and resumed.history[3:] == [fourth, fifth] and resumed.next is not None
+            sixth = await a.move(game.game_id, 6, "rock")
+            assert resumed.next.commit == commitment(game.game_id, 6, MOVE_INDEX[sixth.bot_move], sixth.nonce)
+            # b's copy is the stale one now: a move there (a retry from another tab) gets what a stored
+            assert await b.move(game.game_id, 6, "paper") == sixth
+            stored = await a_storage.load_game(game.game_id)
+            assert stored is not None and [r.decision.round for r in stored.rounds] == [1, 2, 3, 4, 5, 6]
+            assert MOVES[stored.rounds[5].player_move] == "rock"
+        finally:
+            await a_storage.close()
+            await b_storage.close()
+
+    run(scenario())
