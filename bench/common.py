@@ -80,10 +80,17 @@ class Server:
         return f"ws://127.0.0.1:{self.port}/ws"
 
     def rss_mib(self) -> float:
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-        return float("nan")
+        """Resident memory of the server: the serving process and its worker processes, if any."""
+        total = 0
+        pids = [self.process.pid]
+        while pids:
+            pid = pids.pop()
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                pids += [int(child) for child in (task / "children").read_text().split()]
+        return total / 1024
 
     def stop(self) -> None:
         self.process.terminate()

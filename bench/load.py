@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -22,12 +23,13 @@ from server.loadtest import loadtest
 
 TOKEN = "bench-admin-token"
 NO_LIMIT = {"RPSQUEST_RATE_LIMIT": "0", "RPSQUEST_ADMIN_TOKEN": TOKEN}
+WORKERS = os.cpu_count() or 1  # the load sections run one server process per core
 
 
-def _fresh(root: Path, name: str, store: Path) -> Server:
+def _fresh(root: Path, name: str, store: Path, workers: int = 1) -> Server:
     data_dir = root / name
     shutil.rmtree(data_dir, ignore_errors=True)
-    return Server(data_dir, store, NO_LIMIT)
+    return Server(data_dir, store, {**NO_LIMIT, "RPSQUEST_WORKERS": str(workers)})
 
 
 async def _echo_rtt(url: str, n: int) -> list[float]:
@@ -80,20 +82,20 @@ def _run_load(server: Server, sessions: int, **kwargs: Any) -> dict[str, Any]:
 
 def paced(root: Path, store: Path, pace: str, sessions: int, seconds: float, ramp: float) -> dict[str, Any]:
     """`sessions` sessions at `pace` for `seconds` against a fresh server."""
-    server = _fresh(root, f"{pace}-{sessions}", store)
+    server = _fresh(root, f"{pace}-{sessions}", store, WORKERS)
     try:
-        return _run_load(server, sessions, duration=seconds, ramp=ramp, pace=pace)
+        return {"workers": WORKERS, **_run_load(server, sessions, duration=seconds, ramp=ramp, pace=pace)}
     finally:
         server.stop()
 
 
 def capacity(
-    root: Path, store: Path, steps: tuple[int, ...] = (1000, 1500, 2000, 3000), seconds: float = 45
+    root: Path, store: Path, steps: tuple[int, ...] = (1000, 1500, 2000, 3000, 4000), seconds: float = 45
 ) -> dict[str, Any]:
     """Human-paced sessions in growing steps: p99 and memory per connection; the largest step with p99 ≤ 100 ms."""
-    out: dict[str, Any] = {"steps": []}
+    out: dict[str, Any] = {"workers": WORKERS, "steps": []}
     for sessions in steps:
-        server = _fresh(root, f"capacity-{sessions}", store)
+        server = _fresh(root, f"capacity-{sessions}", store, WORKERS)
         rest = server.rss_mib()
         try:
             summary = _run_load(server, sessions, duration=seconds, ramp=15, pace="human")

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -46,6 +47,20 @@ _EXPERTS = ("shift", "context", "counter", "rank", "frequency", "pattern", "mode
 _PRIOR_WEIGHT = (0.30, 0.15, 0.10, 0.15, 0.15, 0.15, 1.0)
 _DISCOUNT = 0.9
 _PATTERN_MAX = 4
+
+
+@dataclass(frozen=True, slots=True)
+class Priors:
+    """The population priors: P(stay, up, down | last outcome win, lose, draw) and the move shares.
+
+    The defaults are the shipped ones; an evaluation on wxz2014 players fits its own on the players it trains on.
+    """
+
+    shift: tuple[tuple[float, float, float], ...] = SHIFT_PRIOR
+    move: tuple[float, float, float] = MOVE_PRIOR
+
+
+SHIPPED_PRIORS = Priors()
 
 
 def _normalise(counts: Sequence[float]) -> list[float]:
@@ -79,7 +94,8 @@ def _from_relative(relative: Sequence[float], anchor: int) -> list[float]:
 class OnlinePredictor:
     """Predicts the player's next move from this game's rounds so far."""
 
-    def __init__(self, history: Sequence[Round] = ()) -> None:
+    def __init__(self, history: Sequence[Round] = (), priors: Priors = SHIPPED_PRIORS) -> None:
+        self.priors = priors
         self.rounds: list[Round] = []
         self.log_weights = [math.log(w) for w in _PRIOR_WEIGHT]
         self.shift_any = _Counts(5.0)  # over every outcome: the back-off of the per-outcome counts
@@ -100,13 +116,13 @@ class OnlinePredictor:
         by_rank = [0.0, 0.0, 0.0]
         for position, move in enumerate(ranks):
             by_rank[move] = rank_p[position]
-        frequency = self.frequency.posterior(None, MOVE_PRIOR)
+        frequency = self.frequency.posterior(None, self.priors.move)
         if not rounds:
             return [frequency, frequency, list(_UNIFORM), by_rank, frequency, list(_UNIFORM)]
         last = rounds[-1]
         last_outcome = outcome(last.player, last.bot)
         # Each conditional model backs off to this player's habit over all outcomes, not straight to the population.
-        shift_all = self.shift_any.posterior(None, SHIFT_PRIOR[last_outcome])
+        shift_all = self.shift_any.posterior(None, self.priors.shift[last_outcome])
         shift_rel = self.shift.posterior(last_outcome, shift_all)
         shift = _from_relative(shift_rel, last.player)
         context = _from_relative(self.context.posterior(self._context_key(), shift_rel), last.player)

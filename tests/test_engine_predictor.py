@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.predictor import OnlinePredictor
+from engine.predictor import SHIFT_PRIOR, OnlinePredictor, Priors
 from engine.rules import DRAW, LOSE, MOVE_INDEX, WIN, Round, hunter, outcome, points, round_values
 
 ROCK, PAPER, SCISSORS = 0, 1, 2
@@ -99,6 +99,31 @@ def test_predict_does_not_change_state() -> None:
     for other in range(1, 6):
         predictor.predict(round_values("other", other))
     assert np.array_equal(predictor.predict(values), first)
+
+
+def test_explicit_priors_decide_until_the_player_shows_habits() -> None:
+    """A population that favours scissors and moves down after a win: so predicted in round 1 and after a win."""
+    after_a_win_down = Priors(shift=((0.1, 0.1, 0.8), SHIFT_PRIOR[1], SHIFT_PRIOR[2]), move=(0.2, 0.2, 0.6))
+    for game_id in ("priors-a", "priors-b", "priors-c"):
+        first = round_values(game_id, 1)
+        assert int(np.argmax(OnlinePredictor().predict(first))) != SCISSORS
+        assert int(np.argmax(OnlinePredictor(priors=after_a_win_down).predict(first))) == SCISSORS
+        won = _history(game_id, [ROCK], [SCISSORS])
+        second = round_values(game_id, 2)
+        shipped, explicit = OnlinePredictor(won).predict(second), OnlinePredictor(won, after_a_win_down).predict(second)
+        assert int(np.argmax(explicit)) == SCISSORS  # down from rock
+        assert explicit[SCISSORS] > shipped[SCISSORS] + 0.15
+
+
+def test_replay_with_explicit_priors_equals_round_by_round() -> None:
+    priors = Priors(shift=((0.2, 0.5, 0.3), (0.6, 0.2, 0.2), (0.3, 0.3, 0.4)), move=(0.3, 0.3, 0.4))
+    history = _random_history(11, 20)
+    incremental = OnlinePredictor(priors=priors)
+    for i, r in enumerate(history):
+        rebuilt = OnlinePredictor(history[:i], priors)
+        assert np.array_equal(rebuilt.predict(r.values), incremental.predict(r.values))
+        assert not np.array_equal(rebuilt.predict(r.values), OnlinePredictor(history[:i]).predict(r.values))
+        incremental.observe(r)
 
 
 @pytest.mark.parametrize(

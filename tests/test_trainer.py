@@ -18,6 +18,7 @@ import pytest
 
 from engine.features import features
 from engine.opponents import ALIASES, FAMILIES
+from engine.predictor import Priors
 from engine.rules import Round, points, round_values
 from inference.store import LocalStore, model_key
 from trainer.cycle import RECORDED_HOLDOUT, recorded_histories, train_cycle
@@ -26,6 +27,7 @@ from trainer.datasets import (
     History,
     chronological_split,
     examples,
+    fit_priors,
     histories_from_csv,
     split_groups,
 )
@@ -208,6 +210,37 @@ def test_split_groups_keeps_each_group_on_one_side() -> None:
     assert not np.array_equal(train, other)
     _, tiny = split_groups(groups, 0.001, seed=3)
     assert len(set(groups[tiny])) == 1  # never an empty hold-out
+
+
+def test_fit_priors_counts_shifts_after_each_outcome_and_moves(tmp_path: Path) -> None:
+    # p1: rock (wins), rock (stays after the win; loses), scissors (down after the loss; draw), rock (up after the draw)
+    # p2: paper (wins), scissors (up; loses), rock (up; draw), rock (stays); p1's last round is not followed by p2's.
+    path = _write(
+        tmp_path / "plays.csv",
+        "player_id,game_id,round,move,opp_move\n"
+        "p1,g1,1,rock,scissors\np1,g1,2,rock,paper\np1,g1,3,scissors,scissors\np1,g1,4,rock,paper\n"
+        "p2,g1,1,paper,rock\np2,g1,2,scissors,rock\np2,g1,3,rock,rock\np2,g1,4,rock,rock\n",
+    )
+    priors = fit_priors(histories_from_csv(path))
+    # (stay, up, down) after a win, a loss, a draw
+    assert priors.shift == ((0.5, 0.5, 0.0), (0.0, 0.5, 0.5), (0.5, 0.5, 0.0))
+    assert priors.move == (5 / 8, 1 / 8, 2 / 8)
+
+
+def test_fit_priors_needs_a_move_after_every_outcome(tmp_path: Path) -> None:
+    path = _write(tmp_path / "plays.csv", "player_id,game_id,round,move,opp_move\np1,g1,1,rock,scissors\n"
+                  "p1,g1,2,rock,scissors\np1,g1,3,paper,paper\n")  # fmt: skip
+    with pytest.raises(DataError, match="priors"):
+        fit_priors(histories_from_csv(path))  # no move ever follows a loss or a draw
+
+
+def test_shipped_priors_are_the_ones_fitted_on_the_training_players() -> None:
+    """The online predictor's population priors come from the recorded players the trainer may use (groups 01-06)."""
+    fitted, shipped = fit_priors(recorded_histories()), Priors()
+    assert np.allclose(fitted.shift, shipped.shift, atol=5e-4)
+    assert np.allclose(fitted.move, shipped.move, atol=5e-4)
+    every_player = fit_priors(histories_from_csv(ROOT / "datasets" / "wxz2014.csv"))
+    assert not np.allclose(every_player.shift, shipped.shift, atol=5e-4)  # the held-out players would change them
 
 
 def test_chronological_split_holds_out_the_latest_games() -> None:

@@ -8,6 +8,7 @@ labelled example (the player's move).
 from __future__ import annotations
 
 import csv
+import itertools
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -16,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from engine.features import N_FEATURES, FeatureTracker
-from engine.rules import MOVE_INDEX, Round, Values, points
+from engine.predictor import Priors
+from engine.rules import MOVE_INDEX, Round, Values, outcome, points
 
 FIRST_LABEL_ROUND = 4
 SOURCE_WEIGHTS: dict[str, float] = {"human": 1.0, "recorded": 1.0, "sim": 0.3, "loadtest": 0.0}
@@ -92,6 +94,23 @@ def examples(histories: Iterable[History], first_round: int = FIRST_LABEL_ROUND)
         time=np.array(times, dtype=np.float64),
         round=np.array(rounds, dtype=np.int32),
     )
+
+
+def fit_priors(histories: Iterable[History]) -> Priors:
+    """The online predictor's population priors from these players' rounds: shift given the last outcome, moves."""
+    shift = np.zeros((3, 3))
+    moves = np.zeros(3)
+    for h in histories:
+        for before, played in itertools.pairwise(h.rounds):
+            shift[outcome(before.player, before.bot), (played.player - before.player) % 3] += 1
+        for r in h.rounds:
+            moves[r.player] += 1
+    if (shift.sum(axis=1) == 0).any():
+        raise DataError("too few rounds to fit priors: some outcome is never followed by a move")
+    shift /= shift.sum(axis=1, keepdims=True)
+    moves /= moves.sum()
+    rows = tuple((float(a), float(b), float(c)) for a, b, c in shift)
+    return Priors(shift=rows, move=(float(moves[0]), float(moves[1]), float(moves[2])))
 
 
 def _scored(moves: Sequence[tuple[int, int, Values]]) -> list[Round]:

@@ -16,9 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from engine.bot import Bot
-from engine.openings import OPENINGS
 from engine.policy import decide
+from engine.predictor import SHIPPED_PRIORS, OnlinePredictor, Priors
 from engine.rules import LOSE, WIN, outcome
 from inference.pool import ModelRejected, load_model
 from inference.store import ModelStore, read_manifest
@@ -65,13 +64,15 @@ def _net(p: np.ndarray, history: History, index: int, rng: random.Random) -> int
     return -1 if result == WIN else (1 if result == LOSE else 0)
 
 
-def _play(histories: list[History], model_probs: np.ndarray | None, seed: int) -> tuple[Scores, Scores | None]:
+def play(
+    histories: list[History], model_probs: np.ndarray | None, seed: int, priors: Priors = SHIPPED_PRIORS
+) -> tuple[Scores, Scores | None]:
     """Scores of the online predictor alone, and of its blend with `model_probs` (one row per labelled round)."""
     rng = random.Random(seed)
     online, blend = Scores(), (Scores() if model_probs is not None else None)
     row = 0
     for h in histories:
-        alone, mixed = Bot(OPENINGS[0]).predictor, Bot(OPENINGS[0]).predictor
+        alone, mixed = OnlinePredictor(priors=priors), OnlinePredictor(priors=priors)  # as in a new Bot
         for i, played in enumerate(h.rounds):
             model = None
             if i >= FIRST_LABEL_ROUND - 1:
@@ -87,7 +88,7 @@ def _play(histories: list[History], model_probs: np.ndarray | None, seed: int) -
     return online, blend
 
 
-def _model_scores(histories: list[History], probs: np.ndarray, seed: int) -> Scores:
+def model_scores(histories: list[History], probs: np.ndarray, seed: int) -> Scores:
     rng = random.Random(seed)
     scores = Scores()
     row = 0
@@ -105,7 +106,7 @@ def evaluate(store: ModelStore, path: Path, seed: int = 0) -> dict[str, Any]:
     data = examples(histories)
     if len(data) == 0:
         raise DataError(f"{path}: no round 4 or later to predict (every game needs at least 4 rounds)")
-    online, _ = _play(histories, None, seed)
+    online, _ = play(histories, None, seed)
     report: dict[str, Any] = {"data": str(path), "players": len({h.player for h in histories}),
                               "online": online.summary(), "families": {}}  # fmt: skip
     manifest = read_manifest(store) or {"families": {}}
@@ -118,11 +119,11 @@ def evaluate(store: ModelStore, path: Path, seed: int = 0) -> dict[str, Any]:
                 report["families"][family][alias] = {"version": version, "error": str(exc)}
                 continue
             probs = model.session.run(None, {model.input_name: data.x})[0]
-            _, blend = _play(histories, probs, seed)
+            _, blend = play(histories, probs, seed)
             assert blend is not None
             report["families"][family][alias] = {
                 "version": version,
-                "model": _model_scores(histories, probs, seed).summary(),
+                "model": model_scores(histories, probs, seed).summary(),
                 "blend": blend.summary(),
             }
     return report
