@@ -10,8 +10,10 @@ commits. Reads run on a small pool of read-only connections, off the event loop.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import logging
+import os
 import queue
 import sqlite3
 import threading
@@ -209,6 +211,9 @@ class SQLiteStorage:
         # Commits never checkpoint (that would fsync in the middle of a player's round); a thread of
         # its own copies the WAL back into the database every CHECKPOINT_EVERY seconds instead.
         self._writer_conn.execute("PRAGMA wal_autocheckpoint = 0")
+        # Worker processes sharing the file take turns through a kernel lock, which wakes the next in
+        # line: SQLite's own busy wait (sleep and retry) can starve one writer for seconds under load.
+        self._turn = os.open(f"{path}-writers", os.O_RDWR | os.O_CREAT, 0o600)
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._writer = threading.Thread(target=self._write_loop, name="sqlite-writer", daemon=True)
         self._writer.start()
@@ -248,6 +253,7 @@ class SQLiteStorage:
                     break
                 batch.append(more)
             outcomes: list[tuple[bool, Any]] = []
+            fcntl.flock(self._turn, fcntl.LOCK_EX)
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 for fn, _, _ in batch:
@@ -264,6 +270,8 @@ class SQLiteStorage:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 outcomes = [(False, exc)] * len(batch)
+            finally:
+                fcntl.flock(self._turn, fcntl.LOCK_UN)
             for (_, loop, future), (ok, value) in zip(batch, outcomes, strict=True):
                 loop.call_soon_threadsafe(_settle, future, ok, value)
         conn.close()
@@ -467,6 +475,7 @@ class SQLiteStorage:
         await loop.run_in_executor(None, self._writer.join)
         await loop.run_in_executor(None, self._checkpointer.join)
         self._readers.shutdown(wait=True)
+        os.close(self._turn)
 
 
 def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
