@@ -89,7 +89,7 @@ def test_pool_serves_models_from_s3(s3_endpoint: str, trained_store: Path) -> No
     write_manifest(store, manifest["families"])  # written last, as the trainer does
     pool = ModelPool(store)
     assert pool.reload() and pool.ready
-    x = np.random.default_rng(0).random(50, dtype=np.float32)
+    x = np.random.default_rng(0).random((4, 50), dtype=np.float32)
     for family in ("mlp", "xgboost", "logistic"):
         version = pool.serving(family, "Production")
         assert version is not None
