@@ -31,6 +31,7 @@ from trainer.evaluate import EARLY_LAST_ROUND, model_scores, play
 from trainer.families import fit
 
 SHIFT_STRENGTHS = (0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0)
+BATCH = 16  # rounds predicted together in the inference section, as in one busy event-loop turn
 
 
 def cold_start(data_dir: Path) -> dict[str, Any]:
@@ -45,9 +46,6 @@ def cold_start(data_dir: Path) -> dict[str, Any]:
     )
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     return {"seconds": round(time.perf_counter() - started, 1), "peak_rss_mib": round(peak)}
-
-
-BATCH = 16
 
 
 def inference(store: Path, rounds: int = 20000) -> dict[str, Any]:

@@ -14,8 +14,9 @@ import logging
 import random
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import msgspec
 import numpy as np
@@ -31,6 +32,7 @@ from server.messages import GameMessage, OpenRound, Result, Score, Values
 from server.records import Decision, GameRecord, ModelPrediction, RoundRecord
 from server.storage import Storage, StorageConflict
 
+T = TypeVar("T")
 log = logging.getLogger("rpsquest")
 ONLINE_VERSION = "online-1"
 ABANDON_AFTER = 30 * 60.0
@@ -154,23 +156,18 @@ class PredictionBatch:
         self._scheduled = False
         served, self._served = self._served, []
         shadows, self._shadows = self._shadows, []
-        by_version: dict[tuple[str, str], list[tuple[np.ndarray, asyncio.Future[np.ndarray | None]]]] = {}
-        for family, version, x, future in served:
-            by_version.setdefault((family, version), []).append((x, future))
-        for (family, version), asked in by_version.items():
+        for (family, version), asked in _grouped(served, lambda s: (s[0], s[1])).items():
             try:
-                probs = self.predictors.predict(family, version, np.stack([x for x, _ in asked]))
+                probs = self.predictors.predict(family, version, np.stack([s[2] for s in asked]))
             except Exception:
                 log.exception("%s %s failed to predict; the online predictor plays these rounds", family, version)
                 probs = None
-            for row, (_, future) in enumerate(asked):
+            for row, (_, _, _, future) in enumerate(asked):
                 if not future.done():  # a move whose connection went away is cancelled
                     future.set_result(None if probs is None else probs[row])
-        by_alias: dict[tuple[str, str], list[tuple[LiveGame, int, np.ndarray]]] = {}
-        for item in shadows:
-            item[0].shadows_due = False
-            by_alias.setdefault((item[0].record.family, item[0].record.alias), []).append(item)
-        for (family, alias), items in by_alias.items():
+        for (family, alias), items in _grouped(shadows, lambda s: (s[0].record.family, s[0].record.alias)).items():
+            for live, _, _ in items:
+                live.shadows_due = False
             try:
                 out = self.predictors.shadows(family, alias, np.stack([x for _, _, x in items]))
             except Exception:
@@ -180,7 +177,15 @@ class PredictionBatch:
                 live.shadows = (number, {a: _prediction(v, p[row]) for a, (v, p) in out.items()})
 
 
-def _decide(live: LiveGame, vector: np.ndarray, served: np.ndarray | None) -> Decision:
+def _grouped(items: list[T], key: Callable[[T], tuple[str, str]]) -> dict[tuple[str, str], list[T]]:
+    """`items` by `key`, in order: the requests one ONNX Runtime call answers together."""
+    groups: dict[tuple[str, str], list[T]] = {}
+    for item in items:
+        groups.setdefault(key(item), []).append(item)
+    return groups
+
+
+def _decision(live: LiveGame, vector: np.ndarray, served: np.ndarray | None) -> Decision:
     """The bot's committed choice for the open round of `live` (features `vector`), with the
     prediction of the game's own model version when it served one."""
     game, record = live.game, live.record
@@ -375,7 +380,7 @@ class GameService:
         served = None
         if self._batch is not None and number > OPENING_ROUNDS and live.record.version != ONLINE_VERSION:
             served = await self._batch.serve(live.record.family, live.record.version, vector)
-        return _decide(live, vector, served)
+        return _decision(live, vector, served)
 
     async def _stored_result(self, game_id: str, round_number: int) -> Result:
         fresh = await self.get(game_id)

@@ -118,7 +118,7 @@ def evaluate(store: ModelStore, path: Path, seed: int = 0) -> dict[str, Any]:
             except ModelRejected as exc:
                 report["families"][family][alias] = {"version": version, "error": str(exc)}
                 continue
-            probs = model.session.run(None, {model.input_name: data.x})[0]
+            probs = model.predict(data.x)
             _, blend = play(histories, probs, seed)
             assert blend is not None
             report["families"][family][alias] = {
