@@ -239,6 +239,7 @@ def test_shipped_priors_are_the_ones_fitted_on_the_training_players() -> None:
     fitted, shipped = fit_priors(recorded_histories()), Priors()
     assert np.allclose(fitted.shift, shipped.shift, atol=5e-4)
     assert np.allclose(fitted.move, shipped.move, atol=5e-4)
+    assert np.allclose(fitted.context, shipped.context, atol=5e-4)
     every_player = fit_priors(histories_from_csv(ROOT / "datasets" / "wxz2014.csv"))
     assert not np.allclose(every_player.shift, shipped.shift, atol=5e-4)  # the held-out players would change them
 

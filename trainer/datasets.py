@@ -97,20 +97,30 @@ def examples(histories: Iterable[History], first_round: int = FIRST_LABEL_ROUND)
 
 
 def fit_priors(histories: Iterable[History]) -> Priors:
-    """The online predictor's population priors from these players' rounds: shift given the last outcome, moves."""
+    """The online predictor's population priors from these players' rounds: shift given the last outcome, moves, and
+    shift given the outcome before, the last shift and the last outcome (a context never seen: its outcome's row)."""
     shift = np.zeros((3, 3))
+    context = np.zeros((3, 3, 3, 3))
     moves = np.zeros(3)
     for h in histories:
         for before, played in itertools.pairwise(h.rounds):
             shift[outcome(before.player, before.bot), (played.player - before.player) % 3] += 1
+        for first, before, played in zip(h.rounds, h.rounds[1:], h.rounds[2:], strict=False):
+            last_shift, change = (before.player - first.player) % 3, (played.player - before.player) % 3
+            context[outcome(first.player, first.bot), last_shift, outcome(before.player, before.bot), change] += 1
         for r in h.rounds:
             moves[r.player] += 1
     if (shift.sum(axis=1) == 0).any():
         raise DataError("too few rounds to fit priors: some outcome is never followed by a move")
     shift /= shift.sum(axis=1, keepdims=True)
+    seen = context.sum(axis=3, keepdims=True)
+    context = np.where(seen > 0, context / np.maximum(seen, 1), shift[None, None])
     moves /= moves.sum()
-    rows = tuple((float(a), float(b), float(c)) for a, b, c in shift)
-    return Priors(shift=rows, move=(float(moves[0]), float(moves[1]), float(moves[2])))
+    return Priors(
+        shift=tuple((float(a), float(b), float(c)) for a, b, c in shift),
+        move=(float(moves[0]), float(moves[1]), float(moves[2])),
+        context=tuple((float(a), float(b), float(c)) for a, b, c in context.reshape(27, 3)),
+    )
 
 
 def _scored(moves: Sequence[tuple[int, int, Values]]) -> list[Round]:
