@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-import threading
 from collections.abc import Coroutine
 from contextlib import closing
 from pathlib import Path
@@ -16,6 +15,7 @@ import pytest
 
 from engine.features import features
 from engine.rules import MOVES, Round, points, round_values
+from server import storage as storage_module
 from server.records import Decision, GameRecord, LeaderboardRow, ModelPrediction, OpponentStats, RoundRecord
 from server.storage import MIGRATIONS, SQLiteStorage, StorageUnavailable, migrate
 
@@ -271,7 +271,11 @@ def test_burst_of_concurrent_rounds_all_land_and_are_readable_at_once(tmp_path: 
     assert stored == n
 
 
-def test_queued_writes_commit_together_and_one_failure_spares_the_rest(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("max_batch", "transactions_expected"), [(512, 1), (64, 4)])
+def test_queued_writes_commit_together_and_one_failure_spares_the_rest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, max_batch: int, transactions_expected: int
+) -> None:
+    monkeypatch.setattr(storage_module, "MAX_BATCH", max_batch)  # a longer queue commits in chunks, turn by turn
     n = 200
     path = tmp_path / "rpsquest.db"
 
@@ -285,17 +289,9 @@ def test_queued_writes_commit_together_and_one_failure_spares_the_rest(tmp_path:
 
         begins: list[str] = []
         storage._writer_conn.set_trace_callback(lambda sql: begins.append(sql) if sql.startswith("BEGIN") else None)
-        gate = threading.Event()
-
-        def hold(conn: sqlite3.Connection) -> None:
-            assert gate.wait(10), "the test never opened the gate"
-
-        held = asyncio.ensure_future(storage._write(hold))  # the writer is busy: everything below queues up
+        # Every write below is queued in the same turn of the event loop: one transaction commits them all.
         tasks = [asyncio.ensure_future(advance(storage, g, 1, 2_000.0, None)) for g in games[1:]]
         tasks.append(asyncio.ensure_future(advance(storage, duplicate, 2, 2_000.0, None)))  # round 1 again
-        await asyncio.sleep(0)  # every task has queued its write
-        gate.set()
-        await held
         outcomes = await asyncio.gather(*tasks, return_exceptions=True)
         for game in games[1:]:
             assert await storage.load_game(game.id) == game
@@ -307,7 +303,7 @@ def test_queued_writes_commit_together_and_one_failure_spares_the_rest(tmp_path:
     outcomes, transactions, stored = run(scenario())
     assert outcomes[:-1] == [None] * (n - 1)
     assert isinstance(outcomes[-1], StorageUnavailable)  # the duplicate round alone is refused
-    assert transactions <= 2  # the held job plus one transaction for all 200 queued writes
+    assert transactions == transactions_expected
     assert stored == n  # game 0's first round plus 199 new ones
 
 
