@@ -190,6 +190,7 @@ def migrate(conn: sqlite3.Connection) -> int:
 
 
 _Job = tuple[Callable[[sqlite3.Connection], Any], "asyncio.Future[Any]"]
+WRITE_BUSY_MS = 1000
 MAX_BATCH = 512  # jobs in one transaction: bounds how long one commit holds the event loop
 
 
@@ -214,6 +215,9 @@ class SQLiteStorage:
         # Commits never checkpoint (that would fsync in the middle of a player's round); a thread of
         # its own copies the WAL back into the database every CHECKPOINT_EVERY seconds instead.
         self._writer_conn.execute("PRAGMA wal_autocheckpoint = 0")
+        # Commits run on the event loop: a database held by something else fails them after a second
+        # (the players get `unavailable` and retry) rather than stalling every connection for long.
+        self._writer_conn.execute(f"PRAGMA busy_timeout = {WRITE_BUSY_MS}")
         # Worker processes sharing the file take turns through a kernel lock, which wakes the next in
         # line: SQLite's own busy wait (sleep and retry) can starve one writer for seconds under load.
         self._turn = os.open(f"{path}-writers", os.O_RDWR | os.O_CREAT, 0o600)
@@ -239,15 +243,20 @@ class SQLiteStorage:
             conn.close()
 
     def _commit(self) -> None:
-        """Commit the queued jobs (at most MAX_BATCH; the rest in the next turn) and settle their futures."""
+        """Commit the queued jobs (at most MAX_BATCH; the rest in the next turn) and settle their futures.
+
+        They run in one transaction. Should one job fail, the transaction is rolled back and each job runs
+        again in a transaction of its own: one job's failure is its caller's alone. When the database
+        itself fails (busy, I/O), every job of the batch gets its error.
+        """
         batch, self._jobs = self._jobs[:MAX_BATCH], self._jobs[MAX_BATCH:]
         self._committing = bool(self._jobs)
         if self._jobs:
             asyncio.get_running_loop().call_soon(self._commit)
-        try:
-            outcomes = self._transaction([fn for fn, _ in batch])
-        except Exception as exc:
-            outcomes = [(False, exc)] * len(batch)
+        outcomes = self._attempt([fn for fn, _ in batch])
+        ok, error = outcomes[0]
+        if len(batch) > 1 and not ok and not isinstance(error, sqlite3.OperationalError):
+            outcomes = [self._attempt([fn])[0] for fn, _ in batch]
         for (_, future), (ok, value) in zip(batch, outcomes, strict=True):
             if future.cancelled():
                 continue
@@ -256,22 +265,24 @@ class SQLiteStorage:
             else:
                 future.set_exception(value)
 
-    def _transaction(self, jobs: list[Callable[[sqlite3.Connection], Any]]) -> list[tuple[bool, Any]]:
-        """Run `jobs` in one transaction: (ok, result or exception) per job. A job alone that fails fails
-        the transaction (it raises); one of several runs in a savepoint, so its failure is its caller's alone."""
+    def _attempt(self, jobs: list[Callable[[sqlite3.Connection], Any]]) -> list[tuple[bool, Any]]:
+        """Run `jobs` in one transaction: [(True, result)] per job, or [(False, exception)] for all."""
         conn = self._writer_conn
-        fcntl.flock(self._turn, fcntl.LOCK_EX)
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            outcomes = [_savepoint(conn, fn) for fn in jobs] if len(jobs) > 1 else [(True, jobs[0](conn))]
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        finally:
-            fcntl.flock(self._turn, fcntl.LOCK_UN)
-        return outcomes
+            fcntl.flock(self._turn, fcntl.LOCK_EX)
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    results = [(True, fn(conn)) for fn in jobs]
+                    conn.execute("COMMIT")
+                finally:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+            finally:
+                fcntl.flock(self._turn, fcntl.LOCK_UN)
+        except Exception as exc:
+            return [(False, exc)] * len(jobs)
+        return results
 
     async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         loop = asyncio.get_running_loop()
@@ -476,19 +487,6 @@ class SQLiteStorage:
         self._readers.shutdown(wait=True)
         self._writer_conn.close()
         os.close(self._turn)
-
-
-def _savepoint(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], Any]) -> tuple[bool, Any]:
-    """Run one job of a transaction in a savepoint of its own: (ok, result or exception)."""
-    conn.execute("SAVEPOINT job")
-    try:
-        result = fn(conn)
-    except Exception as exc:
-        conn.execute("ROLLBACK TO job")
-        conn.execute("RELEASE job")
-        return False, exc
-    conn.execute("RELEASE job")
-    return True, result
 
 
 def _encode_pending(pending: Decision | None) -> bytes | None:
