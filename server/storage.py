@@ -113,6 +113,12 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX promotions_family ON promotions (family, created);
     """,
+    # Games in play, for the abandonment sweep: a partial index on a column no round changes, so storing
+    # a round leaves it alone (an index on `updated` was rewritten by every round).
+    """
+    DROP INDEX games_open;
+    CREATE INDEX games_unfinished ON games (created) WHERE state = 'open' AND abandoned = 0;
+    """,
 )
 
 
@@ -377,21 +383,19 @@ class SQLiteStorage:
                     played.created,
                 ),
             )
-            conn.execute(
-                "UPDATE games SET state = ?, winner = ?, score_player = ?, score_bot = ?, rounds = ?, pending = ?,"
-                " updated = ?, finished = ? WHERE id = ?",
-                (
-                    "over" if winner else "open",
-                    winner,
-                    played.score_player,
-                    played.score_bot,
-                    d.round,
-                    _encode_pending(game.pending),
-                    played.created,
-                    played.created if winner else None,
-                    game.id,
-                ),
-            )
+            if winner is None:  # only what a round changes: the game's indexes stay untouched
+                conn.execute(
+                    "UPDATE games SET score_player = ?, score_bot = ?, rounds = ?, pending = ?, updated = ?"
+                    " WHERE id = ?",
+                    (played.score_player, played.score_bot, d.round, _encode_pending(game.pending), played.created,
+                     game.id),
+                )  # fmt: skip
+            else:
+                conn.execute(
+                    "UPDATE games SET state = 'over', winner = ?, score_player = ?, score_bot = ?, rounds = ?,"
+                    " pending = NULL, updated = ?, finished = ? WHERE id = ?",
+                    (winner, played.score_player, played.score_bot, d.round, played.created, played.created, game.id),
+                )
 
         await self._write(insert)
 
