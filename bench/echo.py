@@ -27,6 +27,7 @@ async def echo(scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "websocket.send", "text": message.get("text")})
 
 
-if __name__ == "__main__":
-    uvicorn.run(echo, host="127.0.0.1", port=int(sys.argv[1]), loop="uvloop", http="httptools",
-                ws="websockets-sansio", ws_per_message_deflate=False, log_level="warning")  # fmt: skip
+if __name__ == "__main__":  # python -m bench.echo PORT [WORKERS]
+    uvicorn.run("bench.echo:echo", host="127.0.0.1", port=int(sys.argv[1]), loop="uvloop", http="httptools",
+                ws="websockets-sansio", ws_per_message_deflate=False, log_level="warning",
+                workers=int(sys.argv[2]) if len(sys.argv) > 2 else 1)  # fmt: skip

@@ -11,9 +11,12 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import uvloop
 from websockets.asyncio.client import connect
 
 from bench.common import ROOT, Server, free_port, percentiles
@@ -32,16 +35,52 @@ def _fresh(root: Path, name: str, store: Path, workers: int = 1) -> Server:
     return Server(data_dir, store, {**NO_LIMIT, "RPSQUEST_WORKERS": str(workers)})
 
 
+_ECHOED = json.dumps({"type": "move", "game_id": "AbCdEfGhIjKlMnOp", "round": 5, "move": "rock"})
+
+
+@contextmanager
+def _echo_server(workers: int = 1) -> Iterator[str]:
+    """The bare echo server (bench/echo.py) on a free port: yields its URL."""
+    port = free_port()
+    echo = subprocess.Popen([sys.executable, "-m", "bench.echo", str(port), str(workers)], cwd=ROOT)
+    try:
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        yield f"ws://127.0.0.1:{port}/"
+    finally:
+        echo.terminate()
+        echo.wait()
+
+
 async def _echo_rtt(url: str, n: int) -> list[float]:
-    message = json.dumps({"type": "move", "game_id": "AbCdEfGhIjKlMnOp", "round": 5, "move": "rock"})
     times = []
     async with connect(url, compression=None) as ws:
         for _ in range(n):
             t = time.perf_counter()
-            await ws.send(message)
+            await ws.send(_ECHOED)
             await ws.recv()
             times.append(time.perf_counter() - t)
     return times
+
+
+async def _echo_flood(url: str, sessions: int, seconds: float) -> float:
+    """Messages per second that `sessions` connections echoing flat out get through: the floor of saturation."""
+    done = [0]
+
+    async def session(deadline: float) -> None:
+        async with connect(url, compression=None, open_timeout=30) as ws:
+            while time.perf_counter() < deadline:
+                await ws.send(_ECHOED)
+                await ws.recv()
+                done[0] += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(session(started + seconds) for _ in range(sessions)))
+    return done[0] / (time.perf_counter() - started)
 
 
 async def _game_rtt(url: str, n: int) -> list[float]:
@@ -59,22 +98,19 @@ async def _game_rtt(url: str, n: int) -> list[float]:
 
 def roundtrip(root: Path, store: Path, n: int = 4000) -> dict[str, Any]:
     """One session's move round trip against the same stack's bare echo server (the floor), same run."""
-    port = free_port()
-    echo = subprocess.Popen([sys.executable, "-m", "bench.echo", str(port)], cwd=ROOT)
+    with _echo_server() as url:
+        floor = uvloop.run(_echo_rtt(url, n))
     server = _fresh(root, "roundtrip", store)
     try:
-        time.sleep(1.5)
-        floor = asyncio.run(_echo_rtt(f"ws://127.0.0.1:{port}/", n))
-        game = asyncio.run(_game_rtt(server.ws_url, n))
+        game = uvloop.run(_game_rtt(server.ws_url, n))
     finally:
-        echo.terminate()
         server.stop()
     f, g = percentiles(floor), percentiles(game)
     return {"echo_us": f, "move_us": g, "ratio_p50": round(g["p50"] / f["p50"], 2), "moves": n}
 
 
 def _run_load(server: Server, sessions: int, **kwargs: Any) -> dict[str, Any]:
-    report = asyncio.run(loadtest(server.ws_url, sessions, **kwargs))
+    report = uvloop.run(loadtest(server.ws_url, sessions, **kwargs))
     summary = report.summary()
     summary["server_rss_mib"] = round(server.rss_mib(), 1)
     return summary
@@ -87,6 +123,14 @@ def paced(root: Path, store: Path, pace: str, sessions: int, seconds: float, ram
         return {"workers": WORKERS, **_run_load(server, sessions, duration=seconds, ramp=ramp, pace=pace)}
     finally:
         server.stop()
+
+
+def saturation(root: Path, store: Path, sessions: int = 1000, seconds: float = 30) -> dict[str, Any]:
+    """`sessions` max-pace sessions, next to the same number of connections echoing flat out against the bare echo
+    server with as many workers (the floor: what the machine gets through with no game at all)."""
+    with _echo_server(WORKERS) as url:
+        floor = uvloop.run(_echo_flood(url, sessions, seconds / 2))
+    return {**paced(root, store, "max", sessions, seconds, 5), "echo_floor_messages_per_second": round(floor)}
 
 
 def capacity(
@@ -165,7 +209,7 @@ def hot_swap(root: Path, store: Path, sessions: int = 300, seconds: float = 30, 
         return report.summary()
 
     try:
-        summary = asyncio.run(run())
+        summary = uvloop.run(run())
     finally:
         server.stop()
     return {

@@ -96,8 +96,13 @@ class _Counts:
         self.table: dict[object, list[float]] = {}
 
     def posterior(self, context: object, prior: Sequence[float]) -> list[float]:
-        seen = self.table.get(context, [0.0, 0.0, 0.0])
-        return _normalise([self.strength * prior[i] + seen[i] for i in range(3)])
+        k = self.strength
+        a, b, c = k * prior[0], k * prior[1], k * prior[2]
+        seen = self.table.get(context)
+        if seen is not None:
+            a, b, c = a + seen[0], b + seen[1], c + seen[2]
+        total = a + b + c
+        return [a / total, b / total, c / total]
 
     def add(self, context: object, index: int) -> None:
         self.table.setdefault(context, [0.0, 0.0, 0.0])[index] += 1.0
@@ -185,9 +190,14 @@ class OnlinePredictor:
     def _mix(self, experts: list[list[float]]) -> list[float]:
         log_weights = self.log_weights[: len(experts)]
         top = max(log_weights)
-        weights = [math.exp(w - top) for w in log_weights]
-        total = sum(weights)
-        return [sum(weights[e] * experts[e][m] for e in range(len(experts))) / total for m in range(3)]
+        total = rock = paper = scissors = 0.0
+        for log_weight, expert in zip(log_weights, experts, strict=True):
+            weight = math.exp(log_weight - top)
+            total += weight
+            rock += weight * expert[0]
+            paper += weight * expert[1]
+            scissors += weight * expert[2]
+        return [rock / total, paper / total, scissors / total]
 
     def _with_model(self, values: Values, model: Probs | None) -> list[list[float]]:
         # The experts depend only on the rounds so far and the values: predict() and the
@@ -214,7 +224,7 @@ class OnlinePredictor:
         expert: it is charged the mixture's own loss, so it keeps its standing for when it wakes.
         """
         experts = self._with_model(played.values, model)
-        mixed = self._mix(experts)[played.player]
+        mixed = self._mix(experts)[played.player] if len(experts) < len(self.log_weights) else 0.0
         for e in range(len(self.log_weights)):
             p = experts[e][played.player] if e < len(experts) else mixed
             self.log_weights[e] += math.log(max(p, 1e-6))

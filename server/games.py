@@ -11,7 +11,6 @@ import asyncio
 import hashlib
 import hmac
 import logging
-import random
 import secrets
 import time
 from collections.abc import Callable
@@ -28,6 +27,7 @@ from engine.openings import OPENING_BY_NAME, OPENING_ROUNDS, draw_opening
 from engine.opponents import OPPONENT_BY_ID, SERVING_ALIASES
 from engine.rules import MOVES, OUTCOMES, TARGET, Game, Round, outcome, points, round_values, winner
 from server import metrics
+from server.entropy import Entropy
 from server.messages import GameMessage, OpenRound, Result, Score, Values
 from server.records import Decision, GameRecord, ModelPrediction, RoundRecord
 from server.storage import Storage, StorageConflict
@@ -36,7 +36,7 @@ T = TypeVar("T")
 log = logging.getLogger("rpsquest")
 ONLINE_VERSION = "online-1"
 ABANDON_AFTER = 30 * 60.0
-_rng = random.SystemRandom()
+_rng = Entropy()
 
 
 class GameError(Exception):
@@ -196,7 +196,7 @@ def _decision(live: LiveGame, vector: np.ndarray, served: np.ndarray | None) -> 
     return Decision(
         round=number,
         bot_move=choice.move,
-        nonce=secrets.token_hex(NONCE_BYTES),
+        nonce=_rng.token_hex(NONCE_BYTES),
         source=choice.source,
         probs=choice.probs,
         ev=choice.expected,

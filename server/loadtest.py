@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 import numpy as np
+import uvloop
 
 from engine.opponents import OPPONENTS
 from engine.players import population
@@ -197,7 +198,7 @@ def format_report(summary: dict[str, Any]) -> str:
 
 def run(args: Any) -> int:
     """The `rpsquest loadtest` command."""
-    report = asyncio.run(loadtest(
+    report = uvloop.run(loadtest(
         args.url, args.sessions, duration=args.duration, games=args.games, ramp=args.ramp, pace=args.pace,
         opponent=args.opponent, seed=args.seed, rate=args.rate, progress=sys.stderr,
     ))  # fmt: skip

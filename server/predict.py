@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 from typing import Annotated, Literal
 
 import msgspec
@@ -14,10 +13,11 @@ from engine.openings import OPENING_ROUNDS, OPENINGS
 from engine.policy import decide
 from engine.rules import MOVE_INDEX, MOVES, Round, Values, points
 from inference.pool import ModelPool
+from server.entropy import Entropy
 from server.games import ONLINE_VERSION
 
 MoveName = Literal["rock", "paper", "scissors"]
-_rng = random.SystemRandom()
+_rng = Entropy()
 
 
 class MoveValues(msgspec.Struct, forbid_unknown_fields=True):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-import threading
 from collections.abc import Coroutine
 from contextlib import closing
 from pathlib import Path
@@ -16,8 +15,9 @@ import pytest
 
 from engine.features import features
 from engine.rules import MOVES, Round, points, round_values
+from server import storage as storage_module
 from server.records import Decision, GameRecord, LeaderboardRow, ModelPrediction, OpponentStats, RoundRecord
-from server.storage import MIGRATIONS, SQLiteStorage, StorageUnavailable, migrate
+from server.storage import MIGRATIONS, SQLiteStorage, StorageConflict, migrate
 
 T = TypeVar("T")
 FAMILY = {"brian": "mlp", "forrest": "xgboost", "logan": "logistic"}
@@ -271,44 +271,52 @@ def test_burst_of_concurrent_rounds_all_land_and_are_readable_at_once(tmp_path: 
     assert stored == n
 
 
-def test_queued_writes_commit_together_and_one_failure_spares_the_rest(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("max_batch", "transactions_expected"), [(512, 1), (64, 4)])
+def test_writes_queued_in_one_turn_commit_together(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, max_batch: int, transactions_expected: int
+) -> None:
+    monkeypatch.setattr(storage_module, "MAX_BATCH", max_batch)  # a longer queue commits in chunks, turn by turn
     n = 200
     path = tmp_path / "rpsquest.db"
 
-    async def scenario() -> tuple[list[BaseException | None], int, int]:
+    async def scenario() -> int:
         storage = SQLiteStorage(path)
         games = [new_game(f"g{i:03d}") for i in range(n)]
-        for game in games:
-            await storage.create_game(game)
-        await advance(storage, games[0], 0, 1_500.0, None)
-        duplicate = msgspec.structs.replace(games[0], rounds=[], pending=games[0].rounds[0].decision)
-
+        await asyncio.gather(*(storage.create_game(game) for game in games))
         begins: list[str] = []
         storage._writer_conn.set_trace_callback(lambda sql: begins.append(sql) if sql.startswith("BEGIN") else None)
-        gate = threading.Event()
+        await asyncio.gather(*(advance(storage, g, 1, 2_000.0, None) for g in games))  # all queued in one turn
+        for game in games:
+            assert await storage.load_game(game.id) == game
+        await storage.close()
+        return len(begins)
 
-        def hold(conn: sqlite3.Connection) -> None:
-            assert gate.wait(10), "the test never opened the gate"
+    assert run(scenario()) == transactions_expected
 
-        held = asyncio.ensure_future(storage._write(hold))  # the writer is busy: everything below queues up
-        tasks = [asyncio.ensure_future(advance(storage, g, 1, 2_000.0, None)) for g in games[1:]]
-        tasks.append(asyncio.ensure_future(advance(storage, duplicate, 2, 2_000.0, None)))  # round 1 again
-        await asyncio.sleep(0)  # every task has queued its write
-        gate.set()
-        await held
+
+def test_one_failing_write_of_a_batch_spares_the_others(tmp_path: Path) -> None:
+    n = 50
+    path = tmp_path / "rpsquest.db"
+
+    async def scenario() -> tuple[list[BaseException | None], int]:
+        storage = SQLiteStorage(path)
+        games = [new_game(f"g{i:03d}") for i in range(n)]
+        await asyncio.gather(*(storage.create_game(game) for game in games))
+        await advance(storage, games[0], 0, 1_500.0, None)
+        duplicate = msgspec.structs.replace(games[0], rounds=[], pending=games[0].rounds[0].decision)
+        tasks = [advance(storage, g, 1, 2_000.0, None) for g in games[1:]]
+        tasks.append(advance(storage, duplicate, 2, 2_000.0, None))  # round 1 again, in the same batch
         outcomes = await asyncio.gather(*tasks, return_exceptions=True)
-        for game in games[1:]:
+        for game in games:
             assert await storage.load_game(game.id) == game
         await storage.close()
         with closing(sqlite3.connect(path)) as db:
-            stored = db.execute("SELECT COUNT(*) FROM rounds").fetchone()[0]
-        return outcomes, len(begins), stored
+            return outcomes, db.execute("SELECT COUNT(*) FROM rounds").fetchone()[0]
 
-    outcomes, transactions, stored = run(scenario())
+    outcomes, stored = run(scenario())
     assert outcomes[:-1] == [None] * (n - 1)
-    assert isinstance(outcomes[-1], StorageUnavailable)  # the duplicate round alone is refused
-    assert transactions <= 2  # the held job plus one transaction for all 200 queued writes
-    assert stored == n  # game 0's first round plus 199 new ones
+    assert isinstance(outcomes[-1], StorageConflict)  # the duplicate round alone is refused
+    assert stored == n  # game 0's first round plus 49 new ones
 
 
 def test_a_broken_write_does_not_stop_the_writer(tmp_path: Path) -> None:
