@@ -134,7 +134,7 @@ def saturation(root: Path, store: Path, sessions: int = 1000, seconds: float = 3
 
 
 def capacity(
-    root: Path, store: Path, steps: tuple[int, ...] = (1000, 1500, 2000, 3000, 4000), seconds: float = 45
+    root: Path, store: Path, steps: tuple[int, ...] = (1000, 2000, 2500, 3000, 3500, 4000, 5000), seconds: float = 45
 ) -> dict[str, Any]:
     """Human-paced sessions in growing steps: p99 and memory per connection; the largest step with p99 ≤ 100 ms."""
     out: dict[str, Any] = {"workers": WORKERS, "steps": []}
