@@ -6,11 +6,13 @@ population prior and learns this player's habits round by round:
 - shift: stay / move up (to what beats the last move) / move down, given the last
   outcome; the prior is what the people of Wang, Xu & Zhou (2014) did after the same
   last two outcomes and last shift (datasets/README.md), so the player's own counts
-  refine a population habit that already knows the context;
-- habit: the same counts, backing off to this player's shifts over every outcome
-  instead (catches a player who always stays, whatever happens);
+  refine a population habit that already knows the context. Once this player's shifts
+  over every outcome are far from the population's (the posterior odds of "a habit of
+  their own" against "like the population"), the back-off moves to those shifts instead:
+  a player who always stays is caught within a few rounds, also after an outcome they
+  have not met yet;
 - context: the player's shift given the last two outcomes and the last shift (second
-  order), backing off to the habit model while it has little evidence;
+  order), backing off to the shift counts over the player's own shifts;
 - counter: the move relative to the bot's last move, given the last outcome;
 - rank: the value rank (high, middle, low) of the chosen move;
 - frequency: the player's share of each move;
@@ -62,9 +64,15 @@ CONTEXT_PRIOR: tuple[tuple[float, float, float], ...] = (
 RANK_PRIOR = (0.38, 0.33, 0.29)
 Probs = Sequence[float] | np.ndarray  # P(rock, paper, scissors)
 _UNIFORM = (1.0 / 3.0, 1.0 / 3.0, 1.0 / 3.0)
-_EXPERTS = ("shift", "habit", "context", "counter", "rank", "frequency", "pattern", "model")
-_PRIOR_WEIGHT = (10.0, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.5)
+_EXPERTS = ("shift", "context", "counter", "rank", "frequency", "pattern", "model")
+_PRIOR_WEIGHT = (10.0, 0.1, 0.1, 0.1, 0.1, 0.1, 0.5)
 _PATTERN_MAX = 4
+# The shift expert's back-off: the population's row, or this player's own shifts over every outcome once they are far
+# from the population. The weight of the player's own shifts is the posterior of "this player has a habit of their own"
+# (a Dirichlet of strength _OWN_STRENGTH over their shifts) against "this player is like the population", from prior
+# log odds _OWN_LOG_ODDS.
+_OWN_STRENGTH = 1.0
+_OWN_LOG_ODDS = -2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,9 +99,9 @@ def _normalise(counts: Sequence[float]) -> list[float]:
 class _Counts:
     """Dirichlet counts for each context, with a prior of a given strength."""
 
-    def __init__(self, strength: float) -> None:
+    def __init__(self, strength: float, table: dict[object, list[float]] | None = None) -> None:
         self.strength = strength
-        self.table: dict[object, list[float]] = {}
+        self.table: dict[object, list[float]] = {} if table is None else table
 
     def posterior(self, context: object, prior: Sequence[float]) -> list[float]:
         k = self.strength
@@ -128,7 +136,9 @@ class OnlinePredictor:
         self.priors = priors
         self.rounds: list[Round] = []
         self.log_weights = [math.log(w) for w in _PRIOR_WEIGHT]
+        self.own_log_odds = _OWN_LOG_ODDS  # log P(own habit | shifts so far) / P(like the population | ...)
         self.shift_any = _Counts(5.0)  # over every outcome: the back-off of the per-outcome counts
+        self.own = _Counts(_OWN_STRENGTH, self.shift_any.table)  # the same counts with a weaker prior
         self.shift = _Counts(10.0)
         self.context = _Counts(4.0)
         self.counter_any = _Counts(5.0)
@@ -136,6 +146,7 @@ class OnlinePredictor:
         self.rank = _Counts(6.0)
         self.frequency = _Counts(6.0)
         self._cached: tuple[tuple[int, Values], list[list[float]]] | None = None
+        self._gate: tuple[Sequence[float], list[float]] | None = None  # this round's population and own shifts
         for r in history:
             self.observe(r)
 
@@ -148,20 +159,31 @@ class OnlinePredictor:
             by_rank[move] = rank_p[position]
         frequency = self.frequency.posterior(None, self.priors.move)
         if not rounds:
-            return [frequency, frequency, frequency, list(_UNIFORM), by_rank, frequency, list(_UNIFORM)]
+            return [frequency, frequency, list(_UNIFORM), by_rank, frequency, list(_UNIFORM)]
         last = rounds[-1]
         last_outcome = outcome(last.player, last.bot)
         key = self._context_key()
-        population = self.priors.shift[last_outcome] if key is None else self.priors.context[_context_row(key)]
-        shift = _from_relative(self.shift.posterior(last_outcome, population), last.player)
-        # The habit and the other conditional models back off to this player's shifts over all outcomes.
+        population = self._population(key, last_outcome)
+        own = self.own.posterior(None, self.priors.shift[last_outcome])
+        self._gate = (population, own)
+        w = 1.0 / (1.0 + math.exp(-self.own_log_odds))
+        back_off = (
+            (1.0 - w) * population[0] + w * own[0],
+            (1.0 - w) * population[1] + w * own[1],
+            (1.0 - w) * population[2] + w * own[2],
+        )
+        shift = _from_relative(self.shift.posterior(last_outcome, back_off), last.player)
+        # The other conditional models back off to this player's shifts over all outcomes.
         shift_all = self.shift_any.posterior(None, self.priors.shift[last_outcome])
-        habit_rel = self.shift.posterior(last_outcome, shift_all)
-        habit = _from_relative(habit_rel, last.player)
-        context = _from_relative(self.context.posterior(key, habit_rel), last.player)
+        shift_rel = self.shift.posterior(last_outcome, shift_all)
+        context = _from_relative(self.context.posterior(key, shift_rel), last.player)
         counter_all = self.counter_any.posterior(None, _UNIFORM)
         counter = _from_relative(self.counter.posterior(last_outcome, counter_all), last.bot)
-        return [shift, habit, context, counter, by_rank, frequency, self._pattern() or frequency]
+        return [shift, context, counter, by_rank, frequency, self._pattern() or frequency]
+
+    def _population(self, key: tuple[int, int, int] | None, last_outcome: int) -> Sequence[float]:
+        """The population's P(stay, up, down) in this context (after round 1: given the last outcome only)."""
+        return self.priors.shift[last_outcome] if key is None else self.priors.context[_context_row(key)]
 
     def _context_key(self) -> tuple[int, int, int] | None:
         if len(self.rounds) < 2:
@@ -233,6 +255,9 @@ class OnlinePredictor:
             last_outcome = outcome(last.player, last.bot)
             change = (played.player - last.player) % 3
             context = self._context_key()
+            assert self._gate is not None  # set by _experts for these rounds
+            population, own = self._gate
+            self.own_log_odds += math.log(own[change] / max(population[change], 1e-6))
             self.shift.add(last_outcome, change)
             self.shift_any.add(None, change)
             if context is not None:
