@@ -124,6 +124,9 @@ def _from_relative(relative: Sequence[float], anchor: int) -> list[float]:
     return out
 
 
+_Gate = tuple[Sequence[float], list[float]]  # the population's and this player's own P(stay, up, down)
+
+
 def _context_row(key: tuple[int, int, int]) -> int:
     """The row of CONTEXT_PRIOR for (outcome two rounds ago, last shift, last outcome)."""
     return 9 * key[0] + 3 * key[1] + key[2]
@@ -145,12 +148,12 @@ class OnlinePredictor:
         self.counter = _Counts(6.0)
         self.rank = _Counts(6.0)
         self.frequency = _Counts(6.0)
-        self._cached: tuple[tuple[int, Values], list[list[float]]] | None = None
-        self._gate: tuple[Sequence[float], list[float]] | None = None  # this round's population and own shifts
+        # The experts' predictions for (round count, values), with the open round's population and own shifts.
+        self._cached: tuple[tuple[int, Values], list[list[float]], _Gate | None] | None = None
         for r in history:
             self.observe(r)
 
-    def _experts(self, values: Values) -> list[list[float]]:
+    def _experts(self, values: Values) -> tuple[list[list[float]], _Gate | None]:
         rounds = self.rounds
         ranks = ranked(values)
         rank_p = self.rank.posterior(None, RANK_PRIOR)
@@ -159,13 +162,12 @@ class OnlinePredictor:
             by_rank[move] = rank_p[position]
         frequency = self.frequency.posterior(None, self.priors.move)
         if not rounds:
-            return [frequency, frequency, list(_UNIFORM), by_rank, frequency, list(_UNIFORM)]
+            return [frequency, frequency, list(_UNIFORM), by_rank, frequency, list(_UNIFORM)], None
         last = rounds[-1]
         last_outcome = outcome(last.player, last.bot)
         key = self._context_key()
         population = self._population(key, last_outcome)
         own = self.own.posterior(None, self.priors.shift[last_outcome])
-        self._gate = (population, own)
         w = 1.0 / (1.0 + math.exp(-self.own_log_odds))
         back_off = (
             (1.0 - w) * population[0] + w * own[0],
@@ -179,7 +181,8 @@ class OnlinePredictor:
         context = _from_relative(self.context.posterior(key, shift_rel), last.player)
         counter_all = self.counter_any.posterior(None, _UNIFORM)
         counter = _from_relative(self.counter.posterior(last_outcome, counter_all), last.bot)
-        return [shift, context, counter, by_rank, frequency, self._pattern() or frequency]
+        experts = [shift, context, counter, by_rank, frequency, self._pattern() or frequency]
+        return experts, (population, own)
 
     def _population(self, key: tuple[int, int, int] | None, last_outcome: int) -> Sequence[float]:
         """The population's P(stay, up, down) in this context (after round 1: given the last outcome only)."""
@@ -226,7 +229,7 @@ class OnlinePredictor:
         # observe() that follows it share one computation.
         key = (len(self.rounds), values)
         if self._cached is None or self._cached[0] != key:
-            self._cached = (key, self._experts(values))
+            self._cached = (key, *self._experts(values))
         experts = list(self._cached[1])
         if model is not None:
             experts.append([float(p) for p in model])
@@ -255,8 +258,8 @@ class OnlinePredictor:
             last_outcome = outcome(last.player, last.bot)
             change = (played.player - last.player) % 3
             context = self._context_key()
-            assert self._gate is not None  # set by _experts for these rounds
-            population, own = self._gate
+            assert self._cached is not None and self._cached[2] is not None  # _with_model computed this round
+            population, own = self._cached[2]
             self.own_log_odds += math.log(own[change] / max(population[change], 1e-6))
             self.shift.add(last_outcome, change)
             self.shift_any.add(None, change)
