@@ -43,10 +43,10 @@ def test_classifies_errors_by_code(server_factory: Callable[..., ServerProcess])
     summary = report.summary()
     with closing(sqlite3.connect(server.data_dir / "rpsquest.db")) as db:
         rounds = db.execute("SELECT COUNT(*) FROM rounds").fetchone()[0]
-    assert summary["errors"].get("rate_limited", 0) > 0
-    assert set(summary["errors"]) == {"rate_limited"}
-    assert summary["rounds"] == rounds  # refused moves are errors, not rounds
-    assert summary["protocol_violations"] == {}
+    assert summary["protocol_violations"] == {}, summary
+    assert summary["errors"].get("rate_limited", 0) > 0, summary
+    assert set(summary["errors"]) == {"rate_limited"}, summary
+    assert summary["rounds"] == rounds, (rounds, summary)  # refused moves are errors, not rounds
 
 
 def test_unreachable_server_counts_failed_sessions() -> None:
