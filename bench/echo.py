@@ -1,4 +1,5 @@
-"""The floor: a bare WebSocket echo server on the same stack (uvicorn, websockets-sansio, uvloop, httptools)."""
+"""The floor: a bare WebSocket echo server on the same stack as the game server (uvicorn, websockets-sansio,
+httptools, the same event loop)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import sys
 
 import uvicorn
 from starlette.types import Receive, Scope, Send
+
+from server.cli import EVENT_LOOP
 
 
 async def echo(scope: Scope, receive: Receive, send: Send) -> None:
@@ -28,6 +31,6 @@ async def echo(scope: Scope, receive: Receive, send: Send) -> None:
 
 
 if __name__ == "__main__":  # python -m bench.echo PORT [WORKERS]
-    uvicorn.run("bench.echo:echo", host="127.0.0.1", port=int(sys.argv[1]), loop="uvloop", http="httptools",
+    uvicorn.run("bench.echo:echo", host="127.0.0.1", port=int(sys.argv[1]), loop=EVENT_LOOP, http="httptools",
                 ws="websockets-sansio", ws_per_message_deflate=False, log_level="warning",
                 workers=int(sys.argv[2]) if len(sys.argv) > 2 else 1)  # fmt: skip

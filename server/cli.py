@@ -20,6 +20,12 @@ from inference.store import open_store, read_manifest
 from server.messages import MAX_FRAME
 from server.storage import SQLiteStorage
 
+# The server's event loop is asyncio's own. uvloop (libuv) accepts one connection per turn of the loop: at
+# saturation, when a turn commits and answers hundreds of rounds, new connections waited more than ten seconds
+# and timed out (63-588 of 1,000 max-pace sessions); asyncio accepts every waiting connection each turn, and
+# served as many rounds per second (bench/RESULTS.md).
+EVENT_LOOP = "asyncio"
+
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", help="where data lives (default ./data, env RPSQUEST_DATA_DIR)")
@@ -110,7 +116,7 @@ def serve(settings: Settings, host: str, port: int) -> None:
         workers=settings.workers,
         host=host,
         port=port,
-        loop="uvloop",
+        loop=EVENT_LOOP,
         http="httptools",
         ws="websockets-sansio",
         ws_max_size=MAX_FRAME,

@@ -197,7 +197,7 @@ def migrate(conn: sqlite3.Connection) -> int:
 
 _Job = tuple[Callable[[sqlite3.Connection], Any], "asyncio.Future[Any]"]
 WRITE_BUSY_MS = 1000
-MAX_BATCH = 512  # jobs in one transaction: bounds how long one commit holds the event loop
+MAX_BATCH = 64  # jobs in one transaction: bounds how long one commit holds the event loop
 
 
 class SQLiteStorage:
