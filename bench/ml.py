@@ -6,6 +6,7 @@ import asyncio
 import itertools
 import json
 import resource
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -24,6 +25,7 @@ from engine.predictor import Priors
 from engine.rules import Game, outcome
 from inference.pool import ModelPool
 from inference.store import LocalStore
+from server.simulate import simulate
 from trainer.config import load_config
 from trainer.cycle import RECORDED, VALID_SHARE
 from trainer.datasets import FIRST_LABEL_ROUND, History, examples, fit_priors, histories_from_csv, split_groups
@@ -107,17 +109,14 @@ def training(rows: int = 100_000) -> dict[str, Any]:
     }
 
 
-def play_strength(data_dir: Path, store: Path, games: int = 600) -> dict[str, Any]:
-    """Simulated human-like players (a population the models did not train on: seed 99) through the protocol."""
-    from server.simulate import simulate
-
+def play_strength(data_dir: Path, store: Path, games: int = 3000) -> dict[str, Any]:
+    """Simulated human-like players (a population the models did not train on: seed 99) through the protocol, with
+    each opponent's win rate and its standard error."""
     server = Server(data_dir, store, {"RPSQUEST_RATE_LIMIT": "0"})
     try:
         report = asyncio.run(simulate(server.ws_url, games, concurrency=32, seed=99, rate=0))
     finally:
         server.stop()
-    import sqlite3
-
     with sqlite3.connect(data_dir / "rpsquest.db") as db:
         rows = db.execute("SELECT opponent, winner, COUNT(*) FROM games WHERE state = 'over' GROUP BY 1, 2").fetchall()
     by: dict[str, Counter[str]] = {o.id: Counter() for o in OPPONENTS}
@@ -127,8 +126,14 @@ def play_strength(data_dir: Path, store: Path, games: int = 600) -> dict[str, An
         "games": report.games,
         "violations": len(report.violations),
         "bot_win_rate": {o: round(c["bot"] / max(1, sum(c.values())), 3) for o, c in by.items()},
+        "standard_error": {o: round(_binomial_se(c["bot"], sum(c.values())), 3) for o, c in by.items()},
         "games_by_opponent": {o: sum(c.values()) for o, c in by.items()},
     }
+
+
+def _binomial_se(successes: int, n: int) -> float:
+    p = successes / max(1, n)
+    return float(np.sqrt(p * (1 - p) / max(1, n)))
 
 
 def people(data_dir: Path) -> dict[str, Any]:
