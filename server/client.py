@@ -25,6 +25,17 @@ class ProtocolViolation(Exception):
     """The server answered something the protocol or the rules do not allow."""
 
 
+class Refused(Exception):
+    """The server answered a request with an error; `code` is protocol.md's error code."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+
+
+RETRY_CODES = frozenset(("rate_limited", "unavailable"))  # errors worth trying again after a pause
+
+
 @dataclass
 class ClientGame:
     """What a client knows of one game it plays."""
@@ -145,7 +156,7 @@ class Client:
             message["tag"] = tag
         answer = await self.request(message)
         if answer["type"] == "error":
-            raise ProtocolViolation(f"start refused: {answer['code']}: {answer['message']}")
+            raise Refused(answer["code"], answer["message"])
         _check(answer["type"] == "game" and bool(answer.get("token")), "start did not answer a game with a token")
         _check(answer["history"] == [] and answer["score"] == {"player": 0.0, "bot": 0.0}, "a new game is not empty")
         game = ClientGame(answer["game_id"], answer["token"], opponent)

@@ -22,7 +22,7 @@ import uvloop
 
 from engine.opponents import OPPONENTS
 from engine.players import population
-from server.client import Client, ProtocolViolation
+from server.client import RETRY_CODES, Client, ProtocolViolation, Refused
 
 DECIDE_SECONDS = 0.7  # a person's time to choose a move
 ROUND_SECONDS = 2.2  # a person's whole round, reading the result included
@@ -97,7 +97,15 @@ async def _session(
     try:
         while time.perf_counter() < deadline and games_left[0] != 0:
             games_left[0] -= 1
-            game = await client.start(opponents[rng.randrange(len(opponents))], tag="loadtest")
+            try:
+                game = await client.start(opponents[rng.randrange(len(opponents))], tag="loadtest")
+            except Refused as exc:
+                report.errors[exc.code] += 1
+                games_left[0] += 1  # not started: still to play
+                if exc.code in RETRY_CODES:
+                    await asyncio.sleep(0.1)
+                    continue
+                break
             while game.open_round is not None:
                 if pace == "human":
                     await asyncio.sleep(_think(rng, ROUND_SECONDS - DECIDE_SECONDS) + _think(rng, DECIDE_SECONDS))
@@ -110,7 +118,7 @@ async def _session(
                     break
                 if played is None:
                     report.errors[answer["code"]] += 1
-                    if answer["code"] in ("rate_limited", "unavailable"):
+                    if answer["code"] in RETRY_CODES:
                         await asyncio.sleep(0.1)
                         continue
                     break

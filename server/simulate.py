@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from engine.opponents import OPPONENTS
 from engine.players import SimulatedPlayer, population
-from server.client import Client, ProtocolViolation
+from server.client import Client, ProtocolViolation, Refused
 
 
 @dataclass
@@ -23,7 +23,11 @@ class SimulationReport:
 
 async def play_game(client: Client, player: SimulatedPlayer, opponent: str, tag: str, report: SimulationReport) -> None:
     """One whole game by `player` against `opponent`, checked round by round."""
-    game = await client.start(opponent, tag=tag)
+    try:
+        game = await client.start(opponent, tag=tag)
+    except Refused as exc:
+        report.errors[exc.code] += 1
+        return
     while game.open_round is not None:
         move = player.move(game.rounds, game.values())
         played, answer, _ = await client.move(game, move)

@@ -95,6 +95,27 @@ def test_protocol_violations_are_detected() -> None:
     assert summary["rounds"] == 0
 
 
+async def _refusing_server(connection: ServerConnection) -> None:
+    """Refuses the first start of a connection as rate limited, the next as an unknown opponent."""
+    await connection.send(json.dumps({"type": "welcome", "protocol": 1, "opponents": []}))
+    codes = iter(("rate_limited", "unknown_opponent"))
+    async for _ in connection:
+        await connection.send(json.dumps({"type": "error", "code": next(codes), "message": "no"}))
+
+
+def test_refused_starts_are_errors_by_code_and_rate_limits_are_retried() -> None:
+    async def scenario() -> dict[str, Any]:
+        port = free_port()
+        async with serve(_refusing_server, "127.0.0.1", port):
+            report = await loadtest(f"ws://127.0.0.1:{port}/", 2, games=2, pace="max")
+        return report.summary()
+
+    summary = asyncio.run(scenario())
+    assert summary["errors"] == {"rate_limited": 2, "unknown_opponent": 2}  # each session retried once, then gave up
+    assert summary["protocol_violations"] == {}
+    assert summary["games"] == summary["rounds"] == 0
+
+
 def test_cli_writes_a_json_report(server_factory: Callable[..., ServerProcess], tmp_path: Path) -> None:
     server = server_factory({"RPSQUEST_RATE_LIMIT": "0"})
     out = tmp_path / "report.json"
