@@ -132,28 +132,26 @@ class PredictionBatch:
         self.predictors = predictors
         self._served: list[tuple[str, str, np.ndarray, asyncio.Future[np.ndarray | None]]] = []
         self._shadows: list[tuple[LiveGame, int, np.ndarray]] = []
-        self._scheduled = False
 
     def _schedule(self) -> None:
-        if not self._scheduled:
-            self._scheduled = True
+        """Called before adding a request: the turn's first one schedules the flush."""
+        if not self._served and not self._shadows:
             asyncio.get_running_loop().call_soon(self.flush)
 
     async def serve(self, family: str, version: str, x: np.ndarray) -> np.ndarray | None:
         """`version`'s prediction for one feature vector, or None when it cannot serve."""
         future: asyncio.Future[np.ndarray | None] = asyncio.get_running_loop().create_future()
-        self._served.append((family, version, x, future))
         self._schedule()
+        self._served.append((family, version, x, future))
         return await future
 
     def add_shadows(self, live: LiveGame, decision: Decision) -> None:
         """Have the other aliases predict the round `decision` opens; kept on `live` until it is played."""
         live.shadows_due = True
-        self._shadows.append((live, decision.round, np.frombuffer(decision.features, dtype=np.float32)))
         self._schedule()
+        self._shadows.append((live, decision.round, np.frombuffer(decision.features, dtype=np.float32)))
 
     def flush(self) -> None:
-        self._scheduled = False
         served, self._served = self._served, []
         shadows, self._shadows = self._shadows, []
         for (family, version), asked in _grouped(served, lambda s: (s[0], s[1])).items():

@@ -81,6 +81,15 @@ def _think(rng: random.Random, mean: float) -> float:
     return rng.gammavariate(4.0, mean / 4.0)
 
 
+async def _retry_after(report: LoadReport, code: str) -> bool:
+    """Count an error answer; True, after a pause, when the request is worth sending again."""
+    report.errors[code] += 1
+    if code not in RETRY_CODES:
+        return False
+    await asyncio.sleep(0.1)
+    return True
+
+
 async def _session(
     index: int, url: str, report: LoadReport, *, deadline: float, games_left: list[int], pace: str,
     opponents: list[str], seed: int, rate: float,
@@ -100,10 +109,8 @@ async def _session(
             try:
                 game = await client.start(opponents[rng.randrange(len(opponents))], tag="loadtest")
             except Refused as exc:
-                report.errors[exc.code] += 1
                 games_left[0] += 1  # not started: still to play
-                if exc.code in RETRY_CODES:
-                    await asyncio.sleep(0.1)
+                if await _retry_after(report, exc.code):
                     continue
                 break
             while game.open_round is not None:
@@ -117,9 +124,7 @@ async def _session(
                     report.violations[str(exc).split(":")[0]] += 1
                     break
                 if played is None:
-                    report.errors[answer["code"]] += 1
-                    if answer["code"] in RETRY_CODES:
-                        await asyncio.sleep(0.1)
+                    if await _retry_after(report, answer["code"]):
                         continue
                     break
                 report.rounds += 1

@@ -227,8 +227,7 @@ class SQLiteStorage:
         # Worker processes sharing the file take turns through a kernel lock, which wakes the next in
         # line: SQLite's own busy wait (sleep and retry) can starve one writer for seconds under load.
         self._turn = os.open(f"{path}-writers", os.O_RDWR | os.O_CREAT, 0o600)
-        self._jobs: list[_Job] = []
-        self._committing = False
+        self._jobs: list[_Job] = []  # queued in this turn; a commit is scheduled whenever there are some
         self._stop = threading.Event()
         self._checkpointer = threading.Thread(target=self._checkpoint_loop, name="sqlite-checkpoint", daemon=True)
         self._checkpointer.start()
@@ -256,7 +255,6 @@ class SQLiteStorage:
         itself fails (busy, I/O), every job of the batch gets its error.
         """
         batch, self._jobs = self._jobs[:MAX_BATCH], self._jobs[MAX_BATCH:]
-        self._committing = bool(self._jobs)
         if self._jobs:
             asyncio.get_running_loop().call_soon(self._commit)
         outcomes = self._attempt([fn for fn, _ in batch])
@@ -293,10 +291,9 @@ class SQLiteStorage:
     async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._jobs.append((fn, future))
-        if not self._committing:
-            self._committing = True
+        if not self._jobs:
             loop.call_soon(self._commit)
+        self._jobs.append((fn, future))
         try:
             return await future
         except sqlite3.IntegrityError as exc:

@@ -7,7 +7,7 @@ import json
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -82,14 +82,20 @@ async def _cheating_server(connection: ServerConnection) -> None:
             }))  # fmt: skip
 
 
-def test_protocol_violations_are_detected() -> None:
+def _against(handler: Callable[[ServerConnection], Awaitable[None]]) -> dict[str, Any]:
+    """The summary of 2 sessions playing 2 games at max pace against a fake server run by `handler`."""
+
     async def scenario() -> dict[str, Any]:
         port = free_port()
-        async with serve(_cheating_server, "127.0.0.1", port):
+        async with serve(handler, "127.0.0.1", port):
             report = await loadtest(f"ws://127.0.0.1:{port}/", 2, games=2, pace="max")
         return report.summary()
 
-    summary = asyncio.run(scenario())
+    return asyncio.run(scenario())
+
+
+def test_protocol_violations_are_detected() -> None:
+    summary = _against(_cheating_server)
     assert sum(summary["protocol_violations"].values()) == 2  # one per game: each stops at the first lie
     assert "round 1" in summary["protocol_violations"]
     assert summary["rounds"] == 0
@@ -104,13 +110,7 @@ async def _refusing_server(connection: ServerConnection) -> None:
 
 
 def test_refused_starts_are_errors_by_code_and_rate_limits_are_retried() -> None:
-    async def scenario() -> dict[str, Any]:
-        port = free_port()
-        async with serve(_refusing_server, "127.0.0.1", port):
-            report = await loadtest(f"ws://127.0.0.1:{port}/", 2, games=2, pace="max")
-        return report.summary()
-
-    summary = asyncio.run(scenario())
+    summary = _against(_refusing_server)
     assert summary["errors"] == {"rate_limited": 2, "unknown_opponent": 2}  # each session retried once, then gave up
     assert summary["protocol_violations"] == {}
     assert summary["games"] == summary["rounds"] == 0
