@@ -33,6 +33,7 @@ from trainer.evaluate import EARLY_LAST_ROUND, model_scores, play
 from trainer.families import fit
 
 SHIFT_STRENGTHS = (0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0)
+BLOCKS = 5  # interleaved blocks of the inference section
 BATCH = 16  # rounds predicted together in the inference section, as in one busy event-loop turn
 
 
@@ -51,7 +52,12 @@ def cold_start(data_dir: Path) -> dict[str, Any]:
 
 
 def inference(store: Path, rounds: int = 20000) -> dict[str, Any]:
-    """All four aliases of a family predicting one round (what the server does each round), and features."""
+    """All four aliases of a family predicting one round (what the server does each round), and features.
+
+    The families take turns in BLOCKS interleaved blocks, so a noisy stretch of the machine (this VM's
+    single-thread speed swings by up to 2x for seconds at a time) falls on all of them alike; each figure
+    gives every block's median beside the percentiles over all blocks.
+    """
     pool = ModelPool(LocalStore(store))
     pool.reload()
     rng = np.random.default_rng(0)
@@ -66,19 +72,23 @@ def inference(store: Path, rounds: int = 20000) -> dict[str, Any]:
         x = tracker.vector(values)
         feature_times.append(time.perf_counter() - t)
     out: dict[str, Any] = {"features_us": percentiles(feature_times)}
-    for family in FAMILIES:
-        version = pool.serving(family, "Production")
-        assert version is not None
-        for batch in (1, BATCH):  # one round alone; a turn of the event loop deciding BATCH games' rounds
-            rows = np.tile(x, (batch, 1))
-            times = []
-            for _ in range(rounds // batch):
-                t = time.perf_counter()
-                pool.predict_all(family, "Production", version, rows)
-                times.append((time.perf_counter() - t) / batch)
-            out[f"{family}_all_aliases_us" if batch == 1 else f"{family}_all_aliases_per_round_in_{batch}_us"] = (
-                percentiles(times)
-            )
+    blocks: dict[str, list[list[float]]] = defaultdict(list)
+    for _ in range(BLOCKS):
+        for family in FAMILIES:
+            version = pool.serving(family, "Production")
+            assert version is not None
+            for batch in (1, BATCH):  # one round alone; a turn of the event loop deciding BATCH games' rounds
+                rows = np.tile(x, (batch, 1))
+                times = []
+                for _ in range(rounds // BLOCKS // batch):
+                    t = time.perf_counter()
+                    pool.predict_all(family, "Production", version, rows)
+                    times.append((time.perf_counter() - t) / batch)
+                name = f"{family}_all_aliases_us" if batch == 1 else f"{family}_all_aliases_per_round_in_{batch}_us"
+                blocks[name].append(times)
+    for name, measured in blocks.items():
+        every = [t for block in measured for t in block]
+        out[name] = {**percentiles(every), "p50_by_block": [round(float(np.median(b)) * 1e6, 1) for b in measured]}
     return out
 
 

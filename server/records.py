@@ -5,14 +5,14 @@ from __future__ import annotations
 import msgspec
 
 
-class ModelPrediction(msgspec.Struct, frozen=True):
+class ModelPrediction(msgspec.Struct, frozen=True, gc=False):
     """One alias's prediction of the player's move in a round, by the version that made it."""
 
     version: str
     probs: tuple[float, float, float]
 
 
-class Decision(msgspec.Struct, frozen=True):
+class Decision(msgspec.Struct, frozen=True, gc=False):
     """The bot's committed choice for a round, fixed when the round opens."""
 
     round: int
@@ -25,7 +25,7 @@ class Decision(msgspec.Struct, frozen=True):
     models: dict[str, ModelPrediction] = {}  # every alias that predicted this round (from round 4)
 
 
-class RoundRecord(msgspec.Struct, frozen=True):
+class RoundRecord(msgspec.Struct, frozen=True, gc=False):
     """A played round: the decision that opened it and the player's answer."""
 
     decision: Decision

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import sqlite3
 from collections.abc import Coroutine
@@ -210,6 +211,28 @@ def test_game_record_round_trips_exactly(tmp_path: Path) -> None:
     assert all(r.decision.models and r.decision.features for r in last.rounds)
     assert seen[-2][1] is not None and seen[-2][1].player is None
     assert seen[-1][1] is None
+
+
+def test_rounds_a_live_game_keeps_stay_out_of_the_garbage_collector(tmp_path: Path) -> None:
+    """A live game holds every round it played: those records must not lengthen every collection."""
+
+    async def scenario() -> GameRecord | None:
+        storage = SQLiteStorage(tmp_path / "rpsquest.db")
+        game = new_game("g-gc")
+        await storage.create_game(game)
+        for move in (0, 1, 2, 2):
+            await advance(storage, game, move, 1_300.0, None)
+        loaded = await storage.load_game(game.id)
+        await storage.close()
+        return loaded
+
+    loaded = run(scenario())
+    assert loaded is not None and len(loaded.rounds) == 4 and loaded.pending is not None
+    gc.collect()  # a first pass drops the containers that hold only untracked values
+    kept = [loaded.pending, loaded.pending.models]
+    for r in loaded.rounds:
+        kept += [r, r.decision, r.decision.models, *r.decision.models.values()]
+    assert [type(x).__name__ for x in kept if gc.is_tracked(x)] == []
 
 
 # -- abandoned games ------------------------------------------------------------------------------
