@@ -79,18 +79,32 @@ class Server:
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.port}/ws"
 
+    def _tree(self) -> list[int]:
+        """The serving process and its worker processes, if any."""
+        found, pending = [], [self.process.pid]
+        while pending:
+            pid = pending.pop()
+            found.append(pid)
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                pending += [int(child) for child in (task / "children").read_text().split()]
+        return found
+
     def rss_mib(self) -> float:
-        """Resident memory of the server: the serving process and its worker processes, if any."""
+        """Resident memory of the server, worker processes included."""
         total = 0
-        pids = [self.process.pid]
-        while pids:
-            pid = pids.pop()
+        for pid in self._tree():
             for line in Path(f"/proc/{pid}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
                     total += int(line.split()[1])
-            for task in Path(f"/proc/{pid}/task").iterdir():
-                pids += [int(child) for child in (task / "children").read_text().split()]
         return total / 1024
+
+    def cpu_seconds(self) -> float:
+        """CPU time (user and system) the server's processes have used so far."""
+        ticks = 0
+        for pid in self._tree():
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])  # utime and stime, fields 14 and 15 of proc(5)
+        return ticks / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> None:
         self.process.terminate()

@@ -110,9 +110,13 @@ def roundtrip(root: Path, store: Path, n: int = 4000) -> dict[str, Any]:
 
 
 def _run_load(server: Server, sessions: int, **kwargs: Any) -> dict[str, Any]:
+    """The load tester's summary, with the server's memory after the run and its CPU time per round."""
+    cpu = server.cpu_seconds()
     report = uvloop.run(loadtest(server.ws_url, sessions, **kwargs))
+    cpu = server.cpu_seconds() - cpu
     summary = report.summary()
     summary["server_rss_mib"] = round(server.rss_mib(), 1)
+    summary["server_cpu_ms_per_round"] = round(cpu * 1000 / max(summary["rounds"], 1), 3)
     return summary
 
 
@@ -153,6 +157,7 @@ def capacity(
             "failed": summary["sessions_failed"],
             "errors": summary["errors"],
             "server_rss_mib": summary["server_rss_mib"],
+            "server_cpu_ms_per_round": summary["server_cpu_ms_per_round"],
             "kib_per_connection": round((summary["server_rss_mib"] - rest) * 1024 / sessions, 1),
         }
         out["steps"].append(step)

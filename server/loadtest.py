@@ -26,6 +26,7 @@ from server.client import RETRY_CODES, Client, ProtocolViolation, Refused
 
 DECIDE_SECONDS = 0.7  # a person's time to choose a move
 ROUND_SECONDS = 2.2  # a person's whole round, reading the result included
+BUSY_GENERATOR = 90.0  # % of one core: above it, the generator's own queueing is inside its latency figures
 
 
 @dataclass
@@ -43,10 +44,17 @@ class LoadReport:
     violations: Counter[str] = field(default_factory=Counter)
     started: float = 0.0
     finished: float = 0.0
+    cpu_started: float = 0.0  # the generator's own CPU time (time.process_time) at the start and the end
+    cpu_finished: float = 0.0
 
     @property
     def seconds(self) -> float:
         return max(1e-9, (self.finished or time.perf_counter()) - self.started)
+
+    @property
+    def generator_cpu_percent(self) -> float:
+        """The CPU the load generator used, in % of one core over the run."""
+        return 100.0 * ((self.cpu_finished or time.process_time()) - self.cpu_started) / self.seconds
 
     @staticmethod
     def latency_ms(latencies: list[float]) -> dict[str, float]:
@@ -73,6 +81,7 @@ class LoadReport:
             "move_latency_ms_after_ramp": self.latency_ms(self.latencies[self.ramped :]),
             "errors": dict(self.errors),
             "protocol_violations": dict(self.violations),
+            "generator_cpu_percent": round(self.generator_cpu_percent, 1),
         }
 
 
@@ -166,7 +175,7 @@ async def loadtest(
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)  # the load generator's own collections would show up as server latency
-    report = LoadReport(sessions=sessions, started=time.perf_counter())
+    report = LoadReport(sessions=sessions, started=time.perf_counter(), cpu_started=time.process_time())
     deadline = report.started + (duration if duration is not None else 10**9)
     games_left = [games if games is not None else -1]
     opponents = [opponent] if opponent else [o.id for o in OPPONENTS]
@@ -187,6 +196,7 @@ async def loadtest(
         await asyncio.gather(*(delayed(i) for i in range(sessions)))
     finally:
         report.finished = time.perf_counter()
+        report.cpu_finished = time.process_time()
         marker.cancel()
         if ticker:
             ticker.cancel()
@@ -198,6 +208,8 @@ async def loadtest(
 def format_report(summary: dict[str, Any]) -> str:
     lat = summary["move_latency_ms"]
     steady = summary["move_latency_ms_after_ramp"]
+    cpu = summary["generator_cpu_percent"]
+    busy = cpu >= BUSY_GENERATOR
     return "\n".join([
         f"sessions   {summary['sessions']} ({summary['sessions_opened']} opened, {summary['sessions_failed']} failed)",
         f"games      {summary['games']}",
@@ -206,6 +218,10 @@ def format_report(summary: dict[str, Any]) -> str:
         f"  after the ramp: p50 {steady['p50']} ms  p99 {steady['p99']} ms  max {steady['max']} ms",
         f"errors     {json.dumps(summary['errors'])}",
         f"violations {json.dumps(summary['protocol_violations'])}",
+        f"generator  {cpu} % of one core" + (
+            ": near its limit, so its own queueing is inside these latencies; split the sessions over more"
+            " processes or machines" if busy else ""
+        ),
     ])  # fmt: skip
 
 

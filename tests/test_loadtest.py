@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -17,7 +18,7 @@ from websockets.asyncio.server import ServerConnection, serve
 
 from engine.fairplay import commitment
 from engine.rules import MOVES, round_values
-from server.loadtest import loadtest
+from server.loadtest import LoadReport, format_report, loadtest
 
 
 def test_counts_games_and_rounds_exactly(server_factory: Callable[..., ServerProcess]) -> None:
@@ -35,6 +36,17 @@ def test_counts_games_and_rounds_exactly(server_factory: Callable[..., ServerPro
     assert (
         0 < summary["move_latency_ms"]["p50"] <= summary["move_latency_ms"]["p99"] <= summary["move_latency_ms"]["max"]
     )
+    assert 0 < summary["generator_cpu_percent"] <= 100 * (os.cpu_count() or 1)
+
+
+def test_the_report_says_when_the_generator_itself_was_the_limit() -> None:
+    def report(cpu_seconds: float) -> str:
+        run = LoadReport(sessions=1, started=100.0, finished=110.0, cpu_started=5.0, cpu_finished=5.0 + cpu_seconds)
+        return format_report(run.summary())
+
+    busy, calm = report(9.5), report(4.0)
+    assert "generator  95.0 % of one core: near its limit" in busy
+    assert "generator  40.0 % of one core" in calm and "near its limit" not in calm
 
 
 def test_classifies_errors_by_code(server_factory: Callable[..., ServerProcess]) -> None:
