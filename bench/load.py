@@ -56,17 +56,6 @@ def _echo_server(workers: int = 1) -> Iterator[str]:
         echo.wait()
 
 
-async def _echo_rtt(url: str, n: int) -> list[float]:
-    times = []
-    async with connect(url, compression=None) as ws:
-        for _ in range(n):
-            t = time.perf_counter()
-            await ws.send(_ECHOED)
-            await ws.recv()
-            times.append(time.perf_counter() - t)
-    return times
-
-
 async def _echo_flood(url: str, sessions: int, seconds: float) -> float:
     """Messages per second that `sessions` connections echoing flat out get through: the floor of saturation."""
     done = [0]
@@ -83,30 +72,41 @@ async def _echo_flood(url: str, sessions: int, seconds: float) -> float:
     return done[0] / (time.perf_counter() - started)
 
 
-async def _game_rtt(url: str, n: int) -> list[float]:
-    client = await Client.open(url)
-    times: list[float] = []
-    while len(times) < n:
-        game = await client.start("forrest", tag="loadtest")
-        while game.open_round is not None and len(times) < n:
-            played, answer, latency = await client.move(game, len(times) % 3)
-            assert played is not None, answer
-            times.append(latency)
+async def _roundtrips(echo_url: str, game_url: str, n: int, blocks: int) -> tuple[list[float], list[float]]:
+    """`n` echo round trips and `n` moves, one session each, taking turns in `blocks` blocks: a slow
+    stretch of the machine falls on both alike."""
+    echo: list[float] = []
+    moves: list[float] = []
+    client = await Client.open(game_url)
+    game = await client.start("forrest", tag="loadtest")
+    async with connect(echo_url, compression=None) as ws:
+        for block in range(1, blocks + 1):
+            while len(echo) < n * block // blocks:
+                t = time.perf_counter()
+                await ws.send(_ECHOED)
+                await ws.recv()
+                echo.append(time.perf_counter() - t)
+            while len(moves) < n * block // blocks:
+                if game.open_round is None:
+                    game = await client.start("forrest", tag="loadtest")
+                played, answer, latency = await client.move(game, len(moves) % 3)
+                assert played is not None, answer
+                moves.append(latency)
     await client.close()
-    return times
+    return echo, moves
 
 
-def roundtrip(root: Path, store: Path, n: int = 4000) -> dict[str, Any]:
-    """One session's move round trip against the same stack's bare echo server (the floor), same run."""
-    with _echo_server() as url:
-        floor = uvloop.run(_echo_rtt(url, n))
+def roundtrip(root: Path, store: Path, n: int = 4000, blocks: int = 8) -> dict[str, Any]:
+    """One session's move round trip against the same stack's bare echo server (the floor), in the same
+    run: the two take turns in blocks."""
     server = _fresh(root, "roundtrip", store)
     try:
-        game = uvloop.run(_game_rtt(server.ws_url, n))
+        with _echo_server() as url:
+            floor, game = uvloop.run(_roundtrips(url, server.ws_url, n, blocks))
     finally:
         server.stop()
     f, g = percentiles(floor), percentiles(game)
-    return {"echo_us": f, "move_us": g, "ratio_p50": round(g["p50"] / f["p50"], 2), "moves": n}
+    return {"echo_us": f, "move_us": g, "ratio_p50": round(g["p50"] / f["p50"], 2), "moves": n, "blocks": blocks}
 
 
 def _run_load(server: Server, sessions: int, **kwargs: Any) -> dict[str, Any]:

@@ -49,28 +49,50 @@ def payoff_matrix(values: Values, score_player: int, score_bot: int) -> np.ndarr
     return a
 
 
-def _candidates(a: np.ndarray) -> list[np.ndarray]:
-    """The vertices where the maximum of a concave piecewise-linear objective on the simplex can lie."""
-    points = [np.eye(3)[i] for i in range(3)]
-    cols = [a[:, m] for m in range(3)]
-    for i, j in combinations(range(3), 2):
-        for m1, m2 in combinations(range(3), 2):
+Triple = tuple[float, float, float]
+Matrix = tuple[Triple, Triple, Triple]  # A[b][m] as plain floats
+
+
+def _candidates(a: Matrix) -> list[Triple]:
+    """The vertices where the maximum of a concave piecewise-linear objective on the simplex can lie.
+
+    Plain floats: numpy's per-call overhead on 3-vectors made this most of a round's cost whenever
+    the equilibrium was not cached yet.
+    """
+    points: list[Triple] = [(1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0)]
+    for i, j in combinations(_MOVES, 2):
+        for m1, m2 in combinations(_MOVES, 2):
             # On the edge t*e_i + (1-t)*e_j, where the replies m1 and m2 pay the same.
-            d = cols[m1] - cols[m2]
-            denom = d[i] - d[j]
+            d_i, d_j = a[i][m1] - a[i][m2], a[j][m1] - a[j][m2]
+            denom = d_i - d_j
             if abs(denom) > 1e-12:
-                t = -d[j] / denom
+                t = -d_j / denom
                 if 0.0 <= t <= 1.0:
-                    x = np.zeros(3)
+                    x = [0.0, 0.0, 0.0]
                     x[i], x[j] = t, 1.0 - t
-                    points.append(x)
-    # Inside the simplex, where all three replies pay the same.
-    system = np.vstack([cols[0] - cols[1], cols[1] - cols[2], np.ones(3)])
-    if abs(np.linalg.det(system)) > 1e-12:
-        x = np.linalg.solve(system, np.array([0.0, 0.0, 1.0]))
-        if (x >= -1e-12).all():
-            points.append(np.clip(x, 0.0, None) / np.clip(x, 0.0, None).sum())
+                    points.append((x[0], x[1], x[2]))
+    # Inside the simplex, where all three replies pay the same: x is orthogonal to both differences of
+    # columns, so it is their cross product, scaled to sum to 1 (the scale is the determinant of the system).
+    u = (a[0][0] - a[0][1], a[1][0] - a[1][1], a[2][0] - a[2][1])
+    v = (a[0][1] - a[0][2], a[1][1] - a[1][2], a[2][1] - a[2][2])
+    c = (u[1] * v[2] - u[2] * v[1], u[2] * v[0] - u[0] * v[2], u[0] * v[1] - u[1] * v[0])
+    det = c[0] + c[1] + c[2]
+    if abs(det) > 1e-12:
+        x = [c[0] / det, c[1] / det, c[2] / det]
+        if min(x) >= -1e-12:
+            kept = [max(e, 0.0) for e in x]
+            total = sum(kept)
+            points.append((kept[0] / total, kept[1] / total, kept[2] / total))
     return points
+
+
+def _guaranteed(x: Triple, a: Matrix) -> float:
+    """What the bot's mix `x` earns against the player's best reply."""
+    return min(x[0] * a[0][m] + x[1] * a[1][m] + x[2] * a[2][m] for m in _MOVES)
+
+
+def _maximin(a: Matrix) -> Triple:
+    return max(_candidates(a), key=lambda x: _guaranteed(x, a))
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,11 +106,7 @@ class Decision:
 
 def equilibrium(a: np.ndarray) -> np.ndarray:
     """The bot's maximin mixed strategy for payoff matrix `a`."""
-    best: np.ndarray = max(_candidates(a), key=lambda x: float((x @ a).min()))
-    return best
-
-
-Triple = tuple[float, float, float]
+    return np.array(_maximin(_matrix(a)))
 
 
 def _blend(ev: Triple, nash: Triple, p: Triple) -> Triple:
@@ -108,7 +126,7 @@ def _blend(ev: Triple, nash: Triple, p: Triple) -> Triple:
     )
 
 
-def _expected(a: tuple[Triple, Triple, Triple], p: Triple) -> Triple:
+def _expected(a: Matrix, p: Triple) -> Triple:
     return (
         a[0][0] * p[0] + a[0][1] * p[1] + a[0][2] * p[2],
         a[1][0] * p[0] + a[1][1] * p[1] + a[1][2] * p[2],
@@ -118,6 +136,10 @@ def _expected(a: tuple[Triple, Triple, Triple], p: Triple) -> Triple:
 
 def _triple(x: np.ndarray | Triple) -> Triple:
     return (float(x[0]), float(x[1]), float(x[2]))
+
+
+def _matrix(a: np.ndarray) -> Matrix:
+    return _triple(a[0]), _triple(a[1]), _triple(a[2])
 
 
 def mixed_strategy(a: np.ndarray, p: np.ndarray) -> np.ndarray:
@@ -130,10 +152,16 @@ def _near(score: int) -> int:
     return score if score + _MAX_GAIN >= TARGET else 0
 
 
-@lru_cache(maxsize=4096)
-def _round_game(values: Values, score_player: int, score_bot: int) -> tuple[tuple[Triple, Triple, Triple], Triple]:
-    a = payoff_matrix(values, score_player, score_bot)
-    return (_triple(a[0]), _triple(a[1]), _triple(a[2])), _triple(equilibrium(a))
+# Every key _round_game can see: 15 kinds of round values (the low move's place times five bases) and, for
+# each side, a score of 0 or one from TARGET - _MAX_GAIN to TARGET - 1. A cache that holds them all computes
+# each equilibrium once per process, also in the last rounds of games, where the scores spread the keys.
+_ROUND_GAMES = 15 * (_MAX_GAIN + 1) ** 2
+
+
+@lru_cache(maxsize=_ROUND_GAMES)
+def _round_game(values: Values, score_player: int, score_bot: int) -> tuple[Matrix, Triple]:
+    a = _matrix(payoff_matrix(values, score_player, score_bot))
+    return a, _maximin(a)
 
 
 def decide(p: np.ndarray | Triple, values: Values, score_player: int, score_bot: int, rng: random.Random) -> Decision:

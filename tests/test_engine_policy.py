@@ -7,8 +7,8 @@ from collections import Counter
 
 import numpy as np
 
-from engine.policy import BONUS, decide, equilibrium, mixed_strategy, payoff_matrix
-from engine.rules import ranked, round_values
+from engine.policy import BONUS, _round_game, decide, equilibrium, mixed_strategy, payoff_matrix
+from engine.rules import TARGET, ranked, round_values
 
 ROCK, PAPER, SCISSORS = 0, 1, 2
 UNIFORM = np.full(3, 1.0 / 3.0)
@@ -197,3 +197,23 @@ def test_equilibrium_value_is_zero_when_no_side_can_reach_target() -> None:
         x = equilibrium(a)
         assert abs(float((x @ a).min())) < 1e-9
         assert (x > 0).all()
+
+
+def test_every_round_game_is_solved_once_per_process() -> None:
+    """The cache of payoff matrices and equilibria holds every key a game can produce."""
+    values = sorted({round_values(f"g-{i}", r) for i in range(400) for r in (1, 2)})
+    near = [0, *range(TARGET - 20, TARGET)]  # far from the target, every score counts as 0
+    assert len(values) == 15
+    rng = random.Random(0)
+
+    def play_every_key() -> None:
+        for v in values:
+            for score_player in near:
+                for score_bot in near:
+                    decide(UNIFORM, v, score_player, score_bot, rng)
+
+    _round_game.cache_clear()
+    play_every_key()
+    assert _round_game.cache_info().misses == 15 * 21 * 21
+    play_every_key()
+    assert _round_game.cache_info().misses == 15 * 21 * 21  # the second pass finds every one of them
