@@ -26,7 +26,7 @@ from itertools import combinations
 
 import numpy as np
 
-from engine.rules import DRAW_POINTS, TARGET, Values, hunter, prey
+from engine.rules import DRAW_POINTS, TARGET, VALUE_KINDS, Values, hunter, prey
 
 BONUS = 10.0
 _MAX_GAIN = 20  # the most a side can gain in one round, in tenths
@@ -144,7 +144,7 @@ def _matrix(a: np.ndarray) -> Matrix:
 
 def mixed_strategy(a: np.ndarray, p: np.ndarray) -> np.ndarray:
     """The bot's mix: best response to `p`, blended with the equilibrium by the trust in `p`."""
-    return np.array(_blend(_triple(a @ p), _triple(equilibrium(a)), _triple(p)))
+    return np.array(_blend(_triple(a @ p), _maximin(_matrix(a)), _triple(p)))
 
 
 def _near(score: int) -> int:
@@ -152,10 +152,10 @@ def _near(score: int) -> int:
     return score if score + _MAX_GAIN >= TARGET else 0
 
 
-# Every key _round_game can see: 15 kinds of round values (the low move's place times five bases) and, for
-# each side, a score of 0 or one from TARGET - _MAX_GAIN to TARGET - 1. A cache that holds them all computes
-# each equilibrium once per process, also in the last rounds of games, where the scores spread the keys.
-_ROUND_GAMES = 15 * (_MAX_GAIN + 1) ** 2
+# Every key _round_game can see: the kinds of round values and, for each side, a score of 0 or one from
+# TARGET - _MAX_GAIN to TARGET - 1. A cache that holds them all computes each equilibrium once per process,
+# also in the last rounds of games, where the scores spread the keys.
+_ROUND_GAMES = VALUE_KINDS * (_MAX_GAIN + 1) ** 2
 
 
 @lru_cache(maxsize=_ROUND_GAMES)

@@ -18,6 +18,7 @@ TARGET = 100
 DRAW_POINTS = 5
 MAX_ROUNDS = 20
 _BASES = (11, 12, 13, 14, 15)
+VALUE_KINDS = 3 * len(_BASES)  # distinct round values: the low move's place times the middle move's base
 
 Values = tuple[int, int, int]
 
@@ -48,7 +49,7 @@ def _digest_index(text: str, modulus: int) -> int:
 def round_values(game_id: str, round_number: int) -> Values:
     """Each move's value in tenths for round `round_number` (1-based) of game `game_id`."""
     low = _digest_index(f"{game_id}:{round_number}:low", 3)
-    base = _BASES[_digest_index(f"{game_id}:{round_number}:base", 5)]
+    base = _BASES[_digest_index(f"{game_id}:{round_number}:base", len(_BASES))]
     values = [0, 0, 0]
     values[low] = 10
     values[prey(low)] = base + 5

@@ -116,11 +116,12 @@ def fit_priors(histories: Iterable[History]) -> Priors:
     seen = context.sum(axis=3, keepdims=True)
     context = np.where(seen > 0, context / np.maximum(seen, 1), shift[None, None])
     moves /= moves.sum()
-    return Priors(
-        shift=tuple((float(a), float(b), float(c)) for a, b, c in shift),
-        move=(float(moves[0]), float(moves[1]), float(moves[2])),
-        context=tuple((float(a), float(b), float(c)) for a, b, c in context.reshape(27, 3)),
-    )
+    return Priors(shift=_triples(shift), move=_triples(moves[None])[0], context=_triples(context.reshape(27, 3)))
+
+
+def _triples(rows: np.ndarray) -> tuple[tuple[float, float, float], ...]:
+    """Rows of three probabilities as plain floats (the Priors' format)."""
+    return tuple((float(a), float(b), float(c)) for a, b, c in rows)
 
 
 def _scored(moves: Sequence[tuple[int, int, Values]]) -> list[Round]:
