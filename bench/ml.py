@@ -6,7 +6,6 @@ import asyncio
 import itertools
 import json
 import resource
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -26,6 +25,7 @@ from engine.rules import Game, outcome
 from inference.pool import ModelPool
 from inference.store import LocalStore
 from server.simulate import simulate
+from storage.history import winners_by_opponent
 from trainer.config import load_config
 from trainer.cycle import RECORDED, VALID_SHARE
 from trainer.datasets import FIRST_LABEL_ROUND, History, examples, fit_priors, histories_from_csv, split_groups
@@ -127,8 +127,7 @@ def play_strength(data_dir: Path, store: Path, games: int = 3000) -> dict[str, A
         report = asyncio.run(simulate(server.ws_url, games, concurrency=32, seed=99, rate=0))
     finally:
         server.stop()
-    with sqlite3.connect(data_dir / "rpsquest.db") as db:
-        rows = db.execute("SELECT opponent, winner, COUNT(*) FROM games WHERE state = 'over' GROUP BY 1, 2").fetchall()
+    rows = winners_by_opponent(data_dir / "rpsquest.db")
     by: dict[str, Counter[str]] = {o.id: Counter() for o in OPPONENTS}
     for opponent, winner, n in rows:
         by[opponent][winner] += n

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import sqlite3
 import sys
 import time
 from collections.abc import Sequence
-from contextlib import closing
 from pathlib import Path
 
 from engine.opponents import FAMILIES
 from inference.settings import Settings, SettingsError
 from inference.store import ModelStore, open_store, read_manifest
+from storage.history import rounds_since
 from trainer.coldstart import simulated_histories
 from trainer.cycle import gather, promote_new_versions, train_cycle
 from trainer.datasets import DataError
@@ -58,23 +57,16 @@ def train(settings: Settings, store: ModelStore, families: Sequence[str], seed: 
     return 0
 
 
-def new_rounds(db_path: Path, since: float) -> int:
-    """Rounds stored after `since` (0 when there is no database yet)."""
-    if not db_path.exists():
-        return 0
-    with closing(sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)) as db:
-        return int(db.execute("SELECT COUNT(*) FROM rounds WHERE created > ?", (since,)).fetchone()[0])
-
-
 def loop(settings: Settings, store: ModelStore, interval: float, min_rounds: int, seed: int) -> int:
     """The schedule under `rpsquest up`: train whenever `min_rounds` new rounds have arrived."""
     state_path = settings.data_dir / "trainer-state.json"
     state = json.loads(state_path.read_text()) if state_path.exists() else {"last": time.time()}
-    _say(f"training loop: every {interval:.0f} s, when {min_rounds} new rounds have arrived")
+    tags = "/".join(settings.stats_tags)
+    _say(f"training loop: every {interval:.0f} s, when {min_rounds} new rounds of {tags} games have arrived")
     while True:
         time.sleep(interval)
         started = time.time()
-        arrived = new_rounds(settings.database_path(), state["last"])
+        arrived = rounds_since(settings.database_path(), state["last"], settings.stats_tags)
         if arrived < min_rounds:
             continue
         _say(f"{arrived} new rounds: training")

@@ -28,7 +28,7 @@ from typing import Any, Protocol, TypeVar
 import msgspec
 
 from engine.rules import MOVES, OUTCOMES, outcome, points
-from server.records import (
+from storage.records import (
     Decision,
     GameRecord,
     LeaderboardRow,
