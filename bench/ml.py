@@ -99,9 +99,11 @@ def training(rows: int = 100_000) -> dict[str, Any]:
         "from trainer.coldstart import simulated_histories\n"
         "from trainer.cycle import gather, train_cycle\n"
         "from inference.store import LocalStore\n"
+        "from storage.lifecycle import Lifecycle\n"
         f"h = gather(None, simulated_histories({rows // 14}, 1))\n"
         "t = time.perf_counter()\n"
-        f"r = train_cycle(LocalStore(__import__('pathlib').Path(sys.argv[1])), h, progress=lambda m: None)\n"
+        "root = __import__('pathlib').Path(sys.argv[1])\n"
+        "r = train_cycle(LocalStore(root), h, lifecycle=Lifecycle(root / 'rpsquest.db'), progress=lambda m: None)\n"
         "print(r.rows, time.perf_counter() - t)\n"
     )
     with tempfile.TemporaryDirectory() as tmp:

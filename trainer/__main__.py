@@ -13,6 +13,7 @@ from engine.opponents import FAMILIES
 from inference.settings import Settings, SettingsError
 from inference.store import ModelStore, open_store, read_manifest
 from storage.history import rounds_since
+from storage.lifecycle import Lifecycle
 from trainer.coldstart import simulated_histories
 from trainer.cycle import gather, promote_new_versions, train_cycle
 from trainer.datasets import DataError
@@ -42,8 +43,10 @@ def bootstrap(settings: Settings, store: ModelStore, games: int, seed: int) -> i
     _say(f"cold start: simulating {games} games of human-like players")
     sims = simulated_histories(games, seed, lambda n: _say(f"  {n}/{games} games"))
     histories = gather(settings.database_path(), sims)
-    report = train_cycle(store, histories, seed=seed, progress=_say, tracker=_tracker(settings))
-    promote_new_versions(store, report.versions)
+    tracker = _tracker(settings)
+    with Lifecycle(settings.database_path()) as lifecycle:
+        report = train_cycle(store, histories, lifecycle=lifecycle, seed=seed, progress=_say, tracker=tracker)
+        promote_new_versions(store, lifecycle, report.versions, tracker)
     _say(f"cold start done in {time.perf_counter() - started:.0f} s: {report.versions}")
     return 0
 
@@ -51,8 +54,11 @@ def bootstrap(settings: Settings, store: ModelStore, games: int, seed: int) -> i
 def train(settings: Settings, store: ModelStore, families: Sequence[str], seed: int) -> int:
     histories = gather(settings.database_path(), simulated_histories(COLD_START_GAMES, seed))
     tracker = _tracker(settings)
-    report = train_cycle(store, histories, families=families, seed=seed, progress=_say, tracker=tracker)
-    generation = promote_new_versions(store, report.versions, tracker)
+    with Lifecycle(settings.database_path()) as lifecycle:
+        report = train_cycle(
+            store, histories, families=families, lifecycle=lifecycle, seed=seed, progress=_say, tracker=tracker
+        )
+        generation = promote_new_versions(store, lifecycle, report.versions, tracker)
     _say(f"trained {report.rows} rounds in {report.seconds:.0f} s; manifest generation {generation}: {report.versions}")
     return 0
 
