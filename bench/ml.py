@@ -6,7 +6,6 @@ import asyncio
 import itertools
 import json
 import resource
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -26,6 +25,7 @@ from engine.rules import Game, outcome
 from inference.pool import ModelPool
 from inference.store import LocalStore
 from server.simulate import simulate
+from storage.history import winners_by_opponent
 from trainer.config import load_config
 from trainer.cycle import RECORDED, VALID_SHARE
 from trainer.datasets import FIRST_LABEL_ROUND, History, examples, fit_priors, histories_from_csv, split_groups
@@ -99,9 +99,11 @@ def training(rows: int = 100_000) -> dict[str, Any]:
         "from trainer.coldstart import simulated_histories\n"
         "from trainer.cycle import gather, train_cycle\n"
         "from inference.store import LocalStore\n"
+        "from storage.lifecycle import Lifecycle\n"
         f"h = gather(None, simulated_histories({rows // 14}, 1))\n"
         "t = time.perf_counter()\n"
-        f"r = train_cycle(LocalStore(__import__('pathlib').Path(sys.argv[1])), h, progress=lambda m: None)\n"
+        "root = __import__('pathlib').Path(sys.argv[1])\n"
+        "r = train_cycle(LocalStore(root), h, lifecycle=Lifecycle(root / 'rpsquest.db'), progress=lambda m: None)\n"
         "print(r.rows, time.perf_counter() - t)\n"
     )
     with tempfile.TemporaryDirectory() as tmp:
@@ -127,8 +129,7 @@ def play_strength(data_dir: Path, store: Path, games: int = 3000) -> dict[str, A
         report = asyncio.run(simulate(server.ws_url, games, concurrency=32, seed=99, rate=0))
     finally:
         server.stop()
-    with sqlite3.connect(data_dir / "rpsquest.db") as db:
-        rows = db.execute("SELECT opponent, winner, COUNT(*) FROM games WHERE state = 'over' GROUP BY 1, 2").fetchall()
+    rows = winners_by_opponent(data_dir / "rpsquest.db")
     by: dict[str, Counter[str]] = {o.id: Counter() for o in OPPONENTS}
     for opponent, winner, n in rows:
         by[opponent][winner] += n

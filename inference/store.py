@@ -47,10 +47,17 @@ def read_manifest(store: ModelStore) -> dict[str, Any] | None:
     return None if raw is None else dict(json.loads(raw))
 
 
-def write_manifest(store: ModelStore, families: dict[str, dict[str, str]]) -> int:
-    """Write a new manifest with the next generation number; returns it."""
-    current = read_manifest(store)
-    generation = (int(current["generation"]) if current else 0) + 1
+def stored_manifest(store: ModelStore) -> tuple[int, dict[str, dict[str, str]]] | None:
+    """The manifest as (generation, families), or None when there is none."""
+    manifest = read_manifest(store)
+    return None if manifest is None else (int(manifest["generation"]), manifest["families"])
+
+
+def write_manifest(store: ModelStore, families: dict[str, dict[str, str]], generation: int | None = None) -> int:
+    """Write a manifest as `generation` (default: the next after the stored one); returns its generation."""
+    if generation is None:
+        current = read_manifest(store)
+        generation = (int(current["generation"]) if current else 0) + 1
     store.write(MANIFEST, json.dumps({"generation": generation, "families": families}, indent=2).encode())
     return generation
 

@@ -36,7 +36,7 @@ from server.messages import encode as encode_message
 from server.predict import decode_request
 from server.predict import predict as predict_history
 from server.session import CLOSE_POLICY, Session
-from server.storage import SQLiteStorage, Storage, StorageUnavailable
+from storage import SQLiteStorage, Storage, StorageUnavailable
 
 T = TypeVar("T")
 log = logging.getLogger("rpsquest")

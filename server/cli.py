@@ -18,7 +18,7 @@ from engine.opponents import FAMILIES, OPPONENTS
 from inference.settings import Settings, SettingsError
 from inference.store import open_store, read_manifest
 from server.messages import MAX_FRAME
-from server.storage import SQLiteStorage
+from storage import SQLiteStorage
 
 # The server's event loop is asyncio's own. uvloop (libuv) accepts one connection per turn of the loop: at
 # saturation, when a turn commits and answers hundreds of rounds, new connections waited more than ten seconds

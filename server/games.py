@@ -29,8 +29,7 @@ from engine.rules import MOVES, OUTCOMES, TARGET, Game, Round, outcome, points, 
 from server import metrics
 from server.entropy import Entropy
 from server.messages import GameMessage, OpenRound, Result, Score, Values
-from server.records import Decision, GameRecord, ModelPrediction, RoundRecord
-from server.storage import Storage, StorageConflict
+from storage import Decision, GameRecord, ModelPrediction, RoundRecord, Storage, StorageConflict
 
 T = TypeVar("T")
 log = logging.getLogger("rpsquest")

@@ -19,7 +19,8 @@ from engine.fairplay import commitment, verify
 from engine.rules import MOVE_INDEX, MOVES, points, round_values
 from server.games import ABANDON_AFTER, ONLINE_VERSION, GameError, GameService, Predictors
 from server.messages import GameMessage, Result
-from server.records import (
+from storage import SQLiteStorage, Storage, StorageUnavailable
+from storage.records import (
     GameRecord,
     LeaderboardRow,
     LedgerEntry,
@@ -27,7 +28,6 @@ from server.records import (
     RoundRecord,
     VersionStats,
 )
-from server.storage import SQLiteStorage, Storage, StorageUnavailable
 
 T = TypeVar("T")
 

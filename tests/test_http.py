@@ -20,7 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from engine.rules import MOVES
 from server.client import Client, ClientGame
-from server.records import Decision
+from storage.records import Decision
 
 T = TypeVar("T")
 

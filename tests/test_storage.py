@@ -16,9 +16,9 @@ import pytest
 
 from engine.features import features
 from engine.rules import MOVES, Round, points, round_values
-from server import storage as storage_module
-from server.records import Decision, GameRecord, LeaderboardRow, ModelPrediction, OpponentStats, RoundRecord
-from server.storage import MIGRATIONS, SQLiteStorage, StorageConflict, migrate
+from storage import sqlite as storage_module
+from storage.records import Decision, GameRecord, LeaderboardRow, ModelPrediction, OpponentStats, RoundRecord
+from storage.sqlite import MIGRATIONS, SQLiteStorage, StorageConflict, migrate
 
 T = TypeVar("T")
 FAMILY = {"brian": "mlp", "forrest": "xgboost", "logan": "logistic"}

@@ -21,6 +21,7 @@ from engine.opponents import ALIASES, FAMILIES
 from engine.predictor import Priors
 from engine.rules import Round, points, round_values
 from inference.store import LocalStore, model_key
+from storage.lifecycle import Lifecycle
 from trainer.cycle import RECORDED_HOLDOUT, recorded_histories, train_cycle
 from trainer.datasets import (
     DataError,
@@ -257,8 +258,9 @@ def test_training_holds_out_the_latest_database_games(tmp_path: Path) -> None:
     rng = np.random.default_rng(8)
     played = [_history(f"db-{i:02d}", "human", [(int(rng.integers(3)), int(rng.integers(3))) for _ in range(12)],
                        start=1000.0 * (i + 1)) for i in range(30)]  # fmt: skip
-    report = train_cycle(LocalStore(tmp_path / "store"), played + recorded_histories(), families=["logistic"],
-                         progress=lambda message: None)  # fmt: skip
+    with Lifecycle(tmp_path / "rpsquest.db") as lifecycle:
+        report = train_cycle(LocalStore(tmp_path / "store"), played + recorded_histories(), families=["logistic"],
+                             lifecycle=lifecycle, progress=lambda message: None)  # fmt: skip
     assert report.recent_games == ["db-27", "db-28", "db-29"]  # the latest tenth of the 30 timed games
     for alias in ALIASES:
         recent = report.cards["logistic"][alias]["metrics"]["recent_holdout"]

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import sqlite3
 import sys
 import time
 from collections.abc import Sequence
-from contextlib import closing
 from pathlib import Path
 
 from engine.opponents import FAMILIES
 from inference.settings import Settings, SettingsError
 from inference.store import ModelStore, open_store, read_manifest
+from storage.history import rounds_since
+from storage.lifecycle import Lifecycle
 from trainer.coldstart import simulated_histories
 from trainer.cycle import gather, promote_new_versions, train_cycle
 from trainer.datasets import DataError
@@ -43,8 +43,10 @@ def bootstrap(settings: Settings, store: ModelStore, games: int, seed: int) -> i
     _say(f"cold start: simulating {games} games of human-like players")
     sims = simulated_histories(games, seed, lambda n: _say(f"  {n}/{games} games"))
     histories = gather(settings.database_path(), sims)
-    report = train_cycle(store, histories, seed=seed, progress=_say, tracker=_tracker(settings))
-    promote_new_versions(store, report.versions)
+    tracker = _tracker(settings)
+    with Lifecycle(settings.database_path()) as lifecycle:
+        report = train_cycle(store, histories, lifecycle=lifecycle, seed=seed, progress=_say, tracker=tracker)
+        promote_new_versions(store, lifecycle, report.versions, tracker)
     _say(f"cold start done in {time.perf_counter() - started:.0f} s: {report.versions}")
     return 0
 
@@ -52,29 +54,25 @@ def bootstrap(settings: Settings, store: ModelStore, games: int, seed: int) -> i
 def train(settings: Settings, store: ModelStore, families: Sequence[str], seed: int) -> int:
     histories = gather(settings.database_path(), simulated_histories(COLD_START_GAMES, seed))
     tracker = _tracker(settings)
-    report = train_cycle(store, histories, families=families, seed=seed, progress=_say, tracker=tracker)
-    generation = promote_new_versions(store, report.versions, tracker)
+    with Lifecycle(settings.database_path()) as lifecycle:
+        report = train_cycle(
+            store, histories, families=families, lifecycle=lifecycle, seed=seed, progress=_say, tracker=tracker
+        )
+        generation = promote_new_versions(store, lifecycle, report.versions, tracker)
     _say(f"trained {report.rows} rounds in {report.seconds:.0f} s; manifest generation {generation}: {report.versions}")
     return 0
-
-
-def new_rounds(db_path: Path, since: float) -> int:
-    """Rounds stored after `since` (0 when there is no database yet)."""
-    if not db_path.exists():
-        return 0
-    with closing(sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)) as db:
-        return int(db.execute("SELECT COUNT(*) FROM rounds WHERE created > ?", (since,)).fetchone()[0])
 
 
 def loop(settings: Settings, store: ModelStore, interval: float, min_rounds: int, seed: int) -> int:
     """The schedule under `rpsquest up`: train whenever `min_rounds` new rounds have arrived."""
     state_path = settings.data_dir / "trainer-state.json"
     state = json.loads(state_path.read_text()) if state_path.exists() else {"last": time.time()}
-    _say(f"training loop: every {interval:.0f} s, when {min_rounds} new rounds have arrived")
+    tags = "/".join(settings.stats_tags)
+    _say(f"training loop: every {interval:.0f} s, when {min_rounds} new rounds of {tags} games have arrived")
     while True:
         time.sleep(interval)
         started = time.time()
-        arrived = new_rounds(settings.database_path(), state["last"])
+        arrived = rounds_since(settings.database_path(), state["last"], settings.stats_tags)
         if arrived < min_rounds:
             continue
         _say(f"{arrived} new rounds: training")

@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 
 from engine.opponents import ALIASES, FAMILIES
-from inference.store import ModelStore, read_manifest, write_manifest
+from inference.store import ModelStore, stored_manifest, versions, write_manifest
+from storage.lifecycle import Families, Lifecycle
 from trainer.config import load_config
 from trainer.datasets import (
     Dataset,
@@ -99,6 +100,7 @@ def train_cycle(
     *,
     families: Sequence[str] = FAMILIES,
     seed: int = 0,
+    lifecycle: Lifecycle,
     progress: Progress = print,
     tracker: Tracker | None = None,
 ) -> CycleReport:
@@ -131,8 +133,9 @@ def train_cycle(
                 extra["recent_holdout"] = metrics(model.predict(recent.x), recent)
             run_id = tracker.start(family, alias, params, config_version) if tracker else None
             version, card, onnx_bytes = publish(
-                store, model, config=alias, config_version=config_version, params=params, valid=valid,
-                window=span, extra_metrics=extra, mlflow_run_id=run_id,
+                store, model, version=lifecycle.allocate_version(family, versions(store, family)), config=alias,
+                config_version=config_version, params=params, valid=valid, window=span, extra_metrics=extra,
+                mlflow_run_id=run_id,
             )  # fmt: skip
             if tracker:
                 tracker.finish(card, onnx_bytes)
@@ -142,21 +145,26 @@ def train_cycle(
     return report
 
 
-def promote_new_versions(store: ModelStore, new: dict[str, dict[str, str]], tracker: Tracker | None = None) -> int:
-    """Point the aliases at the new versions and write the manifest (last, whole).
+def promote_new_versions(
+    store: ModelStore, lifecycle: Lifecycle, new: dict[str, dict[str, str]], tracker: Tracker | None = None
+) -> int:
+    """Point the aliases at the new versions and write the manifest (last, whole); returns its generation.
 
     Each configuration's new version takes its alias; Production takes one only when it has
     none yet (cold start): afterwards only the promotion rules change Production.
     """
-    manifest = read_manifest(store)
-    families: dict[str, dict[str, str]] = dict(manifest["families"]) if manifest else {}
-    for family, by_alias in new.items():
-        current = dict(families.get(family, {}))
-        for alias, version in by_alias.items():
-            if alias != "Production" or "Production" not in current:
-                current[alias] = version
-        families[family] = current
-    generation = write_manifest(store, families)
+
+    def change(families: Families) -> Families:
+        for family, by_alias in new.items():
+            current = families.setdefault(family, {})
+            for alias, version in by_alias.items():
+                if alias != "Production" or "Production" not in current:
+                    current[alias] = version
+        return families
+
+    published = lifecycle.publish(
+        lambda: stored_manifest(store), change, lambda generation, f: write_manifest(store, f, generation), "trained"
+    )
     if tracker:
-        tracker.set_aliases(families)
-    return generation
+        tracker.set_aliases(published.families)
+    return published.generation

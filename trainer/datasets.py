@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import itertools
-import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ import numpy as np
 from engine.features import N_FEATURES, FeatureTracker
 from engine.predictor import Priors
 from engine.rules import MOVE_INDEX, Round, Values, outcome, points
+from storage.history import played_games
 
 FIRST_LABEL_ROUND = 4
 SOURCE_WEIGHTS: dict[str, float] = {"human": 1.0, "recorded": 1.0, "sim": 0.3, "loadtest": 0.0}
@@ -137,28 +137,9 @@ def _scored(moves: Sequence[tuple[int, int, Values]]) -> list[Round]:
 
 
 def histories_from_db(path: Path, since: float = 0.0) -> Iterator[History]:
-    """Every game with rounds in the database at `path` (read-only), oldest first."""
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        games = conn.execute(
-            "SELECT id, tag, COALESCE(player_id, '') FROM games WHERE rounds > 0 AND updated >= ? ORDER BY created",
-            (since,),
-        ).fetchall()
-        for game_id, tag, player in games:
-            rows = conn.execute(
-                "SELECT round, rock_value, paper_value, scissors_value, player_move, bot_move, score_player,"
-                " score_bot, created FROM rounds WHERE game_id = ? ORDER BY round",
-                (game_id,),
-            ).fetchall()
-            yield History(
-                key=game_id,
-                source=tag,
-                rounds=[Round(r[0], (r[1], r[2], r[3]), MOVE_INDEX[r[4]], MOVE_INDEX[r[5]], r[6], r[7]) for r in rows],
-                times=[r[8] for r in rows],
-                player=str(player),
-            )
-    finally:
-        conn.close()
+    """Every game with rounds in the database at `path` that may train (load tests never do), oldest first."""
+    for game in played_games(path, since):
+        yield History(key=game.id, source=game.tag, rounds=game.rounds, times=game.times, player=game.player)
 
 
 def histories_from_csv(path: Path) -> list[History]:

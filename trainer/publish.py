@@ -11,7 +11,7 @@ import numpy as np
 import onnxruntime as ort
 
 from engine.features import FEATURE_VERSION
-from inference.store import ModelStore, model_key, versions
+from inference.store import ModelStore, model_key
 from trainer.datasets import Dataset
 from trainer.families import INPUT_NAME, Model
 
@@ -41,15 +41,11 @@ def onnx_probs(onnx_bytes: bytes, x: np.ndarray) -> np.ndarray:
     return out
 
 
-def next_version(store: ModelStore, family: str) -> str:
-    existing = [int(v[1:]) for v in versions(store, family) if v[1:].isdigit()]
-    return f"v{max(existing, default=0) + 1}"
-
-
 def publish(
     store: ModelStore,
     model: Model,
     *,
+    version: str,
     config: str,
     config_version: int,
     params: dict[str, Any],
@@ -58,7 +54,7 @@ def publish(
     extra_metrics: dict[str, Any] | None = None,
     mlflow_run_id: str | None = None,
 ) -> tuple[str, dict[str, Any], bytes]:
-    """Check and store one model; returns (version, card, onnx bytes). Raises ParityError."""
+    """Check and store one model as `version`; returns (version, card, onnx bytes). Raises ParityError."""
     onnx_bytes = model.to_onnx()
     rows = valid.x[:2000]
     native = model.predict(rows)
@@ -67,7 +63,6 @@ def publish(
     if worst > PARITY_TOLERANCE:
         raise ParityError(f"{model.family} {config}: ONNX differs from the native model by {worst:.2e}")
     golden = valid.x[:GOLDEN_ROWS]
-    version = next_version(store, model.family)
     card: dict[str, Any] = {
         "family": model.family,
         "version": version,

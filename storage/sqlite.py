@@ -28,7 +28,7 @@ from typing import Any, Protocol, TypeVar
 import msgspec
 
 from engine.rules import MOVES, OUTCOMES, outcome, points
-from server.records import (
+from storage.records import (
     Decision,
     GameRecord,
     LeaderboardRow,
@@ -119,6 +119,31 @@ MIGRATIONS: tuple[str, ...] = (
     DROP INDEX games_open;
     CREATE INDEX games_unfinished ON games (created) WHERE state = 'open' AND abandoned = 0;
     """,
+    # The model lifecycle: version numbers and manifest generations allocated under the database's write lock,
+    # and which version held which alias when (live figures count from the start of a tenure).
+    """
+    CREATE TABLE model_versions (
+        family TEXT NOT NULL,
+        number INTEGER NOT NULL,
+        created REAL NOT NULL,
+        PRIMARY KEY (family, number)
+    );
+    CREATE TABLE manifests (
+        generation INTEGER PRIMARY KEY,
+        families TEXT NOT NULL,
+        created REAL NOT NULL
+    );
+    CREATE TABLE alias_tenures (
+        id INTEGER PRIMARY KEY,
+        family TEXT NOT NULL,
+        alias TEXT NOT NULL,
+        version TEXT NOT NULL,
+        started REAL NOT NULL,
+        ended REAL,
+        why TEXT NOT NULL
+    );
+    CREATE UNIQUE INDEX alias_tenures_open ON alias_tenures (family, alias) WHERE ended IS NULL;
+    """,
 )
 
 
@@ -164,7 +189,7 @@ _decision_encoder = msgspec.msgpack.Encoder()
 _decision_decoder = msgspec.msgpack.Decoder(Decision)
 
 
-def _connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
+def connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
     uri = f"file:{path}?mode=ro" if readonly else f"file:{path}"
     conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False, timeout=30.0)
     conn.execute("PRAGMA busy_timeout = 30000")
@@ -207,7 +232,7 @@ class SQLiteStorage:
     def prepare(path: Path) -> None:
         """Create or migrate the database at `path` (before processes that share it start)."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        conn = _connect(path)
+        conn = connect(path)
         try:
             migrate(conn)
         finally:
@@ -216,7 +241,7 @@ class SQLiteStorage:
     def __init__(self, path: Path, readers: int = 2) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._writer_conn = _connect(path)
+        self._writer_conn = connect(path)
         migrate(self._writer_conn)
         # Commits never checkpoint (that would fsync in the middle of a player's round); a thread of
         # its own copies the WAL back into the database every CHECKPOINT_EVERY seconds instead.
@@ -237,7 +262,7 @@ class SQLiteStorage:
     # -- writing ---------------------------------------------------------------------------
 
     def _checkpoint_loop(self) -> None:
-        conn = _connect(self.path)
+        conn = connect(self.path)
         try:
             while not self._stop.wait(CHECKPOINT_EVERY):
                 try:
@@ -306,7 +331,7 @@ class SQLiteStorage:
     def _reader(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = _connect(self.path, readonly=True)
+            conn = connect(self.path, readonly=True)
             self._local.conn = conn
         return conn
 

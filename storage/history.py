@@ -1,0 +1,71 @@
+"""Read-only queries for the trainer and the benchmarks: finished play, as the engine's rounds."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import closing
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine.rules import MOVE_INDEX, Round
+
+
+@dataclass(frozen=True)
+class PlayedGame:
+    """One stored game's rounds (with the time each was played) and who played it."""
+
+    id: str
+    tag: str
+    player: str  # the player's id as text, "" when anonymous
+    rounds: list[Round]
+    times: list[float]
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    return sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+
+
+def played_games(path: Path, since: float = 0.0, tags: tuple[str, ...] = ("human", "sim")) -> Iterator[PlayedGame]:
+    """Every game with rounds, tagged one of `tags` and moved on after `since`, oldest first."""
+    marks = ", ".join("?" * len(tags))
+    with closing(_connect(path)) as conn:
+        games = conn.execute(
+            "SELECT id, tag, COALESCE(player_id, '') FROM games"
+            f" WHERE rounds > 0 AND updated >= ? AND tag IN ({marks}) ORDER BY created",
+            (since, *tags),
+        ).fetchall()
+        for game_id, tag, player in games:
+            rows = conn.execute(
+                "SELECT round, rock_value, paper_value, scissors_value, player_move, bot_move, score_player,"
+                " score_bot, created FROM rounds WHERE game_id = ? ORDER BY round",
+                (game_id,),
+            ).fetchall()
+            yield PlayedGame(
+                id=game_id,
+                tag=tag,
+                player=str(player),
+                rounds=[Round(r[0], (r[1], r[2], r[3]), MOVE_INDEX[r[4]], MOVE_INDEX[r[5]], r[6], r[7]) for r in rows],
+                times=[r[8] for r in rows],
+            )
+
+
+def rounds_since(path: Path, since: float, tags: tuple[str, ...]) -> int:
+    """Rounds of games tagged one of `tags` stored after `since` (0 when there is no database yet)."""
+    if not path.exists():
+        return 0
+    marks = ", ".join("?" * len(tags))
+    with closing(_connect(path)) as conn:
+        row = conn.execute(
+            "SELECT COUNT(*) FROM rounds r JOIN games g ON g.id = r.game_id"
+            f" WHERE r.created > ? AND g.tag IN ({marks})",
+            (since, *tags),
+        ).fetchone()
+    return int(row[0])
+
+
+def winners_by_opponent(path: Path) -> list[tuple[str, str, int]]:
+    """(opponent, winner, games) over every finished game."""
+    with closing(_connect(path)) as conn:
+        rows = conn.execute("SELECT opponent, winner, COUNT(*) FROM games WHERE state = 'over' GROUP BY 1, 2")
+        return [(o, w, int(n)) for o, w, n in rows]

@@ -1,0 +1,176 @@
+"""The model lifecycle's records: version numbers, manifest generations, alias tenures and the promotion ledger.
+
+Processes that train or promote at the same moment take turns: a version number is handed out
+inside the database's write lock, so never twice; a manifest change holds a lock of its own
+while it reads the newest manifest, applies the change and writes the next generation, so no
+update is lost and no generation is written twice. Blocking calls: the server runs them off
+its event loop.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import closing, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from storage.sqlite import SQLiteStorage, connect
+
+Families = dict[str, dict[str, str]]  # family -> alias -> version
+
+
+@dataclass(frozen=True)
+class Tenure:
+    """A version's time holding an alias (`ended` is None while it holds it)."""
+
+    family: str
+    alias: str
+    version: str
+    started: float
+    ended: float | None
+    why: str
+
+
+@dataclass(frozen=True)
+class Published:
+    """What a manifest change wrote: its generation, the families, and whether anything changed."""
+
+    generation: int
+    families: Families
+    changed: bool
+
+
+def _number(version: str) -> int | None:
+    return int(version[1:]) if version[:1] == "v" and version[1:].isdigit() else None
+
+
+class Lifecycle:
+    """The lifecycle tables of the database at `path` (created or migrated on open)."""
+
+    def __init__(self, path: Path) -> None:
+        SQLiteStorage.prepare(path)
+        self._conn = connect(path)
+        self._turn_path = Path(f"{path}-lifecycle")
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> Lifecycle:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _locked(self) -> sqlite3.Connection:
+        self._conn.execute("BEGIN IMMEDIATE")
+        return self._conn
+
+    def allocate_version(self, family: str, taken: Iterable[str] = ()) -> str:
+        """The next version name of `family` ("v<n>"), above every allocated one and every name in `taken`."""
+        conn = self._locked()
+        try:
+            (allocated,) = conn.execute("SELECT MAX(number) FROM model_versions WHERE family = ?", (family,)).fetchone()
+            number = max([allocated or 0, *(n for n in map(_number, taken) if n is not None)]) + 1
+            conn.execute("INSERT INTO model_versions VALUES (?, ?, ?)", (family, number, time.time()))
+            conn.execute("COMMIT")
+        finally:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+        return f"v{number}"
+
+    @contextmanager
+    def _turn(self) -> Iterator[None]:
+        """Held while one process changes the manifest: the others wait their turn (the store's write
+        happens inside it, so the database is never locked while the store is slow)."""
+        with self._turn_path.open("a") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            yield
+
+    def publish(
+        self,
+        read: Callable[[], tuple[int, Families] | None],
+        change: Callable[[Families], Families],
+        write: Callable[[int, Families], object],
+        why: str,
+    ) -> Published:
+        """Apply `change` to the store's newest manifest and write it as the next generation, one process at a time.
+
+        `read` returns the store's manifest (generation, families) or None; `write` stores a manifest.
+        Then the tenures follow the new manifest: an alias whose version changed ends its tenure and
+        starts one for the new version, with `why`. A change that leaves the families as they are
+        writes nothing (the tenures are still brought in line: a crash between the two is repaired).
+        """
+        with self._turn():
+            stored = read()
+            current: Families = {f: dict(a) for f, a in stored[1].items()} if stored else {}
+            new = change({f: dict(a) for f, a in current.items()})
+            generation = stored[0] if stored else 0
+            if new != current:
+                (newest,) = self._conn.execute("SELECT MAX(generation) FROM manifests").fetchone()
+                generation = max(newest or 0, generation) + 1
+                write(generation, new)
+            conn = self._locked()
+            try:
+                now = time.time()
+                if new != current:
+                    conn.execute("INSERT INTO manifests VALUES (?, ?, ?)", (generation, json.dumps(new), now))
+                self._align_tenures(conn, new, now, why)
+                conn.execute("COMMIT")
+            finally:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+        return Published(generation, new, changed=new != current)
+
+    @staticmethod
+    def _align_tenures(conn: sqlite3.Connection, families: Families, now: float, why: str) -> None:
+        """End the running tenures that `families` no longer has and start the ones it adds."""
+        rows = conn.execute("SELECT family, alias, version FROM alias_tenures WHERE ended IS NULL")
+        running = {(f, a): v for f, a, v in rows}
+        wanted = {(f, a): v for f, aliases in families.items() for a, v in aliases.items()}
+        for (family, alias), version in running.items():
+            if wanted.get((family, alias)) != version:
+                conn.execute(
+                    "UPDATE alias_tenures SET ended = ? WHERE family = ? AND alias = ? AND ended IS NULL",
+                    (now, family, alias),
+                )
+        for (family, alias), version in wanted.items():
+            if running.get((family, alias)) != version:
+                conn.execute(
+                    "INSERT INTO alias_tenures (family, alias, version, started, why) VALUES (?, ?, ?, ?, ?)",
+                    (family, alias, version, now, why),
+                )
+
+    def tenures(self, family: str, current_only: bool = False) -> list[Tenure]:
+        """The tenures of `family`'s aliases, oldest first (only the running ones with `current_only`)."""
+        query = "SELECT family, alias, version, started, ended, why FROM alias_tenures WHERE family = ?"
+        if current_only:
+            query += " AND ended IS NULL"
+        with closing(self._conn.execute(query + " ORDER BY started, id", (family,))) as rows:
+            return [Tenure(*row) for row in rows]
+
+    def record_decision(
+        self,
+        family: str,
+        decision: str,
+        details: dict[str, object],
+        alias: str | None = None,
+        from_version: str | None = None,
+        to_version: str | None = None,
+    ) -> int:
+        """Append a decision ("no change" included) to the promotion ledger; returns its id."""
+        conn = self._locked()
+        try:
+            cursor = conn.execute(
+                "INSERT INTO promotions (created, family, decision, alias, from_version, to_version, details)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (time.time(), family, decision, alias, from_version, to_version, json.dumps(details)),
+            )
+            conn.execute("COMMIT")
+        finally:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+        return int(cursor.lastrowid or 0)
