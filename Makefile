@@ -23,7 +23,7 @@ run: $(STAMP)
 	$(VENV)/bin/rpsquest up --data-dir $(DATA_DIR) --host $(HOST) --port $(PORT)
 
 test: install
-	node --test web/tests/
+	node --test tests/js/
 	$(PY) -m pytest -q -p no:cacheprovider
 
 bench: $(STAMP)

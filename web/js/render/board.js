@@ -44,6 +44,7 @@ function renderMoves(state) {
   }
   $("moves").setAttribute("aria-busy", String(Boolean(state.pendingMove)));
   $("play-area").hidden = game.over;
+  $("leave").hidden = game.over; // the end card offers the way out
 }
 
 export function renderBoard(state, shortcuts) {

@@ -2,8 +2,8 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { test } from "node:test";
 
-import { roundValues, valuesFromHashes, verifyRound } from "../js/fairplay.js";
-import { sha256Hex } from "../js/sha256.js";
+import { roundValues, valuesFromHashes, verifyRound } from "../../web/js/fairplay.js";
+import { sha256Hex } from "../../web/js/sha256.js";
 
 const sha = async (text) => sha256Hex(text);
 const nodeSha = (text) => createHash("sha256").update(text, "utf8").digest("hex");

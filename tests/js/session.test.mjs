@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { canMove, initialState, needsConfirmToLeave, shownResult, step, validateName } from "../js/session.js";
+import { canMove, initialState, needsConfirmToLeave, shownResult, step, validateName } from "../../web/js/session.js";
 
 const OPPONENTS = [{ id: "forrest", name: "Forrest", family: "xgboost" }];
 const NEXT1 = { round: 1, values: { rock: 1.6, paper: 1.0, scissors: 1.1 }, commit: "c1" };

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { HUNTER, MOVES, PREY, signed } from "../js/format.js";
-import { bestMoves, explain, reach, roundPoints, scoreBefore } from "../js/insight.js";
+import { HUNTER, MOVES, PREY, signed } from "../../web/js/format.js";
+import { bestMoves, explain, reach, roundPoints, scoreBefore } from "../../web/js/insight.js";
 
 /** The policy's ev as engine/policy.py computes it: round points plus a bonus of 10 for reaching the target. */
 function policyEv(probs, values, before, target = 10) {
