@@ -23,6 +23,7 @@ run: $(STAMP)
 	$(VENV)/bin/rpsquest up --data-dir $(DATA_DIR) --host $(HOST) --port $(PORT)
 
 test: install
+	node --test tests/js/
 	$(PY) -m pytest -q -p no:cacheprovider
 
 bench: $(STAMP)

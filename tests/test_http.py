@@ -117,7 +117,7 @@ def test_index_page_has_security_headers(live_server: ServerProcess) -> None:
     assert directives["object-src"] == ["'none'"]
     assert page.headers["x-content-type-options"] == "nosniff"
     # Every response carries them, also the API's and the errors'.
-    for path in ("/api/opponents", "/api/games/nope", "/app.js"):
+    for path in ("/api/opponents", "/api/games/nope", "/js/main.js"):
         reply = get(live_server, path)
         assert reply.headers["content-security-policy"] == csp, path
         assert reply.headers["x-content-type-options"] == "nosniff", path
