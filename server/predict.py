@@ -28,10 +28,9 @@ class BadRequest(Exception):
 
 def _tenths(value: float) -> int:
     """`value` in tenths; ValueError unless it has at most one decimal."""
-    tenths = round(value * 10)
-    if abs(value * 10 - tenths) > 1e-6:
+    if round(value, 1) != value:
         raise ValueError(f"{value} has more than one decimal")
-    return tenths
+    return round(value * 10)
 
 
 class MoveValues(msgspec.Struct, forbid_unknown_fields=True):
