@@ -57,6 +57,14 @@ def round_values(game_id: str, round_number: int) -> Values:
     return (values[0], values[1], values[2])
 
 
+def possible_values(values: Values) -> bool:
+    """Whether some round can have `values`: low 1.0, the move it beats base + 0.5, the other base."""
+    if values.count(10) != 1:
+        return False
+    low = values.index(10)
+    return values[hunter(low)] in _BASES and values[prey(low)] == values[hunter(low)] + 5
+
+
 def ranked(values: Values) -> tuple[int, int, int]:
     """The moves ordered (high, middle, low) by value."""
     low = values.index(10)

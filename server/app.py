@@ -33,7 +33,8 @@ from server.games import GameError, GameService
 from server.messages import PROTOCOL_VERSION, BadMessage, Error, Move, OpponentInfo, Resume, Start, Welcome
 from server.messages import decode as decode_message
 from server.messages import encode as encode_message
-from server.predict import decode_request
+from server.predict import MAX_BODY as PREDICT_MAX_BODY
+from server.predict import BadRequest, decode_request
 from server.predict import predict as predict_history
 from server.session import CLOSE_POLICY, Session
 from storage import SQLiteStorage, Storage, StorageUnavailable
@@ -378,8 +379,8 @@ class Server:
             return refused
         assert self.pool is not None
         try:
-            body = decode_request(await request.body())
-        except msgspec.DecodeError as exc:
+            body = decode_request(await _read_body(request, PREDICT_MAX_BODY))
+        except BadRequest as exc:
             return JSONResponse({"error": "bad_request", "message": str(exc)}, status_code=400)
         return JSONResponse(predict_history(self.pool, body))
 
@@ -404,8 +405,26 @@ class _Unavailable(Exception):
     pass
 
 
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The request body; BadRequest, without reading on, once it is larger than `limit` bytes."""
+    body = bytearray()
+    if int(request.headers.get("content-length") or 0) <= limit:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                break
+        else:
+            return bytes(body)
+    raise BadRequest(f"the body is larger than {limit} bytes")
+
+
 async def _unavailable(request: Request, exc: Exception) -> Response:
     return JSONResponse({"error": "unavailable", "message": "the database cannot be reached"}, status_code=503)
+
+
+def _not_a_server_fault(record: logging.LogRecord) -> bool:
+    """Drop uvicorn's traceback for a client's text frame that is not UTF-8: the client's fault, closed with 1007."""
+    return not record.getMessage().startswith("Invalid UTF-8 sequence received from client")
 
 
 def app_from_env() -> Starlette:
@@ -416,6 +435,7 @@ def app_from_env() -> Starlette:
 def create_app(settings: Settings, storage: Storage | None = None, store: ModelStore | None = None) -> Starlette:
     """The ASGI application for `settings` (storage and model store can be passed in, e.g. fakes in unit tests)."""
     server = Server(settings, storage, store)
+    logging.getLogger("uvicorn.error").addFilter(_not_a_server_fault)
     routes = [
         Route("/healthz", server.healthz),
         Route("/readyz", server.readyz),

@@ -55,14 +55,32 @@ def valid_player_name(name: str) -> bool:
     )
 
 
+def _not_json(frame: str | bytes) -> str | None:
+    """Why `frame` is not JSON at all, or None when it is (whatever the message it holds)."""
+    try:
+        msgspec.json.decode(frame)
+    except msgspec.ValidationError:  # well-formed, but a number beyond the double range
+        return None
+    except msgspec.DecodeError as exc:
+        return str(exc)
+    except RecursionError:
+        return "nested deeper than the decoder reads (about 950 levels)"
+    return None
+
+
 def decode(frame: str | bytes) -> ClientMessage:
-    """Decode one client frame or raise BadMessage with the error code to answer."""
+    """Decode one client frame or raise BadMessage with the error code to answer.
+
+    The typed decoder stops at the first thing that does not fit a message, which may come before
+    text that is not JSON at all (`[1`, `{"round":0,`): only then is the frame read again as any JSON.
+    """
     try:
         message: ClientMessage = _decoder.decode(frame)
-    except msgspec.ValidationError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:
+        reason = _not_json(frame)
+        if reason is not None:
+            raise BadMessage("bad_json", f"not valid JSON: {reason}") from None
         raise BadMessage("bad_message", f"invalid message: {exc}") from None
-    except msgspec.DecodeError as exc:
-        raise BadMessage("bad_json", f"not valid JSON: {exc}") from None
     if isinstance(message, Start) and message.player is not None and not valid_player_name(message.player):
         raise BadMessage("bad_message", "player must be 1-24 letters, digits, spaces, '_' or '-'")
     return message

@@ -11,22 +11,43 @@ from engine.bot import Bot
 from engine.features import FeatureTracker
 from engine.openings import OPENING_ROUNDS, OPENINGS
 from engine.policy import decide
-from engine.rules import MOVE_INDEX, MOVES, Round, Values, points
+from engine.rules import MAX_ROUNDS, MOVE_INDEX, MOVES, TARGET, Round, Values, points, possible_values, winner
 from inference.pool import ModelPool
 from server.entropy import Entropy
 from server.games import ONLINE_VERSION
 
 MoveName = Literal["rock", "paper", "scissors"]
+MAX_BODY = 16_384  # bytes: a whole game's history (19 rounds with values) takes about 2 KiB
+_DEFAULT: Values = (10, 10, 10)
 _rng = Entropy()
 
 
+class BadRequest(Exception):
+    """A body /api/predict cannot serve; the message says why (answered as 400 bad_request)."""
+
+
+def _tenths(value: float) -> int:
+    """`value` in tenths; ValueError unless it has at most one decimal."""
+    if round(value, 1) != value:
+        raise ValueError(f"{value} has more than one decimal")
+    return round(value * 10)
+
+
 class MoveValues(msgspec.Struct, forbid_unknown_fields=True):
-    rock: Annotated[float, msgspec.Meta(ge=1.0, le=2.0)]
-    paper: Annotated[float, msgspec.Meta(ge=1.0, le=2.0)]
-    scissors: Annotated[float, msgspec.Meta(ge=1.0, le=2.0)]
+    rock: float
+    paper: float
+    scissors: float
+
+    def __post_init__(self) -> None:
+        values = (_tenths(self.rock), _tenths(self.paper), _tenths(self.scissors))
+        if values != _DEFAULT and not possible_values(values):
+            raise ValueError(
+                "values break the rules: the low move is 1.0, the move it beats 0.5 more than the third,"
+                " which is 1.1-1.5 (or all three 1.0)"
+            )
 
     def tenths(self) -> Values:
-        return (round(self.rock * 10), round(self.paper * 10), round(self.scissors * 10))
+        return (_tenths(self.rock), _tenths(self.paper), _tenths(self.scissors))
 
 
 class PastRound(msgspec.Struct, forbid_unknown_fields=True):
@@ -36,34 +57,61 @@ class PastRound(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class ScorePair(msgspec.Struct, forbid_unknown_fields=True):
-    player: Annotated[float, msgspec.Meta(ge=0.0, le=30.0)]
-    bot: Annotated[float, msgspec.Meta(ge=0.0, le=30.0)]
+    player: Annotated[float, msgspec.Meta(ge=0.0, lt=TARGET / 10)]
+    bot: Annotated[float, msgspec.Meta(ge=0.0, lt=TARGET / 10)]
+
+    def __post_init__(self) -> None:
+        for score in (self.player, self.bot):
+            _tenths(score)
 
 
 class PredictRequest(msgspec.Struct, forbid_unknown_fields=True):
     family: Literal["mlp", "xgboost", "logistic"]
-    history: Annotated[list[PastRound], msgspec.Meta(max_length=300)]
+    history: Annotated[list[PastRound], msgspec.Meta(max_length=MAX_ROUNDS - 1)]
     alias: Literal["Production", "B", "shadow1", "shadow2"] = "Production"
     values: MoveValues | None = None
     score: ScorePair | None = None
 
+    def __post_init__(self) -> None:
+        _replay(self.history)
 
-_DEFAULT: Values = (10, 10, 10)
-decode_request = msgspec.json.Decoder(PredictRequest).decode
+
+_decode = msgspec.json.Decoder(PredictRequest).decode
 
 
-def predict(pool: ModelPool, request: PredictRequest) -> dict[str, object]:
-    """The blended prediction and the bot's move for the round after `request.history`."""
+def _replay(history: list[PastRound]) -> list[Round]:
+    """The history as played rounds; ValueError when it goes on after the game has ended."""
     rounds: list[Round] = []
     score_player = score_bot = 0
-    for number, past in enumerate(request.history, start=1):
+    for number, past in enumerate(history, start=1):
+        if winner(score_player, score_bot) is not None:
+            raise ValueError(f"the game ended in round {number - 1}: the history cannot go on after it")
         values = past.values.tenths() if past.values else _DEFAULT
         player, bot = MOVE_INDEX[past.player], MOVE_INDEX[past.bot]
         gained = points(values, player, bot)
         score_player, score_bot = score_player + gained[0], score_bot + gained[1]
         rounds.append(Round(number, values, player, bot, score_player, score_bot))
+    if winner(score_player, score_bot) is not None:
+        raise ValueError(f"the game ended in round {len(rounds)}: there is no round to predict")
+    return rounds
+
+
+def decode_request(body: bytes) -> PredictRequest:
+    """The request in `body`, or BadRequest saying what does not fit."""
+    try:
+        return _decode(body)
+    except msgspec.DecodeError as exc:
+        raise BadRequest(str(exc)) from None
+    except RecursionError:
+        raise BadRequest("the body is nested too deeply") from None
+
+
+def predict(pool: ModelPool, request: PredictRequest) -> dict[str, object]:
+    """The blended prediction and the bot's move for the round after `request.history`."""
+    rounds = _replay(request.history)
+    score_player, score_bot = (rounds[-1].score_player, rounds[-1].score_bot) if rounds else (0, 0)
     if request.score is not None:
-        score_player, score_bot = round(request.score.player * 10), round(request.score.bot * 10)
+        score_player, score_bot = _tenths(request.score.player), _tenths(request.score.bot)
     values = request.values.tenths() if request.values else _DEFAULT
     model = pool.routes.get(request.family, {}).get(request.alias)
     tracker = FeatureTracker()
