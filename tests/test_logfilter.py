@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import errno
 import io
 import logging
 import re
+import socket
 from collections.abc import Iterator
 
 import pytest
@@ -190,3 +193,27 @@ def test_install_covers_every_handler_once(monkeypatch: pytest.MonkeyPatch) -> N
     assert logfilter.install(99.0) is installed  # one filter per process, installed once per handler
     for handler in (root_handler, uvicorn_handler, logging.lastResort):
         assert handler.filters == [installed]
+
+
+def test_asyncios_accept_error_is_written_once(monkeypatch: pytest.MonkeyPatch, clock: Clock) -> None:
+    """asyncio's own record for EMFILE on accept, through its default exception handler, traceback and all."""
+    asyncio_logger = logging.getLogger("asyncio")
+    monkeypatch.setattr(asyncio_logger, "propagate", False)
+    monkeypatch.setattr(asyncio_logger, "handlers", [])
+    out = _stream(asyncio_logger, RepeatFilter(60.0, clock))
+    loop = asyncio.new_event_loop()
+    try:
+        with socket.socket() as listener:
+            listener.bind(("127.0.0.1", 0))
+            for _ in range(100):  # what BaseSelectorEventLoop._accept_connection reports, attempt after attempt
+                try:
+                    raise OSError(errno.EMFILE, "Too many open files")
+                except OSError as exc:
+                    loop.call_exception_handler(
+                        {"message": "socket.accept() out of system resource", "exception": exc, "socket": listener}
+                    )
+    finally:
+        loop.close()
+    text = out.getvalue()
+    assert text.count("socket.accept() out of system resource") == 1
+    assert text.count("Traceback (most recent call last)") == 1
