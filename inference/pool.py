@@ -4,8 +4,10 @@ A version serves only after its card names feature contract v1, the sha256 of it
 ONNX file matches the card and its golden inputs give the card's golden outputs.
 `reload` loads and checks everything a new manifest names before swapping the routing
 table in one assignment; a version that fails is refused and the alias keeps its
-previous version. Every loaded version keeps its session, so a game keeps the version
-it started with across swaps.
+previous version. Each family's entry is checked on its own, so one family's bad entry
+never holds back another's changes, and a manifest that cannot be read at all leaves
+everything serving as it was. `reload` says what happened in a `ReloadReport`. Every
+loaded version keeps its session, so a game keeps the version it started with across swaps.
 """
 
 from __future__ import annotations
@@ -13,18 +15,29 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import threading
 from typing import Any
 
+import msgspec
 import numpy as np
 import onnxruntime as ort
 
 from engine.features import FEATURE_VERSION, N_FEATURES
 from engine.opponents import ALIASES, FAMILIES
-from inference.store import ModelStore, model_key, read_manifest
+from inference.store import Manifest, ManifestError, ModelStore, load_manifest, model_key
 
 log = logging.getLogger("rpsquest.inference")
 GOLDEN_TOLERANCE = 1e-5
+VERSION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+WHOLE_ENTRY = "*"  # where a refusal concerns a family's whole manifest entry, not one alias
+# a family's status after a reload, by (anything refused, any alias moved)
+_STATUS = {
+    (False, True): "applied",
+    (True, True): "partly applied",
+    (True, False): "refused",
+    (False, False): "unchanged",
+}
 
 
 class ModelRejected(Exception):
@@ -75,14 +88,19 @@ def _options() -> ort.SessionOptions:
 
 def load_model(store: ModelStore, family: str, version: str) -> LoadedModel:
     """Load one version from the store and check it; raises ModelRejected."""
-    card_bytes = store.read(model_key(family, version, "card.json"))
-    model_bytes = store.read(model_key(family, version, "model.onnx"))
+    try:
+        card_bytes = store.read(model_key(family, version, "card.json"))
+        model_bytes = store.read(model_key(family, version, "model.onnx"))
+    except Exception as exc:  # S3 or file-system errors of every kind
+        raise ModelRejected(f"{family} {version}: the store cannot be read ({type(exc).__name__}: {exc})") from None
     if card_bytes is None or model_bytes is None:
         raise ModelRejected(f"{family} {version}: missing model.onnx or card.json")
     try:
         card = json.loads(card_bytes)
     except ValueError as exc:
         raise ModelRejected(f"{family} {version}: unreadable card ({exc})") from None
+    if not isinstance(card, dict):
+        raise ModelRejected(f"{family} {version}: unreadable card (not a JSON object)")
     if card.get("feature_version") != FEATURE_VERSION:
         raise ModelRejected(
             f"{family} {version}: feature contract {card.get('feature_version')}, the server speaks {FEATURE_VERSION}"
@@ -95,9 +113,12 @@ def load_model(store: ModelStore, family: str, version: str) -> LoadedModel:
     except Exception as exc:  # onnxruntime raises its own exception types for bad files
         raise ModelRejected(f"{family} {version}: ONNX Runtime cannot load it ({exc})") from None
     model = LoadedModel(family, version, card, session)
-    golden = card.get("golden") or {}
-    inputs = np.asarray(golden.get("inputs", []), dtype=np.float32)
-    expected = np.asarray(golden.get("outputs", []), dtype=np.float32)
+    golden = card.get("golden")
+    try:
+        inputs = np.asarray(golden.get("inputs", []) if isinstance(golden, dict) else [], dtype=np.float32)
+        expected = np.asarray(golden.get("outputs", []) if isinstance(golden, dict) else [], dtype=np.float32)
+    except (TypeError, ValueError):  # ragged rows or values that are not numbers
+        inputs = expected = np.zeros(0, dtype=np.float32)
     if inputs.ndim != 2 or len(inputs) == 0 or inputs.shape[1] != N_FEATURES or expected.shape != (len(inputs), 3):
         raise ModelRejected(f"{family} {version}: the card has no usable golden inputs and outputs")
     got = session.run(None, {model.input_name: inputs})[0]
@@ -107,6 +128,55 @@ def load_model(store: ModelStore, family: str, version: str) -> LoadedModel:
     return model
 
 
+class ManifestReport(msgspec.Struct, omit_defaults=True):
+    """How the last read of the manifest went: `ok`, `missing`, `unreadable`, `wrong shape`, `store error`
+    (`not read` before the first read), the generation it names and, when it could not be used, why."""
+
+    status: str
+    generation: int | None = None
+    error: str | None = None
+
+
+class FamilyReport(msgspec.Struct, omit_defaults=True):
+    """What a reload did to one family: `applied`, `partly applied`, `refused` or `unchanged`; the version
+    each alias serves now; what was refused and why, by alias (`*`: the family's whole entry)."""
+
+    status: str
+    serving: dict[str, str]
+    refused: dict[str, str] = {}
+
+
+class ReloadReport(msgspec.Struct):
+    """The answer of one reload. `changed`: some alias now serves another version. `rejected` flattens
+    every family's refusals as `family/alias` -> reason."""
+
+    changed: bool
+    generation: int
+    manifest: ManifestReport
+    families: dict[str, FamilyReport]
+    rejected: dict[str, str]
+
+
+def _entry(family: str, entry: object) -> tuple[dict[str, str], dict[str, str]]:
+    """A family's manifest entry checked: (alias -> version wanted, alias -> why refused)."""
+    if entry is None:
+        return {}, {WHOLE_ENTRY: f"{family}: the manifest names no versions for it"}
+    if not isinstance(entry, dict):
+        return {}, {WHOLE_ENTRY: f"{family}: the entry must be an object of alias -> version, not {entry!r:.60}"}
+    wanted: dict[str, str] = {}
+    refused: dict[str, str] = {}
+    for alias, version in entry.items():
+        if alias not in ALIASES:
+            refused[alias] = f"{family}: unknown alias {alias!r:.40}; the aliases are {', '.join(ALIASES)}"
+        elif not isinstance(version, str) or not VERSION_NAME.fullmatch(version):
+            refused[alias] = f"{family} {alias}: {version!r:.40} is not a version name"
+        else:
+            wanted[alias] = version
+    if "Production" not in entry:
+        refused["Production"] = f"{family}: the entry names no Production version"
+    return wanted, refused
+
+
 class ModelPool:
     """Every loaded version, and which version each alias of each family serves."""
 
@@ -114,14 +184,22 @@ class ModelPool:
         self.store = store
         self.generation = 0
         self.routes: dict[str, dict[str, LoadedModel]] = {}
-        self.rejected: dict[str, str] = {}
+        self.manifest = ManifestReport("not read")
+        self.families: dict[str, FamilyReport] = {}  # as the last manifest that could be read left them
         self._loaded: dict[tuple[str, str], LoadedModel] = {}
         self._lock = threading.Lock()
+        self._reload_lock = threading.Lock()
+        self._applied: Manifest | None = None  # the manifest the routes follow
 
     @property
     def ready(self) -> bool:
         """True when every family has a Production model."""
         return all("Production" in self.routes.get(f, {}) for f in FAMILIES)
+
+    @property
+    def rejected(self) -> dict[str, str]:
+        """Every refusal of the last manifest that could be read: `family/alias` -> reason."""
+        return {f"{f}/{where}": why for f, report in self.families.items() for where, why in report.refused.items()}
 
     def serving(self, family: str, alias: str) -> str | None:
         """The version `alias` of `family` serves now, or None."""
@@ -151,34 +229,71 @@ class ModelPool:
                 self._loaded[(family, version)] = found
             return found
 
-    def reload(self) -> bool:
-        """Read the manifest and swap in what it names; returns True when the routing changed.
+    def reload(self, force: bool = False) -> ReloadReport:
+        """Read the manifest and swap in what it names, family by family; says what happened.
 
-        Blocking (it reads the store and builds sessions): call it off the event loop.
+        A manifest equal to the one applied last is skipped unless `force`d (then refused entries
+        are tried again). Blocking (it reads the store and builds sessions): call
+        it off the event loop.
         """
-        manifest = read_manifest(self.store)
-        if manifest is None or int(manifest.get("generation", 0)) == self.generation:
-            return False
-        routes: dict[str, dict[str, LoadedModel]] = {}
-        rejected: dict[str, str] = {}
-        for family in FAMILIES:
-            current = self.routes.get(family, {})
-            routes[family] = {}
-            for alias, version in manifest.get("families", {}).get(family, {}).items():
-                if alias not in ALIASES:
-                    continue
-                try:
-                    routes[family][alias] = self._load(family, str(version))
-                except ModelRejected as exc:
-                    log.warning("refused: %s", exc)
-                    rejected[f"{family}/{alias}"] = str(exc)
-                    if alias in current:
-                        routes[family][alias] = current[alias]
-        self.routes = routes
-        self.rejected = rejected
-        self.generation = int(manifest["generation"])
-        log.info("model manifest generation %d loaded", self.generation)
-        return True
+        with self._reload_lock:
+            try:
+                manifest = load_manifest(self.store)
+            except ManifestError as exc:
+                log.warning("model manifest %s: %s; the current versions keep serving", exc.status, exc)
+                self.manifest = ManifestReport(exc.status, error=str(exc))
+                return self.report()
+            self.manifest = ManifestReport("ok", manifest.generation)
+            if manifest == self._applied and not force:
+                return self.report()
+            routes: dict[str, dict[str, LoadedModel]] = {}
+            families: dict[str, FamilyReport] = {}
+            for family in FAMILIES:
+                routes[family], families[family] = self._apply(family, manifest.families.get(family))
+            for family in manifest.families:
+                if family not in FAMILIES:
+                    reason = f"{family}: unknown family; the families are {', '.join(FAMILIES)}"
+                    log.warning("refused: %s", reason)
+                    families[family] = FamilyReport("refused", {}, {WHOLE_ENTRY: reason})
+            self.routes = routes
+            self.families = families
+            self.generation = manifest.generation
+            self._applied = manifest
+            log.info("model manifest generation %d read", self.generation)
+            return self.report(changed=any(f.status in ("applied", "partly applied") for f in families.values()))
+
+    def _apply(self, family: str, entry: object) -> tuple[dict[str, LoadedModel], FamilyReport]:
+        """The routes of `family` after its manifest entry, loading what it names; refused aliases keep theirs."""
+        current = self.routes.get(family, {})
+        wanted, refused = _entry(family, entry)
+        routes: dict[str, LoadedModel] = {}
+        for alias, version in wanted.items():
+            try:
+                routes[alias] = self._load(family, version)
+            except ModelRejected as exc:
+                refused[alias] = str(exc)
+            except Exception as exc:  # a check that broke on an input nobody foresaw: refuse, and say where
+                log.exception("checking %s %s failed", family, version)
+                refused[alias] = f"{family} {version}: could not be checked ({type(exc).__name__}: {exc})"
+        for where, reason in refused.items():
+            log.warning("refused: %s", reason)
+            if where == WHOLE_ENTRY:
+                routes.update(current)
+            elif where in current:
+                routes[where] = current[where]
+        serving = {alias: model.version for alias, model in routes.items()}
+        moved = serving != {alias: model.version for alias, model in current.items()}
+        return routes, FamilyReport(_STATUS[bool(refused), moved], serving, refused)
+
+    def report(self, changed: bool = False) -> ReloadReport:
+        """The state as a reload report; without `changed`, every family shows as unchanged or refused."""
+        families = self.families
+        if not changed:
+            families = {
+                f: msgspec.structs.replace(r, status="refused" if r.refused else "unchanged")
+                for f, r in families.items()
+            }
+        return ReloadReport(changed, self.generation, self.manifest, families, self.rejected)
 
     def predict(self, family: str, version: str, x: np.ndarray) -> np.ndarray | None:
         """One version's predictions (n, 3) for feature rows `x` (n, 50), or None when it cannot serve."""

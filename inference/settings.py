@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -13,6 +14,7 @@ class SettingsError(ValueError):
 
 
 Number = TypeVar("Number", int, float)
+ORIGIN = re.compile(r"https?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?")  # as browsers send it
 
 
 def _number(name: str, default: Number) -> Number:
@@ -44,6 +46,8 @@ class Settings:
     reload_interval: float = 5.0
     stats_tags: tuple[str, ...] = ("human",)
     workers: int = 1
+    allowed_origins: tuple[str, ...] = ()  # empty: localhost's; the page's own origin is always allowed
+    log_repeat_interval: float = 60.0
 
     @classmethod
     def from_env(cls, data_dir: str | None = None) -> Settings:
@@ -65,6 +69,8 @@ class Settings:
             reload_interval=_number("RPSQUEST_RELOAD_INTERVAL", 5.0),
             stats_tags=tuple(t.strip() for t in env("RPSQUEST_STATS_TAGS", "human").split(",") if t.strip()),
             workers=_number("RPSQUEST_WORKERS", 1),
+            allowed_origins=tuple(o.strip() for o in env("RPSQUEST_ALLOWED_ORIGINS", "").split(",") if o.strip()),
+            log_repeat_interval=_number("RPSQUEST_LOG_REPEAT_INTERVAL", 60.0),
         )
         if settings.rate_limit < 0:
             raise SettingsError("RPSQUEST_RATE_LIMIT must be 0 (no limit) or more")
@@ -77,6 +83,11 @@ class Settings:
         unknown = set(settings.stats_tags) - {"human", "sim", "loadtest"}
         if unknown or not settings.stats_tags:
             raise SettingsError("RPSQUEST_STATS_TAGS must list some of human, sim, loadtest")
+        if settings.log_repeat_interval < 0:
+            raise SettingsError("RPSQUEST_LOG_REPEAT_INTERVAL must be 0 (log every repeat) or more")
+        for origin in settings.allowed_origins:
+            if origin != "*" and not ORIGIN.fullmatch(origin):
+                raise SettingsError(f"RPSQUEST_ALLOWED_ORIGINS: {origin!r} is not * or scheme://host[:port]")
         settings.database_path()  # refuse an unsupported database URL now, not at first use
         return settings
 

@@ -12,6 +12,7 @@ import io
 import json
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlparse
@@ -47,17 +48,76 @@ def read_manifest(store: ModelStore) -> dict[str, Any] | None:
     return None if raw is None else dict(json.loads(raw))
 
 
+class ManifestError(Exception):
+    """The manifest cannot be used at all; `status` says why: missing, unreadable, wrong shape or store error."""
+
+    def __init__(self, status: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A manifest whose outer shape is right; each family's entry is still unchecked (see the model pool)."""
+
+    generation: int
+    families: dict[str, object]
+
+
+def parse_manifest(raw: bytes) -> Manifest:
+    """The manifest in `raw`; raises ManifestError (unreadable, wrong shape)."""
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:  # truncated or not JSON, or not UTF-8
+        raise ManifestError("unreadable", f"{MANIFEST} is not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise ManifestError("wrong shape", f"{MANIFEST} must be an object, not {type(data).__name__}")
+    generation, families = data.get("generation"), data.get("families")
+    if type(generation) is not int or generation < 0:
+        raise ManifestError("wrong shape", f"{MANIFEST}: generation must be a whole number >= 0, not {generation!r}")
+    if not isinstance(families, dict):
+        raise ManifestError("wrong shape", f"{MANIFEST}: families must be an object of family -> {{alias: version}}")
+    return Manifest(generation, families)
+
+
+def load_manifest(store: ModelStore) -> Manifest:
+    """The store's manifest; raises ManifestError (missing, unreadable, wrong shape, store error)."""
+    try:
+        raw = store.read(MANIFEST)
+    except Exception as exc:  # S3 or file-system errors of every kind: the store is down, not the manifest
+        raise ManifestError("store error", f"the model store cannot be read ({type(exc).__name__}: {exc})") from None
+    if raw is None:
+        raise ManifestError("missing", f"the model store has no {MANIFEST}")
+    return parse_manifest(raw)
+
+
 def stored_manifest(store: ModelStore) -> tuple[int, dict[str, dict[str, str]]] | None:
-    """The manifest as (generation, families), or None when there is none."""
-    manifest = read_manifest(store)
-    return None if manifest is None else (int(manifest["generation"]), manifest["families"])
+    """The manifest as (generation, families) with the entries that have the right shape, or None when it is
+    missing or broken; raises ManifestError when the store cannot be read."""
+    try:
+        manifest = load_manifest(store)
+    except ManifestError as exc:
+        if exc.status == "store error":
+            raise
+        return None
+    families = {
+        family: dict(aliases)
+        for family, aliases in manifest.families.items()
+        if isinstance(aliases, dict) and all(isinstance(v, str) for v in aliases.values())
+    }
+    return manifest.generation, families
 
 
 def write_manifest(store: ModelStore, families: dict[str, dict[str, str]], generation: int | None = None) -> int:
-    """Write a manifest as `generation` (default: the next after the stored one); returns its generation."""
+    """Write a manifest as `generation` (default: the next after the stored one, 1 in place of a missing or broken
+    one); returns its generation."""
     if generation is None:
-        current = read_manifest(store)
-        generation = (int(current["generation"]) if current else 0) + 1
+        try:
+            generation = load_manifest(store).generation + 1
+        except ManifestError as exc:
+            if exc.status == "store error":
+                raise
+            generation = 1
     store.write(MANIFEST, json.dumps({"generation": generation, "families": families}, indent=2).encode())
     return generation
 

@@ -25,14 +25,15 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from engine.opponents import FAMILIES, OPPONENTS
 from engine.rules import MOVES, OUTCOMES, outcome
-from inference.pool import ModelPool
+from inference.pool import ManifestReport, ModelPool, ReloadReport
 from inference.settings import Settings
 from inference.store import ModelStore, open_store
-from server import metrics
+from server import logfilter, metrics
 from server.games import GameError, GameService
 from server.messages import PROTOCOL_VERSION, BadMessage, Error, Move, OpponentInfo, Resume, Start, Welcome
 from server.messages import decode as decode_message
 from server.messages import encode as encode_message
+from server.origins import OriginPolicy
 from server.predict import MAX_BODY as PREDICT_MAX_BODY
 from server.predict import BadRequest, decode_request
 from server.predict import predict as predict_history
@@ -44,7 +45,7 @@ log = logging.getLogger("rpsquest")
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 SWEEP_EVERY = 60.0
 CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:;"
+    "default-src 'self'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:;"
     " object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
 )
 _SECURITY_HEADERS = [
@@ -98,9 +99,11 @@ class Server:
         self.pool: ModelPool | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._serving: set[tuple[str, str, str]] = set()  # (family, alias, version) shown as serving
+        self.origins = OriginPolicy(settings.allowed_origins)
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        repeats = logfilter.install(self.settings.log_repeat_interval)  # uvicorn has set up its logging by now
         storage = self._storage
         if storage is None:
             storage = await asyncio.to_thread(SQLiteStorage, self.settings.database_path())
@@ -111,36 +114,47 @@ class Server:
         gc.collect()
         gc.freeze()  # what start-up built lives as long as the process: keep it out of every collection
         gc.set_threshold(50_000, 20, 100)  # fewer, cheaper collections: a round allocates many short-lived objects
-        self._tasks = [asyncio.create_task(self._sweep_forever()), asyncio.create_task(self._watch_models())]
+        self._tasks = [
+            asyncio.create_task(self._sweep_forever()),
+            asyncio.create_task(self._watch_models()),
+            asyncio.create_task(self._count_log_repeats(repeats)),
+        ]
         try:
             yield
         finally:
             for task in self._tasks:
                 task.cancel()
             await storage.close()
+            logfilter.emit(repeats.summaries(everything=True))
 
-    async def reload(self) -> bool:
+    async def reload(self, force: bool = False) -> ReloadReport:
         """Re-read the alias manifest; new versions are loaded and checked off the event loop, then swapped in."""
         assert self.pool is not None
         try:
-            changed = await asyncio.to_thread(self.pool.reload)
-        except Exception:
+            report = await asyncio.to_thread(self.pool.reload, force)
+        except Exception:  # a bug: the pool reports every problem of the store and its files itself
             log.exception("model reload failed; the current versions keep serving")
-            return False
-        if changed:
-            metrics.model_generation.set(self.pool.generation)
-            serving = {(f, a, m.version) for f, aliases in self.pool.routes.items() for a, m in aliases.items()}
-            for labels in self._serving - serving:
-                metrics.model_serving.labels(*labels).set(0)
-            for labels in serving:
-                metrics.model_serving.labels(*labels).set(1)
-            self._serving = serving
-        return changed
+            self.pool.manifest = ManifestReport("error", error="the reload failed: see the server log")
+            report = self.pool.report()
+        metrics.model_generation.set(self.pool.generation)
+        serving = {(f, a, m.version) for f, aliases in self.pool.routes.items() for a, m in aliases.items()}
+        for labels in self._serving - serving:
+            metrics.model_serving.labels(*labels).set(0)
+        for labels in serving - self._serving:
+            metrics.model_serving.labels(*labels).set(1)
+        self._serving = serving
+        return report
 
     async def _watch_models(self) -> None:
         while True:
             await asyncio.sleep(self.settings.reload_interval)
             await self.reload()
+
+    async def _count_log_repeats(self, repeats: logfilter.RepeatFilter) -> None:
+        """Write the counts of repeated log records whose interval is over, even when no repeat follows."""
+        while True:
+            await asyncio.sleep(max(repeats.interval, 1.0))
+            logfilter.emit(repeats.summaries())
 
     async def _sweep_forever(self) -> None:
         while True:
@@ -155,6 +169,11 @@ class Server:
     # -- WebSocket -----------------------------------------------------------------------
 
     async def websocket(self, websocket: WebSocket) -> None:
+        origin = websocket.headers.get("origin")
+        if not self.origins.allows(origin, websocket.headers.get("host")):
+            log.warning("WebSocket refused: origin %r is not allowed (RPSQUEST_ALLOWED_ORIGINS)", origin)
+            await websocket.close(CLOSE_POLICY)  # before accepting: the handshake is answered 403
+            return
         await websocket.accept()
         metrics.ws_connections.inc()
         try:
@@ -248,12 +267,17 @@ class Server:
     async def readyz(self, request: Request) -> Response:
         if self.service is None or self.pool is None:
             return JSONResponse({"status": "starting"}, status_code=503)
-        if not self.pool.ready:
-            missing = [f for f in FAMILIES if "Production" not in self.pool.routes.get(f, {})]
+        pool = self.pool
+        manifest = msgspec.to_builtins(pool.manifest)
+        if not pool.ready:
+            missing = [f for f in FAMILIES if "Production" not in pool.routes.get(f, {})]
+            body = {"status": "no models", "missing": missing, "manifest": manifest, "rejected": pool.rejected}
+            return JSONResponse(body, status_code=503)
+        if pool.manifest.status != "ok" or pool.rejected:  # serving, but not what the manifest asks
             return JSONResponse(
-                {"status": "no models", "missing": missing, "rejected": self.pool.rejected}, status_code=503
+                {"status": "degraded", "generation": pool.generation, "manifest": manifest, "rejected": pool.rejected}
             )
-        return JSONResponse({"status": "ready", "generation": self.pool.generation})
+        return JSONResponse({"status": "ready", "generation": pool.generation})
 
     async def metrics(self, request: Request) -> Response:
         return Response(generate_latest(metrics.exposition()), media_type=CONTENT_TYPE_LATEST)
@@ -388,9 +412,7 @@ class Server:
         refused = self._admin(request)
         if refused is not None:
             return refused
-        assert self.pool is not None
-        changed = await self.reload()
-        return JSONResponse({"changed": changed, "generation": self.pool.generation, "rejected": self.pool.rejected})
+        return JSONResponse(msgspec.to_builtins(await self.reload(force=True)))
 
     async def _storage_call(self, fn: Callable[[Storage], Awaitable[T]]) -> T:
         if self.service is None:

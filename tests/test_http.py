@@ -115,6 +115,7 @@ def test_index_page_has_security_headers(live_server: ServerProcess) -> None:
     assert directives["default-src"] == ["'self'"]
     assert directives["script-src"] == ["'self'"]  # no 'unsafe-inline': injected markup cannot run scripts
     assert directives["object-src"] == ["'none'"]
+    assert directives["connect-src"] == ["'self'"]  # WebSockets and requests to this origin only
     assert page.headers["x-content-type-options"] == "nosniff"
     # Every response carries them, also the API's and the errors'.
     for path in ("/api/opponents", "/api/games/nope", "/js/main.js"):

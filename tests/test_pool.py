@@ -18,7 +18,7 @@ import pytest
 from engine.features import N_FEATURES, features
 from engine.opponents import ALIASES, FAMILIES
 from engine.rules import Round
-from inference.pool import ModelPool, ModelRejected, load_model
+from inference.pool import ManifestReport, ModelPool, ModelRejected, load_model
 from inference.store import LocalStore, model_key, read_manifest, versions, write_manifest
 
 # trainer bootstrap gives each alias its own configuration's first version
@@ -176,33 +176,45 @@ def test_pool_serves_the_manifest(store: LocalStore) -> None:
     pool = ModelPool(store)
     assert not pool.ready
     assert pool.serving("mlp", "Production") is None
-    assert pool.reload() is True
+    report = pool.reload()
+    assert report.changed is True
+    assert report.manifest == ManifestReport("ok", 1)
+    assert {f: (r.status, r.serving, r.refused) for f, r in report.families.items()} == {
+        f: ("applied", FIRST_MANIFEST[f], {}) for f in FAMILIES
+    }
     assert pool.ready
-    assert pool.generation == 1
-    assert pool.rejected == {}
+    assert pool.generation == report.generation == 1
+    assert pool.rejected == report.rejected == {}
     assert _routes(pool) == FIRST_MANIFEST
     for family in FAMILIES:
         for alias in ALIASES:
             assert pool.serving(family, alias) == FIRST_MANIFEST[family][alias]
     assert pool.serving("mlp", "nobody") is None
     assert pool.serving("forest", "Production") is None
-    assert pool.reload() is False  # same generation: nothing to do
+    again = pool.reload()  # same generation: nothing to do
+    assert again.changed is False and {r.status for r in again.families.values()} == {"unchanged"}
 
 
 def test_pool_without_manifest_is_not_ready(tmp_path: Path) -> None:
     pool = ModelPool(LocalStore(tmp_path / "empty"))
-    assert pool.reload() is False
+    report = pool.reload()
+    assert report.changed is False and report.families == {}
+    assert report.manifest.status == "missing" and "no aliases.json" in (report.manifest.error or "")
     assert not pool.ready
 
 
 def test_pool_refuses_bad_versions_and_keeps_serving_the_previous_one(root: Path, store: LocalStore) -> None:
     pool = ModelPool(store)
-    assert pool.reload()
+    assert pool.reload().changed
     for i, kind in enumerate(BAD):
         bad = _bad_version(root, "mlp", kind, f"v{10 + i}")
         manifest = {**FIRST_MANIFEST, "mlp": {**FIRST_MANIFEST["mlp"], "Production": bad}}
         generation = write_manifest(store, manifest)
-        assert pool.reload() is True, kind
+        report = pool.reload()
+        assert report.changed is False, kind  # nothing serves anything else
+        assert report.families["mlp"].status == "refused", kind
+        assert report.families["xgboost"].status == "unchanged", kind
+        assert report.families["mlp"].refused == {"Production": pool.rejected["mlp/Production"]}, kind
         assert pool.generation == generation
         assert pool.serving("mlp", "Production") == "v1", kind
         assert pool.ready
@@ -212,7 +224,7 @@ def test_pool_refuses_bad_versions_and_keeps_serving_the_previous_one(root: Path
     # a later good manifest swaps in, and clears the refusal
     good = {**FIRST_MANIFEST, "mlp": {**FIRST_MANIFEST["mlp"], "Production": "v2", "B": "v1"}}
     write_manifest(store, good)
-    assert pool.reload() is True
+    assert pool.reload().changed is True
     assert pool.serving("mlp", "Production") == "v2"
     assert pool.serving("mlp", "B") == "v1"
     assert pool.rejected == {}
@@ -221,11 +233,11 @@ def test_pool_refuses_bad_versions_and_keeps_serving_the_previous_one(root: Path
 
 def test_bad_version_of_another_alias_keeps_that_alias(root: Path, store: LocalStore) -> None:
     pool = ModelPool(store)
-    assert pool.reload()
+    assert pool.reload().changed
     bad = _bad_version(root, "logistic", "golden mismatch", "v5")
     manifest = {**FIRST_MANIFEST, "logistic": {**FIRST_MANIFEST["logistic"], "shadow2": bad, "B": "v1"}}
     write_manifest(store, manifest)
-    assert pool.reload()
+    assert pool.reload().changed
     assert pool.serving("logistic", "shadow2") == "v4"  # kept
     assert pool.serving("logistic", "B") == "v1"  # the good change in the same manifest is applied
     assert list(pool.rejected) == ["logistic/shadow2"]
@@ -235,7 +247,9 @@ def test_first_manifest_with_a_bad_production_is_not_ready(root: Path, store: Lo
     bad = _bad_version(root, "xgboost", "wrong sha256", "v5")
     write_manifest(store, {**FIRST_MANIFEST, "xgboost": {**FIRST_MANIFEST["xgboost"], "Production": bad}})
     pool = ModelPool(store)
-    assert pool.reload() is True
+    report = pool.reload()
+    assert report.changed is True
+    assert report.families["xgboost"].status == "partly applied"
     assert not pool.ready  # nothing to fall back to
     assert pool.serving("xgboost", "Production") is None
     assert pool.serving("xgboost", "B") == "v2"
@@ -246,7 +260,7 @@ def test_manifest_without_a_family_is_not_ready_and_ignores_unknown_aliases(stor
     manifest = {"mlp": {**FIRST_MANIFEST["mlp"], "canary": "v1"}, "xgboost": FIRST_MANIFEST["xgboost"]}
     write_manifest(store, manifest)
     pool = ModelPool(store)
-    assert pool.reload()
+    assert pool.reload().changed
     assert not pool.ready  # logistic has no Production
     assert pool.serving("mlp", "canary") is None
     assert set(pool.routes["mlp"]) == set(ALIASES)
@@ -255,7 +269,7 @@ def test_manifest_without_a_family_is_not_ready_and_ignores_unknown_aliases(stor
 def test_model_loads_an_older_version_on_demand(root: Path, store: LocalStore) -> None:
     write_manifest(store, {family: {"Production": "v2", "B": "v3"} for family in FAMILIES})
     pool = ModelPool(store)
-    assert pool.reload()
+    assert pool.reload().changed
     older = pool.model("mlp", "v1")  # not named by the manifest: a game that started before a swap
     assert older is not None
     assert (older.family, older.version) == ("mlp", "v1")
@@ -270,7 +284,7 @@ def test_model_loads_an_older_version_on_demand(root: Path, store: LocalStore) -
 
 def test_a_loaded_version_survives_its_files_being_replaced(root: Path, store: LocalStore) -> None:
     pool = ModelPool(store)
-    assert pool.reload()
+    assert pool.reload().changed
     kept = pool.model("xgboost", "v1")
     assert kept is not None
     _corrupt(root, "xgboost", "v1")
@@ -279,7 +293,7 @@ def test_a_loaded_version_survives_its_files_being_replaced(root: Path, store: L
 
 def test_predict_all_answers_for_every_alias(store: LocalStore) -> None:
     pool = ModelPool(store)
-    assert pool.reload()
+    assert pool.reload().changed
     x = _vector()[None]
     assert x.shape == (1, N_FEATURES)
     for family in FAMILIES:
@@ -303,7 +317,7 @@ def test_predict_all_answers_for_every_alias(store: LocalStore) -> None:
 
 def test_predict_all_without_the_games_version_still_answers_for_the_others(store: LocalStore) -> None:
     pool = ModelPool(store)
-    assert pool.reload()
+    assert pool.reload().changed
     out = pool.predict_all("mlp", "B", "v99", _vector()[None])
     assert set(out) == {"Production", "shadow1", "shadow2"}
 
@@ -317,6 +331,160 @@ def test_a_batch_answers_each_row_as_it_would_alone(family: str, store: LocalSto
     together = model.predict(rows)
     assert together.shape == (20, 3) and np.allclose(together, alone, atol=1e-6)
     assert len({tuple(np.round(p, 5)) for p in together}) > 1  # the rows differ, so do the answers
+
+
+# -- reload reports: the manifest and each family's entry -------------------------------------------
+
+
+def _raw_manifest(root: Path, text: str | bytes) -> None:
+    (root / "aliases.json").write_bytes(text.encode() if isinstance(text, str) else text)
+
+
+@pytest.mark.parametrize(
+    ("text", "status", "says"),
+    [
+        ('{"generation": 2, "families": {"mlp": {"Production": "v2"', "unreadable", "not valid JSON"),  # truncated
+        ("", "unreadable", "not valid JSON"),
+        (b"\xff\xfe{}", "unreadable", "not valid JSON"),
+        ("[1, 2]", "wrong shape", "must be an object"),
+        ('{"families": {}}', "wrong shape", "generation"),
+        ('{"generation": "7", "families": {}}', "wrong shape", "generation"),
+        ('{"generation": -1, "families": {}}', "wrong shape", "generation"),
+        ('{"generation": 2, "families": ["mlp"]}', "wrong shape", "families must be an object"),
+    ],
+)
+def test_a_manifest_that_cannot_be_used_keeps_everything_serving(
+    text: str | bytes, status: str, says: str, root: Path, store: LocalStore
+) -> None:
+    pool = ModelPool(store)
+    assert pool.reload().changed
+    _raw_manifest(root, text)
+    for _ in range(2):  # the same answer on every attempt, with nothing stale in it
+        report = pool.reload(force=True)
+        assert report.changed is False
+        assert report.manifest.status == status and says in (report.manifest.error or "")
+        assert report.generation == pool.generation == 1
+        assert {f: r.status for f, r in report.families.items()} == dict.fromkeys(FAMILIES, "unchanged")
+    assert pool.manifest == report.manifest
+    assert _routes(pool) == FIRST_MANIFEST and pool.ready
+    # repaired: write_manifest cannot read the old generation and starts again at 1, the generation served
+    assert write_manifest(store, {**FIRST_MANIFEST, "mlp": {**FIRST_MANIFEST["mlp"], "Production": "v2"}}) == 1
+    report = pool.reload()  # the entries differ from those applied: read in full
+    assert report.manifest == ManifestReport("ok", 1) and report.families["mlp"].status == "applied"
+
+
+def test_a_missing_manifest_after_a_good_one_keeps_everything_serving(root: Path, store: LocalStore) -> None:
+    pool = ModelPool(store)
+    assert pool.reload().changed
+    (root / "aliases.json").unlink()
+    report = pool.reload()
+    assert report.manifest.status == "missing" and report.changed is False
+    assert _routes(pool) == FIRST_MANIFEST
+
+
+class BrokenStore:
+    """The ModelStore protocol over a LocalStore whose reads fail while `down` (a store that is unreachable)."""
+
+    def __init__(self, inner: LocalStore) -> None:
+        self.inner = inner
+        self.down = False
+
+    def read(self, key: str) -> bytes | None:
+        if self.down:
+            raise ConnectionRefusedError(111, "Connection refused")
+        return self.inner.read(key)
+
+    def write(self, key: str, data: bytes) -> None:
+        self.inner.write(key, data)
+
+    def keys(self, prefix: str) -> list[str]:
+        return self.inner.keys(prefix)
+
+
+def test_a_store_that_is_down_is_reported_and_keeps_everything_serving(store: LocalStore) -> None:
+    broken = BrokenStore(store)
+    pool = ModelPool(broken)
+    assert pool.reload().changed
+    broken.down = True
+    report = pool.reload()
+    assert report.manifest.status == "store error"
+    assert "ConnectionRefusedError" in (report.manifest.error or "") and report.changed is False
+    assert _routes(pool) == FIRST_MANIFEST
+    assert pool.model("mlp", "v1") is not None  # loaded versions need no store
+    assert pool.model("logistic", "v9") is None  # and one that is not loaded is refused, not raised
+
+
+BAD_ENTRIES: dict[str, tuple[object, str, str]] = {
+    # kind -> (the logistic entry, where the refusal is, what it says)
+    "not an object": (["v2"], "*", "must be an object of alias -> version"),
+    "left out": (None, "*", "names no versions"),
+    "missing version": ({**FIRST_MANIFEST["logistic"], "Production": "v9"}, "Production", "logistic v9: missing"),
+    "version leaves the store": ({**FIRST_MANIFEST["logistic"], "B": "../../x"}, "B", "is not a version name"),
+    "version not text": ({"Production": "v1", "B": "v2", "shadow1": 3, "shadow2": "v4"}, "shadow1", "not a version"),
+    "unknown alias": ({**FIRST_MANIFEST["logistic"], "canary": "v1"}, "canary", "unknown alias 'canary'"),
+    "no Production": ({"B": "v1"}, "Production", "names no Production"),
+}
+
+
+@pytest.mark.parametrize("kind", list(BAD_ENTRIES))
+def test_one_familys_bad_entry_does_not_hold_back_the_others(kind: str, store: LocalStore) -> None:
+    pool = ModelPool(store)
+    assert pool.reload().changed
+    entry, where, says = BAD_ENTRIES[kind]
+    families: dict[str, Any] = {**FIRST_MANIFEST, "mlp": {**FIRST_MANIFEST["mlp"], "Production": "v2", "B": "v1"}}
+    families["logistic"] = entry
+    if entry is None:
+        del families["logistic"]
+    write_manifest(store, families)
+    report = pool.reload()
+    assert report.changed is True and report.manifest.status == "ok"
+    assert report.families["mlp"].status == "applied"
+    assert report.families["mlp"].serving == families["mlp"] == _routes(pool)["mlp"]
+    assert report.families["xgboost"].status == "unchanged"
+    logistic = report.families["logistic"]
+    assert list(logistic.refused) == [where] and says in logistic.refused[where], logistic
+    assert report.rejected == {f"logistic/{where}": logistic.refused[where]}
+    served = _routes(pool)["logistic"]
+    assert logistic.serving == served
+    if kind == "no Production":
+        assert logistic.status == "partly applied" and served == {"Production": "v1", "B": "v1"}
+    else:  # what was refused keeps its version; anything else the entry asks for is applied
+        assert logistic.status == "refused" and served == FIRST_MANIFEST["logistic"]
+    assert pool.ready
+
+
+def test_an_unknown_family_is_refused_and_the_others_apply(store: LocalStore) -> None:
+    pool = ModelPool(store)
+    assert pool.reload().changed
+    write_manifest(store, {**FIRST_MANIFEST, "xgboost": {**FIRST_MANIFEST["xgboost"], "B": "v3"}, "svm": {"P": "v1"}})
+    report = pool.reload()
+    assert report.families["xgboost"].status == "applied" and pool.serving("xgboost", "B") == "v3"
+    assert report.families["svm"].status == "refused" and "unknown family" in report.rejected["svm/*"]
+    assert "svm" not in pool.routes
+
+
+def test_a_forced_reload_tries_a_refused_version_again(root: Path, store: LocalStore) -> None:
+    pool = ModelPool(store)
+    assert pool.reload().changed
+    write_manifest(store, {**FIRST_MANIFEST, "mlp": {**FIRST_MANIFEST["mlp"], "shadow2": "v7"}})
+    assert pool.reload().families["mlp"].status == "refused"
+    shutil.copytree(root / "models" / "mlp" / "v1", root / "models" / "mlp" / "v7")  # the upload completes
+    assert pool.reload().families["mlp"].status == "refused"  # the same generation: not read again
+    report = pool.reload(force=True)
+    assert report.changed and report.families["mlp"].status == "applied" and pool.serving("mlp", "shadow2") == "v7"
+    assert report.rejected == {} == pool.rejected
+
+
+@pytest.mark.parametrize(
+    "card", [["not", "an", "object"], {"feature_version": 1, "golden": {"inputs": [[1.0], [1.0, 2.0]]}}]
+)
+def test_load_model_refuses_odd_cards(card: object, root: Path, store: LocalStore) -> None:
+    shutil.copytree(root / "models" / "mlp" / "v1", root / "models" / "mlp" / "v8")
+    if isinstance(card, dict):
+        card = {**_card(root, "mlp", "v8"), **card}
+    (root / model_key("mlp", "v8", "card.json")).write_text(json.dumps(card))
+    with pytest.raises(ModelRejected, match=r"mlp v8: (unreadable card|the card has no usable golden)"):
+        load_model(store, "mlp", "v8")
 
 
 # -- LocalStore and the manifest -------------------------------------------------------------------

@@ -88,7 +88,7 @@ def test_pool_serves_models_from_s3(s3_endpoint: str, trained_store: Path) -> No
     assert manifest is not None
     write_manifest(store, manifest["families"])  # written last, as the trainer does
     pool = ModelPool(store)
-    assert pool.reload() and pool.ready
+    assert pool.reload().changed and pool.ready
     x = np.random.default_rng(0).random((4, 50), dtype=np.float32)
     for family in ("mlp", "xgboost", "logistic"):
         version = pool.serving(family, "Production")
