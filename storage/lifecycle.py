@@ -99,13 +99,14 @@ class Lifecycle:
     ) -> Published:
         """Apply `change` to the store's newest manifest and write it as the next generation, one process at a time.
 
-        `read` returns the store's manifest (generation, families) or None; `write` stores a manifest.
+        `read` returns the store's manifest (generation, families), or None when it is missing or broken:
+        then the change applies to the last manifest written here. `write` stores a manifest.
         Then the tenures follow the new manifest: an alias whose version changed ends its tenure and
         starts one for the new version, with `why`. A change that leaves the families as they are
         writes nothing (the tenures are still brought in line: a crash between the two is repaired).
         """
         with self._turn():
-            stored = read()
+            stored = read() or self._newest()
             current: Families = {f: dict(a) for f, a in stored[1].items()} if stored else {}
             new = change({f: dict(a) for f, a in current.items()})
             generation = stored[0] if stored else 0
@@ -124,6 +125,13 @@ class Lifecycle:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
         return Published(generation, new, changed=new != current)
+
+    def _newest(self) -> tuple[int, Families] | None:
+        """The last manifest written through the lifecycle, if any."""
+        row = self._conn.execute(
+            "SELECT generation, families FROM manifests ORDER BY generation DESC LIMIT 1"
+        ).fetchone()
+        return None if row is None else (int(row[0]), json.loads(row[1]))
 
     @staticmethod
     def _align_tenures(conn: sqlite3.Connection, families: Families, now: float, why: str) -> None:

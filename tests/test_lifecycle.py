@@ -111,6 +111,15 @@ def test_tenures_follow_the_manifest(tmp_path: Path) -> None:
         assert running == {("Production", "v4", "repair"), ("B", "v3", "trained")}
 
 
+def test_a_broken_store_manifest_is_rebuilt_from_the_last_one_published(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "store")
+    with Lifecycle(tmp_path / "db.sqlite") as lifecycle:
+        _publish(lifecycle, store, {"mlp": {"Production": "v1"}, "logistic": {"Production": "v1"}})
+        store.write("aliases.json", b'{"generation": 2, "fam')  # truncated
+        assert _publish(lifecycle, store, {"mlp": {"B": "v2"}}) == 2
+    assert stored_manifest(store) == (2, {"mlp": {"Production": "v1", "B": "v2"}, "logistic": {"Production": "v1"}})
+
+
 def test_a_failed_store_write_records_nothing(tmp_path: Path) -> None:
     store = LocalStore(tmp_path / "store")
 
