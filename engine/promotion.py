@@ -28,9 +28,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 FloatArray = NDArray[np.float64]
+Losses = Sequence[float] | FloatArray  # per-round log losses of one challenger, round i paired across them
 _SQRT2 = math.sqrt(2.0)
 _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
-_TAIL_Z = -8.0  # below this, Phi(z) comes from its asymptotic series (erfc underflows further out)
+_TAIL_Z = -30.0  # below this, Phi(z) comes from its asymptotic series (erfc underflows near -38)
 _E_CAP_LOG = 690.0  # e-values are reported up to exp(690), about 1e300
 _erfc = np.vectorize(math.erfc, otypes=[float])
 
@@ -328,7 +329,7 @@ class Ranked:
     behind_se: float | None  # paired standard error of `behind` (needs 2 rounds)
 
 
-def rank_challengers(losses: Mapping[str, Sequence[float]]) -> tuple[Ranked, ...]:
+def rank_challengers(losses: Mapping[str, Losses]) -> tuple[Ranked, ...]:
     """Challengers best first by mean log loss on the same rounds (equal-length sequences, round i paired).
 
     Without rounds the given order stands (shadow1 before shadow2).
@@ -416,7 +417,7 @@ def step(
     lineup: Lineup,
     production: Arm,
     b: Arm,
-    challengers: Mapping[str, Sequence[float]],
+    challengers: Mapping[str, Losses],
     settings: PromotionSettings,
 ) -> Step:
     """One lifecycle step of a family.
