@@ -14,7 +14,9 @@ above 1/alpha with probability at most alpha over all time, however often it is 
   Without this rule two equal versions would keep collecting forever and the challengers would wait.
 
 Each e-value mixes the likelihood ratio of the estimate over a half-normal prior (scale `tau`) on the
-alternative side; the estimate's variance is the plug-in (Laplace-smoothed) binomial variance.
+alternative side. The estimate's variance is the plug-in binomial variance under each null: pooled over
+both arms for "better" (equal arms), separate for "futile". [low, high] is the always-valid interval
+these two tests imply (each end holds with probability 1 - alpha at all times).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.int64]
 Losses = Sequence[float] | FloatArray  # per-round log losses of one challenger, round i paired across them
 _SQRT2 = math.sqrt(2.0)
 _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
@@ -120,30 +123,40 @@ def log_e_value(excess: FloatArray, var: FloatArray, tau: float) -> FloatArray:
     return math.log(2.0) - 0.5 * np.log1p(t2 / var) + _log_scaled_phi(z)
 
 
-def arm_variance(games: NDArray[np.int64], wins: NDArray[np.int64]) -> FloatArray:
-    """Plug-in variance of an arm's win rate, smoothed ((wins + 1) / (games + 2)); infinite without games."""
-    p = (wins + 1.0) / (games + 2.0)
-    with np.errstate(divide="ignore"):
-        return np.where(games > 0, p * (1.0 - p) / np.maximum(games, 1), np.inf)
+def difference(
+    production_games: IntArray, production_wins: IntArray, b_games: IntArray, b_wins: IntArray
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Vectorised win-rate difference d_hat = rate(B) - rate(Production) and two plug-in variances of it.
+
+    Pooled (both arms' wins over both arms' games): the variance when the arms are equal, the null of
+    "better". Separate (each arm's own rate): the variance at the futility null, where they differ.
+    Rates in variances are smoothed ((wins + 1) / (games + 2)); an arm without games gives infinity.
+    """
+    n_p, n_b = np.maximum(production_games, 1), np.maximum(b_games, 1)
+    diff = b_wins / n_b - production_wins / n_p
+    pooled = (production_wins + b_wins + 1.0) / (production_games + b_games + 2.0)
+    rate_p = (production_wins + 1.0) / (production_games + 2.0)
+    rate_b = (b_wins + 1.0) / (b_games + 2.0)
+    empty = (production_games == 0) | (b_games == 0)
+    var_pooled = np.where(empty, np.inf, pooled * (1.0 - pooled) * (1.0 / n_p + 1.0 / n_b))
+    var_separate = np.where(empty, np.inf, rate_p * (1.0 - rate_p) / n_p + rate_b * (1.0 - rate_b) / n_b)
+    return diff, var_pooled, var_separate
 
 
 def log_e_values(
-    production_games: NDArray[np.int64],
-    production_wins: NDArray[np.int64],
-    b_games: NDArray[np.int64],
-    b_wins: NDArray[np.int64],
+    production_games: IntArray,
+    production_wins: IntArray,
+    b_games: IntArray,
+    b_wins: IntArray,
     settings: PromotionSettings,
 ) -> tuple[FloatArray, FloatArray]:
     """Vectorised (log e_better, log e_futile) for arrays of counts; `evidence` and the bench both use it."""
-    rate_p = production_wins / np.maximum(production_games, 1)
-    rate_b = b_wins / np.maximum(b_games, 1)
-    diff = rate_b - rate_p
-    var = arm_variance(production_games, production_wins) + arm_variance(b_games, b_wins)
-    return log_e_value(diff, var, settings.tau), log_e_value(settings.margin - diff, var, settings.tau)
+    diff, var_pooled, var_separate = difference(production_games, production_wins, b_games, b_wins)
+    return log_e_value(diff, var_pooled, settings.tau), log_e_value(settings.margin - diff, var_separate, settings.tau)
 
 
 def _radius(var: float, settings: PromotionSettings) -> float:
-    """Half-width h of the always-valid interval d_hat +- h: where the e-value of an excess h reaches 1/alpha."""
+    """Where the e-value of an excess h over the null reaches 1/alpha: the distance from d_hat to an interval end."""
     if math.isinf(var):
         return 2.0
     target = math.log(settings.threshold)
@@ -197,10 +210,10 @@ class Evidence:
     production: Arm
     b: Arm
     difference: float  # rate(B) - rate(Production)
-    std_error: float  # of the difference (plug-in)
-    z: float  # difference / std_error
-    low: float  # always-valid 1 - 2 alpha interval for the difference (each side holds with 1 - alpha)
-    high: float
+    std_error: float  # of the difference, pooled (when the arms are equal)
+    z: float  # difference / std_error: the two-proportion z statistic
+    low: float  # promotion's boundary: e_better >= 1/alpha exactly when low > 0 (pooled variance)
+    high: float  # futility's boundary: e_futile >= 1/alpha exactly when high < margin (separate variances)
     e_better: float  # e-value against "B no better than Production" (capped at about 1e300)
     e_futile: float  # e-value against "B better by the margin or more"
     p_better: float  # always-valid p-values: min(1, 1 / e)
@@ -210,32 +223,21 @@ class Evidence:
 def evidence(production: Arm, b: Arm, settings: PromotionSettings) -> Evidence:
     """The test's numbers for the counts so far."""
 
-    def counts(value: int) -> NDArray[np.int64]:
+    def counts(value: int) -> IntArray:
         return np.array([value], dtype=np.int64)
 
-    log_better, log_futile = (
-        float(a[0])
-        for a in log_e_values(
-            counts(production.games), counts(production.wins), counts(b.games), counts(b.wins), settings
-        )
-    )
-    diff = b.rate - production.rate
-    var = float(
-        (
-            arm_variance(counts(production.games), counts(production.wins))
-            + arm_variance(counts(b.games), counts(b.wins))
-        )[0]
-    )
-    se = math.sqrt(var)
-    radius = _radius(var, settings)
+    arrays = (counts(production.games), counts(production.wins), counts(b.games), counts(b.wins))
+    log_better, log_futile = (float(a[0]) for a in log_e_values(*arrays, settings))
+    diff, var_pooled, var_separate = (float(a[0]) for a in difference(*arrays))
+    se = math.sqrt(var_pooled)
     return Evidence(
         production=production,
         b=b,
         difference=diff,
         std_error=se,
         z=diff / se if math.isfinite(se) else 0.0,
-        low=max(-1.0, diff - radius),
-        high=min(1.0, diff + radius),
+        low=max(-1.0, diff - _radius(var_pooled, settings)),
+        high=min(1.0, diff + _radius(var_separate, settings)),
         e_better=_capped_exp(log_better),
         e_futile=_capped_exp(log_futile),
         p_better=min(1.0, math.exp(-log_better)),

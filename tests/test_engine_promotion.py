@@ -9,7 +9,7 @@ from collections.abc import Mapping
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 from scipy.integrate import quad
@@ -119,6 +119,7 @@ def test_decision_details_hold_every_ledger_number() -> None:
     assert details["threshold"] == 20
 
 
+@settings(max_examples=500)
 @given(
     games=st.integers(1, 5000),
     wins_p=st.floats(0, 1),
@@ -132,11 +133,14 @@ def test_evidence_is_coherent(games: int, wins_p: float, wins_b: float, games_b:
     ev = decision.evidence
     assert ev.low <= ev.difference <= ev.high
     assert 0 <= ev.p_better <= 1 and 0 <= ev.p_futile <= 1
-    if b.wins < b.games:  # one more win for B is more evidence that it is better, less that it is futile
-        more = decide(production, Arm(b.started, b.games, b.wins + 1), SETTINGS).evidence
-        assert more.e_better >= ev.e_better and more.e_futile <= ev.e_futile
-    if decision.outcome is Outcome.PROMOTE:
-        assert ev.low > -1e-9
+    if decision.outcome is Outcome.PROMOTE and b.wins < b.games:  # one more B win keeps a promotion
+        assert decide(production, Arm(b.started, b.games, b.wins + 1), SETTINGS).outcome is Outcome.PROMOTE
+    if decision.outcome is Outcome.REJECT and b.wins > 0:  # one fewer keeps a rejection
+        assert decide(production, Arm(b.started, b.games, b.wins - 1), SETTINGS).outcome is Outcome.REJECT
+    if abs(ev.low) > 1e-9:  # the interval's ends are the two tests' boundaries
+        assert (ev.e_better >= SETTINGS.threshold) is (ev.low > 0)
+    if abs(ev.high - SETTINGS.margin) > 1e-9:
+        assert (ev.e_futile >= SETTINGS.threshold) is (ev.high < SETTINGS.margin)
     json.dumps(decision.details(), allow_nan=False)
 
 
