@@ -13,12 +13,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import load, ml
+from bench import load, ml, promotion
 from bench.common import machine
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 RAW = Path(__file__).with_name("results.json")
-STANDALONE = ("training_100k", "people_splits")  # sections that train their own models
+STANDALONE = ("training_100k", "people_splits", "promotion")  # sections that need no trained models
 
 
 def main(argv: list[str]) -> int:
@@ -40,6 +40,7 @@ def main(argv: list[str]) -> int:
             "capacity": lambda: load.capacity(root, trained / "store"),
             "hot_swap": lambda: load.hot_swap(root, trained / "store"),
             "profile": lambda: load.profile(root, trained / "store"),
+            "promotion": promotion.run,
         }
         wanted = argv or list(sections)
         unknown = [w for w in wanted if w not in sections]
@@ -79,9 +80,9 @@ def _targets(results: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]
     """(what, target, measured, met) for every target of the issues, from the last figures."""
     rows: list[tuple[str, str, str, bool | None]] = []
 
-    def add(what: str, target: str, value: Any, fmt: str, ok: Callable[[Any], bool]) -> None:
+    def add(what: str, target: str, value: Any, fmt: str, ok: Callable[[Any], bool] | None) -> None:
         shown = "not measured" if value is None else fmt.format(value)
-        rows.append((what, target, shown, None if value is None else ok(value)))
+        rows.append((what, target, shown, None if value is None or ok is None else ok(value)))
 
     people = _get(results, "people", "result") or {}
     best = max(people.items(), key=lambda kv: kv[1]["accuracy_4_30"], default=(None, None))
@@ -163,6 +164,23 @@ def _targets(results: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]
         lambda v: v <= 300,
     )
     add("hot swap under load: failed rounds", "0", _get(results, "hot_swap", "result", "errors"), "{}", lambda v: not v)
+    for scenario, label in (("aa", "split 50/50"), ("aa_split_20", "split 80/20"), ("aa_rate_50", "win rate 50 %")):
+        found = _get(results, "promotion", "result", scenario, "false_promotions")
+        add(
+            f"promotion: false-promotion rate, simulated A/A tests checked after every game ({label})",
+            "≤ 5 % (alpha)",
+            None if found is None else (found["rate"] * 100, found["ci95"][0] * 100, found["ci95"][1] * 100),
+            "{0[0]:.1f} % (95 % CI {0[1]:.1f}-{0[2]:.1f})",
+            lambda v: v[0] <= 5,
+        )
+    plus5 = _get(results, "promotion", "result", "plus_5_points") or {}
+    add(
+        "promotion: games per arm until 80 % of tests promote a B 5 points better (75 → 80 %)",
+        "–",
+        None if not plus5 else (plus5["games_per_arm_for_80pct_promoted"], plus5["fixed_sample_per_arm_one_look"]),
+        "{0[0]} (a one-look test: {0[1]})",
+        None,
+    )
     return rows
 
 
