@@ -48,6 +48,9 @@ class Settings:
     workers: int = 1
     allowed_origins: tuple[str, ...] = ()  # empty: localhost's; the page's own origin is always allowed
     log_repeat_interval: float = 60.0
+    promotion_alpha: float = 0.05
+    promotion_min_games: int = 100
+    promotion_margin: float = 0.05
 
     @classmethod
     def from_env(cls, data_dir: str | None = None) -> Settings:
@@ -71,6 +74,9 @@ class Settings:
             workers=_number("RPSQUEST_WORKERS", 1),
             allowed_origins=tuple(o.strip() for o in env("RPSQUEST_ALLOWED_ORIGINS", "").split(",") if o.strip()),
             log_repeat_interval=_number("RPSQUEST_LOG_REPEAT_INTERVAL", 60.0),
+            promotion_alpha=_number("RPSQUEST_PROMOTION_ALPHA", 0.05),
+            promotion_min_games=_number("RPSQUEST_PROMOTION_MIN_GAMES", 100),
+            promotion_margin=_number("RPSQUEST_PROMOTION_MARGIN", 0.05),
         )
         if settings.rate_limit < 0:
             raise SettingsError("RPSQUEST_RATE_LIMIT must be 0 (no limit) or more")
@@ -83,6 +89,12 @@ class Settings:
         unknown = set(settings.stats_tags) - {"human", "sim", "loadtest"}
         if unknown or not settings.stats_tags:
             raise SettingsError("RPSQUEST_STATS_TAGS must list some of human, sim, loadtest")
+        if not 0.0 < settings.promotion_alpha < 0.5:
+            raise SettingsError("RPSQUEST_PROMOTION_ALPHA must be between 0 and 0.5")
+        if settings.promotion_min_games < 1:
+            raise SettingsError("RPSQUEST_PROMOTION_MIN_GAMES must be 1 or more")
+        if not 0.0 < settings.promotion_margin < 1.0:
+            raise SettingsError("RPSQUEST_PROMOTION_MARGIN must be between 0 and 1")
         if settings.log_repeat_interval < 0:
             raise SettingsError("RPSQUEST_LOG_REPEAT_INTERVAL must be 0 (log every repeat) or more")
         for origin in settings.allowed_origins:

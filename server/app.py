@@ -25,6 +25,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from engine.opponents import FAMILIES, OPPONENTS
 from engine.rules import MOVES, OUTCOMES, outcome
+from inference import promotion
 from inference.pool import ManifestReport, ModelPool, ReloadReport
 from inference.settings import Settings
 from inference.store import ModelStore, open_store
@@ -414,6 +415,22 @@ class Server:
             return refused
         return JSONResponse(msgspec.to_builtins(await self.reload(force=True)))
 
+    async def admin_promote(self, request: Request) -> Response:
+        """Run the promotion rules now (`?dry_run=1`: decide and report, change nothing), then reload."""
+        refused = self._admin(request)
+        if refused is not None:
+            return refused
+        assert self.pool is not None
+        dry_run = request.query_params.get("dry_run", "0") not in ("0", "false", "")
+        try:
+            steps = await asyncio.to_thread(promotion.run, self.settings, self.pool.store, FAMILIES, dry_run)
+        except Exception as exc:  # the database or the store failed: nothing was decided
+            log.warning("promotion run failed: %s", exc)
+            return JSONResponse({"error": "unavailable", "message": f"promotion failed: {exc}"}, status_code=503)
+        if not dry_run:
+            await self.reload()
+        return JSONResponse({"dry_run": dry_run, "families": [msgspec.to_builtins(s) for s in steps]})
+
     async def _storage_call(self, fn: Callable[[Storage], Awaitable[T]]) -> T:
         if self.service is None:
             raise _Unavailable
@@ -469,6 +486,7 @@ def create_app(settings: Settings, storage: Storage | None = None, store: ModelS
         Route("/api/promotions", server.promotions),
         Route("/api/predict", server.predict, methods=["POST"]),
         Route("/api/admin/reload", server.admin_reload, methods=["POST"]),
+        Route("/api/admin/promote", server.admin_promote, methods=["POST"]),
         WebSocketRoute("/ws", server.websocket),
         Mount("/", StaticFiles(directory=WEB_DIR, html=True)),
     ]

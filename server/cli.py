@@ -66,6 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="one training cycle: train, export and register new versions")
     _add_common(train)
     train.add_argument("--family", choices=FAMILIES, help="train one family only")
+    promote = commands.add_parser("promote", help="run the promotion rules now (docs/promotion.md)")
+    _add_common(promote)
+    promote.add_argument("--family", choices=FAMILIES, help="one family only")
+    promote.add_argument("--dry-run", action="store_true", help="decide and report, change nothing")
     evaluate = commands.add_parser("evaluate", help="offline accuracy and win-rate estimate on recorded play")
     _add_common(evaluate)
     evaluate.add_argument("--data", required=True, help="CSV: player_id,game_id,round,move,opp_move[,values]")
@@ -134,10 +138,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = Settings.from_env(args.data_dir)
-        if args.command in ("train", "evaluate"):
+        if args.command in ("train", "evaluate", "promote"):
             argv_out = [args.command, "--data-dir", str(settings.data_dir)]
-            if args.command == "train" and args.family:
+            if args.command in ("train", "promote") and args.family:
                 argv_out += ["--family", args.family]
+            if args.command == "promote" and args.dry_run:
+                argv_out.append("--dry-run")
             if args.command == "evaluate":
                 argv_out += ["--data", args.data] + (["--json"] if args.json else [])
             return subprocess.run(_trainer(*argv_out), check=False).returncode

@@ -279,6 +279,9 @@ class GameService:
         token = secrets.token_urlsafe(24)
         alias = SERVING_ALIASES[0] if _rng.random() >= self.ab_split else SERVING_ALIASES[1]
         version = self.predictors.serving(opponent.family, alias) if self.predictors else None
+        if version is None and alias != SERVING_ALIASES[0] and self.predictors:  # no B between two tests
+            alias = SERVING_ALIASES[0]
+            version = self.predictors.serving(opponent.family, alias)
         record = GameRecord(
             id=secrets.token_urlsafe(12),
             opponent=opponent.id,

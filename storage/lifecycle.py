@@ -18,7 +18,8 @@ from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from storage.sqlite import SQLiteStorage, connect
+from engine.rules import MOVE_INDEX
+from storage.sqlite import SQLiteStorage, connect, models_decoder
 
 Families = dict[str, dict[str, str]]  # family -> alias -> version
 
@@ -33,6 +34,23 @@ class Tenure:
     started: float
     ended: float | None
     why: str
+
+
+@dataclass(frozen=True)
+class ArmCounts:
+    """The games one version served as one alias: started, finished (abandoned ones left out), won by the bot."""
+
+    started: int
+    finished: int
+    bot_wins: int
+
+
+@dataclass(frozen=True)
+class ShadowRound:
+    """A played round's answer and what each version predicted for it (as any alias)."""
+
+    player_move: int
+    probs: dict[str, tuple[float, float, float]]  # version -> P(rock, paper, scissors)
 
 
 @dataclass(frozen=True)
@@ -182,3 +200,29 @@ class Lifecycle:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
         return int(cursor.lastrowid or 0)
+
+    def arm(self, family: str, alias: str, version: str, since: float, tags: tuple[str, ...]) -> ArmCounts:
+        """The games `version` of `family` served as `alias` that started at `since` or later, tagged one of `tags`."""
+        marks = ", ".join("?" * len(tags))
+        row = self._conn.execute(
+            "SELECT COUNT(*), COALESCE(SUM(state = 'over' AND abandoned = 0), 0),"
+            " COALESCE(SUM(state = 'over' AND abandoned = 0 AND winner = 'bot'), 0) FROM games"
+            f" WHERE family = ? AND alias = ? AND version = ? AND created >= ? AND tag IN ({marks})",
+            (family, alias, version, since, *tags),
+        ).fetchone()
+        return ArmCounts(int(row[0]), int(row[1]), int(row[2]))
+
+    def shadow_rounds(self, family: str, since: float, tags: tuple[str, ...]) -> list[ShadowRound]:
+        """`family`'s rounds played at `since` or later in games tagged one of `tags` (abandoned ones left out),
+        oldest first, with every stored prediction by version."""
+        marks = ", ".join("?" * len(tags))
+        rows = self._conn.execute(
+            "SELECT r.player_move, r.models FROM rounds r JOIN games g ON g.id = r.game_id"
+            f" WHERE g.family = ? AND g.tag IN ({marks}) AND g.abandoned = 0 AND r.created >= ? ORDER BY r.created",
+            (family, *tags, since),
+        )
+        out = []
+        for move, models in rows:
+            predictions = models_decoder.decode(models)
+            out.append(ShadowRound(MOVE_INDEX[move], {p.version: p.probs for p in predictions.values()}))
+        return out

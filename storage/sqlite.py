@@ -143,6 +143,7 @@ MIGRATIONS: tuple[str, ...] = (
         why TEXT NOT NULL
     );
     CREATE UNIQUE INDEX alias_tenures_open ON alias_tenures (family, alias) WHERE ended IS NULL;
+    CREATE INDEX games_arm ON games (family, alias, version, created);
     """,
 )
 
@@ -184,7 +185,7 @@ class Storage(Protocol):
 
 
 _models_encoder = msgspec.json.Encoder()
-_models_decoder = msgspec.json.Decoder(dict[str, ModelPrediction])
+models_decoder = msgspec.json.Decoder(dict[str, ModelPrediction])
 _decision_encoder = msgspec.msgpack.Encoder()
 _decision_decoder = msgspec.msgpack.Decoder(Decision)
 
@@ -537,7 +538,7 @@ def _load_game(conn: sqlite3.Connection, game_id: str) -> GameRecord | None:
                 probs=(r[8], r[9], r[10]),
                 ev=(r[11], r[12], r[13]),
                 features=r[14],
-                models=_models_decoder.decode(r[15]),
+                models=models_decoder.decode(r[15]),
             ),
             values=(r[1], r[2], r[3]),
             player_move=MOVES.index(r[4]),

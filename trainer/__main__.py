@@ -10,12 +10,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from engine.opponents import FAMILIES
+from inference import promotion
 from inference.settings import Settings, SettingsError
-from inference.store import ModelStore, open_store, read_manifest
+from inference.store import ModelStore, open_store, read_manifest, stored_manifest
 from storage.history import rounds_since
 from storage.lifecycle import Lifecycle
 from trainer.coldstart import simulated_histories
-from trainer.cycle import gather, promote_new_versions, train_cycle
+from trainer.cycle import enter_new_versions, gather, train_cycle
 from trainer.datasets import DataError
 from trainer.tracking import Tracker
 
@@ -46,7 +47,7 @@ def bootstrap(settings: Settings, store: ModelStore, games: int, seed: int) -> i
     tracker = _tracker(settings)
     with Lifecycle(settings.database_path()) as lifecycle:
         report = train_cycle(store, histories, lifecycle=lifecycle, seed=seed, progress=_say, tracker=tracker)
-        promote_new_versions(store, lifecycle, report.versions, tracker)
+        enter_new_versions(store, lifecycle, report, tracker)
     _say(f"cold start done in {time.perf_counter() - started:.0f} s: {report.versions}")
     return 0
 
@@ -58,8 +59,21 @@ def train(settings: Settings, store: ModelStore, families: Sequence[str], seed: 
         report = train_cycle(
             store, histories, families=families, lifecycle=lifecycle, seed=seed, progress=_say, tracker=tracker
         )
-        generation = promote_new_versions(store, lifecycle, report.versions, tracker)
+        generation = enter_new_versions(store, lifecycle, report, tracker)
     _say(f"trained {report.rows} rounds in {report.seconds:.0f} s; manifest generation {generation}: {report.versions}")
+    return promote(settings, store, families, dry_run=False, tracker=tracker)
+
+
+def promote(
+    settings: Settings, store: ModelStore, families: Sequence[str], dry_run: bool, tracker: Tracker | None
+) -> int:
+    """Run the promotion rules once (docs/promotion.md) and mirror the aliases in MLflow."""
+    for step in promotion.run(settings, store, families, dry_run):
+        change = "" if step.after == step.before else f" -> {step.after}"
+        _say(f"promotion {step.family}: {step.outcome}{' (dry run)' if dry_run else ''}: {step.reason}{change}")
+    manifest = stored_manifest(store)
+    if tracker and manifest and not dry_run:
+        tracker.set_aliases(manifest[1])
     return 0
 
 
@@ -69,7 +83,13 @@ def loop(settings: Settings, store: ModelStore, interval: float, min_rounds: int
     state = json.loads(state_path.read_text()) if state_path.exists() else {"last": time.time()}
     tags = "/".join(settings.stats_tags)
     _say(f"training loop: every {interval:.0f} s, when {min_rounds} new rounds of {tags} games have arrived")
+    tracker = _tracker(settings)
+    mirrored = -1
     while True:
+        manifest = stored_manifest(store)
+        if tracker and manifest and manifest[0] != mirrored:  # a promotion by the server or by hand, a repair
+            tracker.set_aliases(manifest[1])
+            mirrored = manifest[0]
         time.sleep(interval)
         started = time.time()
         arrived = rounds_since(settings.database_path(), state["last"], settings.stats_tags)
@@ -84,12 +104,14 @@ def loop(settings: Settings, store: ModelStore, interval: float, min_rounds: int
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="rpsquest", description="RPS Quest trainer")
     commands = parser.add_subparsers(dest="command", required=True)
-    for name in ("bootstrap", "train", "evaluate", "loop"):
+    for name in ("bootstrap", "train", "evaluate", "loop", "promote"):
         sub = commands.add_parser(name)
         sub.add_argument("--data-dir")
         sub.add_argument("--seed", type=int, default=0)
     commands.choices["bootstrap"].add_argument("--games", type=int, default=COLD_START_GAMES)
     commands.choices["train"].add_argument("--family", choices=FAMILIES)
+    commands.choices["promote"].add_argument("--family", choices=FAMILIES)
+    commands.choices["promote"].add_argument("--dry-run", action="store_true")
     commands.choices["evaluate"].add_argument("--data", type=Path, required=True)
     commands.choices["evaluate"].add_argument("--json", action="store_true")
     commands.choices["loop"].add_argument("--interval", type=float, default=600.0)
@@ -102,6 +124,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return bootstrap(settings, store, args.games, args.seed)
         if args.command == "train":
             return train(settings, store, [args.family] if args.family else FAMILIES, args.seed)
+        if args.command == "promote":
+            families = [args.family] if args.family else FAMILIES
+            return promote(settings, store, families, args.dry_run, None if args.dry_run else _tracker(settings))
         if args.command == "loop":
             return loop(settings, store, args.interval, args.min_rounds, args.seed)
         from trainer.evaluate import evaluate, format_report

@@ -145,21 +145,26 @@ def train_cycle(
     return report
 
 
-def promote_new_versions(
-    store: ModelStore, lifecycle: Lifecycle, new: dict[str, dict[str, str]], tracker: Tracker | None = None
+def enter_new_versions(
+    store: ModelStore, lifecycle: Lifecycle, report: CycleReport, tracker: Tracker | None = None
 ) -> int:
-    """Point the aliases at the new versions and write the manifest (last, whole); returns its generation.
+    """Put a cycle's new versions in the manifest (written last, whole); returns its generation.
 
-    Each configuration's new version takes its alias; Production takes one only when it has
-    none yet (cold start): afterwards only the promotion rules change Production.
+    On a cold start (a family without Production) each configuration's version takes its alias.
+    Afterwards the two new versions with the lowest validation log loss enter as shadow1 and
+    shadow2, the challengers: Production and B change only by the promotion rules.
     """
 
     def change(families: Families) -> Families:
-        for family, by_alias in new.items():
+        for family, by_alias in report.versions.items():
             current = families.setdefault(family, {})
-            for alias, version in by_alias.items():
-                if alias != "Production" or "Production" not in current:
-                    current[alias] = version
+            if "Production" not in current:
+                current.update(by_alias)
+                continue
+            cards = report.cards[family]
+            best = sorted(by_alias, key=lambda alias: float(cards[alias]["metrics"]["valid"]["log_loss"]))
+            for shadow, alias in zip(("shadow1", "shadow2"), best, strict=False):
+                current[shadow] = by_alias[alias]
         return families
 
     published = lifecycle.publish(

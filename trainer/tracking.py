@@ -69,10 +69,22 @@ class Tracker:
         self._run_id = None
 
     def set_aliases(self, families: dict[str, dict[str, str]]) -> None:
-        """Mirror aliases.json in the registry (aliases are lower-case there)."""
+        """Mirror aliases.json in the registry (aliases are lower-case there): each alias points at its
+        version, and an alias the manifest no longer has is removed."""
         for family, aliases in families.items():
             name = REGISTERED_PREFIX + family
+            try:
+                registered = self.client.get_registered_model(name)
+            except self.mlflow.exceptions.MlflowException:
+                continue
+            wanted: dict[str, str] = {}
             for alias, version in aliases.items():
                 found = self.client.search_model_versions(f"name='{name}' and tag.version='{version}'")
                 if found:
-                    self.client.set_registered_model_alias(name, alias.lower(), found[0].version)
+                    wanted[alias.lower()] = str(found[0].version)
+            present = {alias: str(v) for alias, v in (registered.aliases or {}).items()}
+            for alias, number in wanted.items():
+                if present.get(alias) != number:
+                    self.client.set_registered_model_alias(name, alias, number)
+            for alias in present.keys() - wanted.keys():
+                self.client.delete_registered_model_alias(name, alias)
