@@ -188,7 +188,6 @@ def test_hostile_frames_get_their_documented_answers(server: ServerProcess) -> N
     documented = {"bad_json", "bad_message", "unknown_opponent", "unknown_game", "bad_token", "not_yours",
                   "wrong_round", "game_over", "game", "result", 1007, 1008, 1009}  # fmt: skip
     assert documented <= set(world.seen), world.seen  # every path was taken
-    assert any(g.open is None for g in world.games.values() if g is not world.games[done])  # a fuzzed game ended
     assert asyncio.run(_play(server.ws_url, seed=2))[2] > 0  # a normal game still plays to the end
     assert_no_server_fault(server)
 
