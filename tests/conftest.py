@@ -96,8 +96,16 @@ class ServerProcess:
 
 @pytest.fixture(scope="session")
 def trained_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A model store with a first version of every family, trained once per session by the real trainer."""
+    """A model store with a first version of every family, trained once per session by the real trainer.
+
+    RPSQUEST_TEST_STORE names a store trained earlier the same way, to copy instead (for quicker local
+    runs of a few tests; CI trains its own).
+    """
     data_dir = tmp_path_factory.mktemp("trained")
+    cached = os.environ.get("RPSQUEST_TEST_STORE")
+    if cached:
+        shutil.copytree(cached, data_dir / "store")
+        return data_dir / "store"
     subprocess.run(
         [sys.executable, "-m", "trainer", "bootstrap", "--data-dir", str(data_dir), "--games", "300"],
         cwd=ROOT, check=True, stdout=subprocess.DEVNULL,
