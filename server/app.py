@@ -17,14 +17,14 @@ import msgspec
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from engine.opponents import FAMILIES, OPPONENTS
-from engine.rules import MOVES, OUTCOMES, outcome
+from engine.rules import MOVES, OUTCOMES, outcome, points
 from inference import promotion
 from inference.pool import ManifestReport, ModelPool, ReloadReport
 from inference.settings import Settings
@@ -39,7 +39,7 @@ from server.predict import MAX_BODY as PREDICT_MAX_BODY
 from server.predict import BadRequest, decode_request
 from server.predict import predict as predict_history
 from server.session import CLOSE_POLICY, Session
-from storage import SQLiteStorage, Storage, StorageUnavailable
+from storage import RoundRecord, SQLiteStorage, Storage, StorageUnavailable
 
 T = TypeVar("T")
 log = logging.getLogger("rpsquest")
@@ -318,22 +318,15 @@ class Server:
             "score": {"player": score[0] / 10, "bot": score[1] / 10},
             "created": record.created,
             "updated": record.updated,
-            "rounds": [
-                {
-                    "round": r.decision.round,
-                    "values": dict(zip(MOVES, (v / 10 for v in r.values), strict=True)),
-                    "player_move": MOVES[r.player_move],
-                    "bot_move": MOVES[r.decision.bot_move],
-                    "outcome": OUTCOMES[outcome(r.player_move, r.decision.bot_move)],
-                    "score": {"player": r.score_player / 10, "bot": r.score_bot / 10},
-                    "nonce": r.decision.nonce,
-                }
-                for r in record.rounds
-            ],
+            "rounds": [_round_body(r) for r in record.rounds],
         }
         if over:
             body.update(alias=record.alias, version=record.version, opening=record.opening)
         return JSONResponse(body)
+
+    async def replay(self, request: Request) -> Response:
+        """The replay page of a game (web/replay.html reads the game from /api/games/{id})."""
+        return FileResponse(WEB_DIR / "replay.html")
 
     async def leaderboard(self, request: Request) -> Response:
         rows = await self._storage_call(lambda s: s.leaderboard(10))
@@ -440,6 +433,27 @@ class Server:
             raise _Unavailable from exc
 
 
+def _round_body(played: RoundRecord) -> dict[str, object]:
+    """One played round in /api/games: moves, values, points, scores, the nonce and what the bot expected."""
+    d = played.decision
+    gained = points(played.values, played.player_move, d.bot_move)
+    return {
+        "round": d.round,
+        "values": dict(zip(MOVES, (v / 10 for v in played.values), strict=True)),
+        "player_move": MOVES[played.player_move],
+        "bot_move": MOVES[d.bot_move],
+        "outcome": OUTCOMES[outcome(played.player_move, d.bot_move)],
+        "points": {"player": gained[0] / 10, "bot": gained[1] / 10},
+        "score": {"player": played.score_player / 10, "bot": played.score_bot / 10},
+        "nonce": d.nonce,
+        "insight": {
+            "source": d.source,
+            "probs": {MOVES[m]: round(d.probs[m], 4) for m in range(3)},
+            "ev": {MOVES[m]: round(d.ev[m], 4) for m in range(3)},
+        },
+    }
+
+
 class _Unavailable(Exception):
     pass
 
@@ -481,6 +495,7 @@ def create_app(settings: Settings, storage: Storage | None = None, store: ModelS
         Route("/metrics", server.metrics),
         Route("/api/opponents", server.opponents),
         Route("/api/games/{game_id}", server.game),
+        Route("/games/{game_id}", server.replay),
         Route("/api/leaderboard", server.leaderboard),
         Route("/api/models", server.models),
         Route("/api/promotions", server.promotions),

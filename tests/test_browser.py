@@ -7,17 +7,24 @@ Screenshots go to test-artifacts/, one set per viewport (desktop 1280x800, phone
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import json
 import random
 import re
 import shutil
+import urllib.request
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Protocol
 
 import pytest
 from axe_playwright_python.sync_playwright import Axe
+from conftest import ServerProcess
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+
+from server.client import Client
 
 CHROMIUM = shutil.which("chromium")
 pytestmark = pytest.mark.skipif(
@@ -344,5 +351,59 @@ def test_resume_after_reload_at_phone_width(browser: Browser, live_server: LiveS
         wait_for_fair_marks(page, 3)
         assert score(page, "player") + score(page, "bot") > sum(before)
         assert errors == []
+    finally:
+        context.close()
+
+
+async def _finished_game(ws_url: str, player: str) -> str:
+    """A whole game played over the protocol by the checking client; its id."""
+    client = await Client.open(ws_url)
+    game = await client.start("logan", player=player)
+    rng = random.Random(5)
+    while game.open_round is not None:
+        played, answer, _ = await client.move(game, rng.randrange(3))
+        assert played is not None, answer
+    await client.close()
+    return game.game_id
+
+
+@pytest.mark.parametrize("viewport", VIEWPORTS)
+def test_replay_page_steps_through_a_finished_game(browser: Browser, live_server: ServerProcess, viewport: str) -> None:
+    with ThreadPoolExecutor(1) as thread:  # Playwright's sync API runs an event loop in this thread
+        game_id = thread.submit(asyncio.run, _finished_game(live_server.ws_url, f"Replayer {viewport}")).result()
+    with urllib.request.urlopen(f"{live_server.http_url}/api/games/{game_id}") as response:
+        stored = json.loads(response.read())
+    total = len(stored["rounds"])
+    context = new_context(browser, viewport)
+    try:
+        page = context.new_page()
+        errors = watch_errors(page)
+        page.goto(f"{live_server.http_url}/games/{game_id}")
+        expect(page.locator("#replay-title")).to_have_text("Replay: a game against Logan", timeout=TIMEOUT_MS)
+        expect(page.locator("#replay-summary")).to_contain_text(f"Replayer {viewport} against Logan")
+        expect(page.locator("#round-label")).to_have_text(f"Round {total} of {total}")
+        expect(page.locator("#history-body tr")).to_have_count(total)
+        check_insight_numbers(page)
+        check_screen(page, f"{viewport}-replay-last")
+
+        page.click("#first")
+        expect(page.locator("#round-label")).to_have_text(f"Round 1 of {total}")
+        first = stored["rounds"][0]
+        expect(page.locator("#announcer")).to_contain_text(f"the player played {first['player_move'].capitalize()}")
+        expect(page.locator("#insight-title")).to_contain_text("round 1")
+        expect(page.locator("#first")).to_be_disabled()
+        page.keyboard.press("ArrowRight")
+        expect(page.locator("#round-label")).to_have_text(f"Round 2 of {total}")
+        toggle = page.locator("#history-body .round-toggle", has_text=re.compile(r"^3$"))
+        toggle.click()
+        expect(page.locator("#round-label")).to_have_text(f"Round 3 of {total}")
+        expect(page.locator('#history-body .round-toggle[aria-pressed="true"]')).to_have_text("3")
+        check_insight_numbers(page)
+        check_screen(page, f"{viewport}-replay-round3")
+
+        assert errors == []
+
+        page.goto(f"{live_server.http_url}/games/no-such-game")  # the API's 404 is expected here
+        expect(page.locator("#replay-error")).to_have_text("There is no such game. Check the link.", timeout=TIMEOUT_MS)
     finally:
         context.close()

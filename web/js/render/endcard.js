@@ -65,5 +65,6 @@ export function renderEndCard(state) {
   $("model-version").textContent = ins.version ? String(ins.version) : "unknown";
   $("opening-name").textContent = ins.opening ? openingText(ins.opening) : "unknown";
   $("play-again").textContent = `Play ${name} again`;
+  $("replay-link").href = `/games/${encodeURIComponent(game.game_id)}`;
   box.hidden = false;
 }
