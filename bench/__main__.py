@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import load, ml
+from bench import load, ml, slow
 from bench.common import machine
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
@@ -40,6 +40,7 @@ def main(argv: list[str]) -> int:
             "capacity": lambda: load.capacity(root, trained / "store"),
             "hot_swap": lambda: load.hot_swap(root, trained / "store"),
             "profile": lambda: load.profile(root, trained / "store"),
+            "slow_sockets": lambda: slow.slow_sockets(root, trained / "store"),
         }
         wanted = argv or list(sections)
         unknown = [w for w in wanted if w not in sections]
