@@ -100,8 +100,17 @@ def _slow_sockets(server: ServerProcess, n: int) -> Iterator[list[socket.socket]
             s = stack.enter_context(socket.create_connection(("127.0.0.1", server.port), timeout=10))
             s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")
             sockets.append(s)
-        time.sleep(0.5)  # let the server count them
-        yield sockets
+        yield sockets  # the server accepts connections in order: these are counted before any later one
+
+
+def _until(condition: Callable[[], bool], seconds: float = 30.0) -> bool:
+    """Whether `condition` holds within `seconds` (for what the server does after a socket closed)."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
 
 
 def _ws_status(server: ServerProcess, headers: dict[str, str] | None = None) -> int:
@@ -146,8 +155,7 @@ def test_beyond_the_cap_requests_get_503_and_health_still_answers(
         assert _ws_status(server) == 503
         assert _get(server, "/healthz")[0] == 200
         assert _get(server, "/readyz")[0] == 200
-    time.sleep(0.5)  # the server sees the slow sockets close
-    assert _get(server, "/api/opponents")[0] == 200
+    assert _until(lambda: _get(server, "/api/opponents")[0] == 200)  # once the server saw them close
     assert _ws_status(server) == 101
 
 
@@ -172,7 +180,7 @@ def test_per_client_cap_ignores_forwarded_addresses_from_untrusted_peers(
         assert _get(server, "/api/opponents")[0] == 503
         assert _get(server, "/healthz")[0] == 200
         assert _get(server, "/readyz")[0] == 200
-    time.sleep(0.5)
+    assert _until(lambda: _ws_status(server) == 101)
 
     async def play() -> None:  # within the cap a game plays as ever
         client = await Client.open(server.ws_url)
