@@ -164,6 +164,15 @@ def _targets(results: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]
         lambda v: v <= 300,
     )
     add("hot swap under load: failed rounds", "0", _get(results, "hot_swap", "result", "errors"), "{}", lambda v: not v)
+    slow = _get(results, "slow_sockets", "result") or {}
+    health = slow.get("healthz_during_ms")
+    add(
+        "/healthz while 20,000 slow-header sockets are held: p99 (failed probes)",
+        "≤ 100 ms, none failed",
+        None if not health else (health["p99"], slow["healthz_failed_during"]),
+        "{0[0]} ms ({0[1]} failed)",
+        lambda v: v[0] <= 100 and v[1] == 0,
+    )
     return rows
 
 
