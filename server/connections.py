@@ -169,16 +169,14 @@ class ConnectionGuard:
 # -- the process's guard and its uvicorn protocols ----------------------------------------------------------
 
 
-def raise_open_file_limit() -> int:
-    """Raise this process's soft open-file limit to its hard limit (children inherit it); the new soft limit."""
+def raise_open_file_limit() -> None:
+    """Raise this process's soft open-file limit to its hard limit (child processes inherit it)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard != resource.RLIM_INFINITY and soft < hard:
         try:
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-            soft = hard
         except (ValueError, OSError):
             log.warning("could not raise the open-file limit from %d to %d", soft, hard)
-    return soft
 
 
 def _files_open() -> int:
