@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import load, ml, promotion
+from bench import load, ml, promotion, slow
 from bench.common import machine
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
@@ -41,6 +41,7 @@ def main(argv: list[str]) -> int:
             "hot_swap": lambda: load.hot_swap(root, trained / "store"),
             "profile": lambda: load.profile(root, trained / "store"),
             "promotion": promotion.run,
+            "slow_sockets": lambda: slow.slow_sockets(root, trained / "store"),
         }
         wanted = argv or list(sections)
         unknown = [w for w in wanted if w not in sections]
@@ -180,6 +181,15 @@ def _targets(results: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]
         None if not plus5 else (plus5["games_per_arm_for_80pct_promoted"], plus5["fixed_sample_per_arm_one_look"]),
         "{0[0]} (a one-look test: {0[1]})",
         None,
+    )
+    slow = _get(results, "slow_sockets", "result") or {}
+    health = slow.get("healthz_during_ms")
+    add(
+        "/healthz while 20,000 slow-header sockets are held: p99 (failed probes)",
+        "≤ 100 ms, none failed",
+        None if not health else (health["p99"], slow["healthz_failed_during"]),
+        "{0[0]} ms ({0[1]} failed)",
+        lambda v: v[0] <= 100 and v[1] == 0,
     )
     return rows
 

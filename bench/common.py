@@ -52,18 +52,22 @@ def free_port() -> int:
 class Server:
     """`rpsquest serve` as a subprocess on a data dir (trained models copied in)."""
 
-    def __init__(self, data_dir: Path, store: Path | None, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, data_dir: Path, store: Path | None, env: dict[str, str] | None = None, log: Path | None = None
+    ) -> None:
+        """Start it; its output goes to `log` when given, else nowhere."""
         self.data_dir = data_dir
         self.port = free_port()
         data_dir.mkdir(parents=True, exist_ok=True)
         if store is not None and not (data_dir / "store").exists():
             shutil.copytree(store, data_dir / "store")
+        output = subprocess.DEVNULL if log is None else log.open("wb")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "server.cli", "serve", "--port", str(self.port), "--data-dir", str(data_dir)],
             cwd=ROOT,
             env={**os.environ, **(env or {})},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from dataclasses import dataclass, field
@@ -51,6 +52,10 @@ class Settings:
     promotion_alpha: float = 0.05
     promotion_min_games: int = 100
     promotion_margin: float = 0.05
+    header_timeout: float = 10.0
+    max_connections: int = 0  # 0: sized to the open-file limit (server/connections.py)
+    max_connections_per_client: int = 0  # 0: no per-client cap
+    trusted_proxies: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, data_dir: str | None = None) -> Settings:
@@ -77,6 +82,10 @@ class Settings:
             promotion_alpha=_number("RPSQUEST_PROMOTION_ALPHA", 0.05),
             promotion_min_games=_number("RPSQUEST_PROMOTION_MIN_GAMES", 100),
             promotion_margin=_number("RPSQUEST_PROMOTION_MARGIN", 0.05),
+            header_timeout=_number("RPSQUEST_HEADER_TIMEOUT", 10.0),
+            max_connections=_number("RPSQUEST_MAX_CONNECTIONS", 0),
+            max_connections_per_client=_number("RPSQUEST_MAX_CONNECTIONS_PER_CLIENT", 0),
+            trusted_proxies=tuple(t.strip() for t in env("RPSQUEST_TRUSTED_PROXIES", "").split(",") if t.strip()),
         )
         if settings.rate_limit < 0:
             raise SettingsError("RPSQUEST_RATE_LIMIT must be 0 (no limit) or more")
@@ -86,6 +95,15 @@ class Settings:
             raise SettingsError("RPSQUEST_WORKERS must be between 1 and 64")
         if settings.idle_timeout <= 0:
             raise SettingsError("RPSQUEST_IDLE_TIMEOUT must be positive")
+        if settings.header_timeout <= 0:
+            raise SettingsError("RPSQUEST_HEADER_TIMEOUT must be positive")
+        if settings.max_connections < 0 or settings.max_connections_per_client < 0:
+            raise SettingsError("RPSQUEST_MAX_CONNECTIONS and _PER_CLIENT must be 0 (automatic / none) or more")
+        for proxy in settings.trusted_proxies:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise SettingsError(f"RPSQUEST_TRUSTED_PROXIES: {proxy!r} is not an address or network") from None
         unknown = set(settings.stats_tags) - {"human", "sim", "loadtest"}
         if unknown or not settings.stats_tags:
             raise SettingsError("RPSQUEST_STATS_TAGS must list some of human, sim, loadtest")

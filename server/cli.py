@@ -17,6 +17,7 @@ import uvicorn
 from engine.opponents import FAMILIES, OPPONENTS
 from inference.settings import Settings, SettingsError
 from inference.store import open_store, read_manifest
+from server.connections import raise_open_file_limit
 from server.messages import MAX_FRAME
 from storage import SQLiteStorage
 
@@ -106,6 +107,7 @@ def serve(settings: Settings, host: str, port: int) -> None:
     connection resumes it. With several workers their metrics go through files in the data dir.
     """
     os.environ["RPSQUEST_DATA_DIR"] = str(settings.data_dir)
+    raise_open_file_limit()  # the workers inherit it; each sizes its connection cap to it (server/connections.py)
     SQLiteStorage.prepare(settings.database_path())  # migrate once, before the workers open it
     if settings.workers > 1:
         metrics_dir = settings.data_dir / "metrics"
@@ -121,8 +123,10 @@ def serve(settings: Settings, host: str, port: int) -> None:
         host=host,
         port=port,
         loop=EVENT_LOOP,
-        http="httptools",
-        ws="websockets-sansio",
+        http="server.connections:GuardedHttp",  # httptools with the header timeout and connection caps
+        ws="server.connections:GuardedWebSocket",
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=list(settings.trusted_proxies) or None,
         ws_max_size=MAX_FRAME,
         ws_ping_interval=settings.idle_timeout / 3.0,
         ws_ping_timeout=settings.idle_timeout * 2.0 / 3.0,

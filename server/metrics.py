@@ -69,3 +69,15 @@ model_serving = Gauge(
     registry=registry,
     multiprocess_mode="livemax",
 )
+connections_open = Gauge(
+    "rpsquest_connections_open",
+    "Open client connections (HTTP and WebSocket), as counted against RPSQUEST_MAX_CONNECTIONS",
+    registry=registry,
+    multiprocess_mode="livesum",
+)
+connections_refused = Counter(
+    "rpsquest_connections_refused_total",
+    "Connections refused or closed by a connection limit, by reason",
+    ["reason"],
+    registry=registry,
+)
