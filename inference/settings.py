@@ -44,6 +44,7 @@ class Settings:
     reload_interval: float = 5.0
     stats_tags: tuple[str, ...] = ("human",)
     workers: int = 1
+    db_max_mb: float = 0.0  # cap on the SQLite file in MiB; 0 = none
 
     @classmethod
     def from_env(cls, data_dir: str | None = None) -> Settings:
@@ -65,6 +66,7 @@ class Settings:
             reload_interval=_number("RPSQUEST_RELOAD_INTERVAL", 5.0),
             stats_tags=tuple(t.strip() for t in env("RPSQUEST_STATS_TAGS", "human").split(",") if t.strip()),
             workers=_number("RPSQUEST_WORKERS", 1),
+            db_max_mb=_number("RPSQUEST_DB_MAX_MB", 0.0),
         )
         if settings.rate_limit < 0:
             raise SettingsError("RPSQUEST_RATE_LIMIT must be 0 (no limit) or more")
@@ -72,6 +74,8 @@ class Settings:
             raise SettingsError("RPSQUEST_AB_SPLIT must be between 0 and 1")
         if not 1 <= settings.workers <= 64:
             raise SettingsError("RPSQUEST_WORKERS must be between 1 and 64")
+        if settings.db_max_mb < 0:
+            raise SettingsError("RPSQUEST_DB_MAX_MB must be 0 (no cap) or more")
         if settings.idle_timeout <= 0:
             raise SettingsError("RPSQUEST_IDLE_TIMEOUT must be positive")
         unknown = set(settings.stats_tags) - {"human", "sim", "loadtest"}

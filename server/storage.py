@@ -56,7 +56,7 @@ WAL_TRUNCATE_AT = 16 * 2**20  # a log this large is copied back and truncated, t
 WAL_HARD_LIMIT = 48 * 2**20  # commits wait while the log is this large ...
 WAL_WAIT = 1.0  # ... for at most this many seconds; then they are refused
 WAL_RECHECK = 0.01  # seconds between looks at the log while commits wait
-CHECKPOINT_BUSY_MS = 100  # how long the truncating checkpoint waits for readers while it holds the writers
+CHECKPOINT_BUSY_MS = 20  # how long the truncating checkpoint waits for readers while it holds the writers
 MIGRATIONS: tuple[str, ...] = (
     """
     CREATE TABLE players (
@@ -239,7 +239,7 @@ class SQLiteStorage:
             page_size = self._writer_conn.execute("PRAGMA page_size").fetchone()[0]
             self._writer_conn.execute(f"PRAGMA max_page_count = {max(1, max_bytes // page_size)}")
         # Commits never checkpoint (that would fsync in the middle of a player's round); a thread of
-        # its own copies the WAL back into the database every CHECKPOINT_EVERY seconds instead.
+        # its own copies the WAL back into the database and keeps it bounded (see the module's docstring).
         self._writer_conn.execute("PRAGMA wal_autocheckpoint = 0")
         # Commits run on the event loop: a database held by something else fails them after a second
         # (the players get `unavailable` and retry) rather than stalling every connection for long.
@@ -267,18 +267,19 @@ class SQLiteStorage:
         conn = _connect(self.path)
         conn.execute(f"PRAGMA busy_timeout = {CHECKPOINT_BUSY_MS}")
         turn = os.open(f"{self.path}-writers", os.O_RDWR)  # an open file of its own: flock is per open file
-        last = time.monotonic()
+        last = truncate_after = time.monotonic()
         failing = False
         try:
             while not self._stop.wait(CHECKPOINT_POLL):
-                size = self._wal_bytes()
-                if size < WAL_TRUNCATE_AT and (size == 0 or time.monotonic() - last < CHECKPOINT_EVERY):
+                size, now = self._wal_bytes(), time.monotonic()
+                truncate = size >= WAL_TRUNCATE_AT and now >= truncate_after
+                if not truncate and (size == 0 or now - last < CHECKPOINT_EVERY):
                     continue
-                last = time.monotonic()
+                last = now
                 try:
                     conn.execute("PRAGMA wal_checkpoint(PASSIVE)")  # the bulk of the copy; writers carry on
-                    if size >= WAL_TRUNCATE_AT:
-                        self._truncate(conn, turn)
+                    if truncate and not self._truncate(conn, turn):
+                        truncate_after = now + CHECKPOINT_EVERY  # a reader holds on: let the writers run meanwhile
                 except sqlite3.Error as exc:
                     if not failing:
                         log.warning("WAL checkpoint failed (retrying): %s", exc)
@@ -291,18 +292,18 @@ class SQLiteStorage:
             conn.close()
             os.close(turn)
 
-    def _truncate(self, conn: sqlite3.Connection, turn: int) -> None:
+    def _truncate(self, conn: sqlite3.Connection, turn: int) -> bool:
         """Copy the rest of the log into the database and truncate it, every process's writers held meanwhile.
 
         With no writer the checkpoint reaches the end of the log; it then waits (CHECKPOINT_BUSY_MS at most)
-        for readers still on an older snapshot, and if they hold on, the next poll tries again.
+        for readers still on an older snapshot. False when they held on and the log was not truncated.
         """
         fcntl.flock(turn, fcntl.LOCK_EX)
         try:
-            if self._wal_bytes() >= WAL_TRUNCATE_AT:  # another process may have truncated it while we waited
-                busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
-                if busy:
-                    log.info("WAL truncation waited for readers; trying again")
+            if self._wal_bytes() < WAL_TRUNCATE_AT:  # another process truncated it while we waited for the turn
+                return True
+            busy: int = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+            return busy == 0
         finally:
             fcntl.flock(turn, fcntl.LOCK_UN)
 
