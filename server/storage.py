@@ -267,19 +267,27 @@ class SQLiteStorage:
         conn = _connect(self.path)
         conn.execute(f"PRAGMA busy_timeout = {CHECKPOINT_BUSY_MS}")
         turn = os.open(f"{self.path}-writers", os.O_RDWR)  # an open file of its own: flock is per open file
+        # One process's checkpointer works at a time; the others skip their turn rather than queue up behind it.
+        ours = os.open(f"{self.path}-checkpoint", os.O_RDWR | os.O_CREAT, 0o600)
         last = truncate_after = time.monotonic()
         failing = False
         try:
             while not self._stop.wait(CHECKPOINT_POLL):
-                size, now = self._wal_bytes(), time.monotonic()
-                truncate = size >= WAL_TRUNCATE_AT and now >= truncate_after
-                if not truncate and (size == 0 or now - last < CHECKPOINT_EVERY):
+                now = time.monotonic()
+                if self._wal_bytes() < WAL_TRUNCATE_AT and now - last < CHECKPOINT_EVERY:
                     continue
-                last = now
                 try:
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")  # the bulk of the copy; writers carry on
-                    if truncate and not self._truncate(conn, turn):
-                        truncate_after = now + CHECKPOINT_EVERY  # a reader holds on: let the writers run meanwhile
+                    fcntl.flock(ours, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue
+                try:
+                    size = self._wal_bytes()  # afresh: another process may have just truncated it
+                    truncate = size >= WAL_TRUNCATE_AT and now >= truncate_after
+                    if truncate or (size > 0 and now - last >= CHECKPOINT_EVERY):
+                        last = now
+                        conn.execute("PRAGMA wal_checkpoint(PASSIVE)")  # the bulk of the copy; writers carry on
+                        if truncate and not self._truncate(conn, turn):
+                            truncate_after = now + CHECKPOINT_EVERY  # a reader holds on: let writers run meanwhile
                 except sqlite3.Error as exc:
                     if not failing:
                         log.warning("WAL checkpoint failed (retrying): %s", exc)
@@ -288,9 +296,12 @@ class SQLiteStorage:
                     if failing:
                         log.warning("WAL checkpoints succeed again")
                     failing = False
+                finally:
+                    fcntl.flock(ours, fcntl.LOCK_UN)
         finally:
             conn.close()
             os.close(turn)
+            os.close(ours)
 
     def _truncate(self, conn: sqlite3.Connection, turn: int) -> bool:
         """Copy the rest of the log into the database and truncate it, every process's writers held meanwhile.
@@ -300,8 +311,6 @@ class SQLiteStorage:
         """
         fcntl.flock(turn, fcntl.LOCK_EX)
         try:
-            if self._wal_bytes() < WAL_TRUNCATE_AT:  # another process truncated it while we waited for the turn
-                return True
             busy: int = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
             return busy == 0
         finally:
