@@ -39,6 +39,7 @@ def main(argv: list[str]) -> int:
             "human_1000": lambda: load.paced(root, trained / "store", "human", 1000, 60, 10),
             "capacity": lambda: load.capacity(root, trained / "store"),
             "hot_swap": lambda: load.hot_swap(root, trained / "store"),
+            "wal_bound": lambda: load.wal_bound(root, trained / "store"),
             "profile": lambda: load.profile(root, trained / "store"),
             "promotion": promotion.run,
             "slow_sockets": lambda: slow.slow_sockets(root, trained / "store"),
@@ -191,6 +192,16 @@ def _targets(results: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]
         "{0[0]} ms ({0[1]} failed)",
         lambda v: v[0] <= 100 and v[1] == 0,
     )
+    wal = _get(results, "wal_bound", "result") or {}
+    add(
+        "WAL size under full-pace load (200 sessions, no rate limit), largest sample",
+        "≤ 64 MiB",
+        None if not wal else (wal["wal_mib"]["max"], wal["seconds"], wal["rounds_per_second"], wal["errors"]),
+        "{0[0]} MiB over {0[1]:.0f} s at {0[2]} rounds/s, errors {0[3]}",
+        lambda v: v[0] <= 64,
+    )
+    add("full-pace load: answered rounds missing from the database", "0", wal.get("answered_rounds_lost"), "{}",
+        lambda v: not v)  # fmt: skip
     return rows
 
 

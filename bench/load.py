@@ -7,15 +7,18 @@ import asyncio
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import uvloop
 from websockets.asyncio.client import connect
 
@@ -259,4 +262,57 @@ def profile(root: Path, store: Path, sessions: int = 500, seconds: float = 12) -
         "rounds_per_second": summary["rounds_per_second"],
         "event_loop_samples": total,
         "share_of_event_loop": {f: round(n / total * 100, 1) for f, n in wanted[:30]},
+    }
+
+
+WAL_SECONDS = float(os.environ.get("RPSQUEST_BENCH_WAL_SECONDS", "600"))  # a quick check can use 30
+
+
+def wal_bound(root: Path, store: Path, sessions: int = 200, seconds: float = WAL_SECONDS) -> dict[str, Any]:
+    """Full-pace load (no rate limit, one worker per core) for `seconds`, sampling the size of the database's
+    write-ahead log every 0.5 s: how large it gets next to the rounds/s the server holds."""
+    server = _fresh(root, "wal-bound", store, WORKERS)
+    wal = server.data_dir / "rpsquest.db-wal"
+    samples: list[int] = []
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.wait(0.5):
+            try:
+                samples.append(wal.stat().st_size)
+            except FileNotFoundError:
+                samples.append(0)
+
+    sampler = threading.Thread(target=sample, name="wal-sampler")
+    sampler.start()
+    try:
+        summary = _run_load(server, sessions, duration=seconds, ramp=5, pace="max")
+    finally:
+        stop.set()
+        sampler.join()
+        server.stop()
+    mib = np.asarray(samples or [0]) / 2**20
+    with closing(sqlite3.connect(f"file:{server.data_dir / 'rpsquest.db'}?mode=ro", uri=True)) as db:
+        stored = db.execute("SELECT COUNT(*) FROM rounds").fetchone()[0]
+    return {
+        "workers": WORKERS,
+        "sessions": sessions,
+        "seconds": summary["seconds"],
+        "wal_samples": len(samples),
+        "wal_mib": {
+            "max": round(float(mib.max()), 1),
+            "p99": round(float(np.percentile(mib, 99)), 1),
+            "p50": round(float(np.percentile(mib, 50)), 1),
+            "last": round(float(mib[-1]), 1),
+        },
+        "database_mib": round((server.data_dir / "rpsquest.db").stat().st_size / 2**20, 1),
+        "rounds": summary["rounds"],
+        "rounds_stored": stored,
+        "answered_rounds_lost": max(0, summary["rounds"] - stored),
+        "rounds_per_second": summary["rounds_per_second"],
+        "move_latency_ms": summary["move_latency_ms"],
+        "errors": summary["errors"],
+        "protocol_violations": summary["protocol_violations"],
+        "server_cpu_ms_per_round": summary["server_cpu_ms_per_round"],
+        "generator_cpu_percent": summary["generator_cpu_percent"],
     }

@@ -56,6 +56,7 @@ class Settings:
     max_connections: int = 0  # 0: sized to the open-file limit (server/connections.py)
     max_connections_per_client: int = 0  # 0: no per-client cap
     trusted_proxies: tuple[str, ...] = ()
+    db_max_mb: float = 0.0  # cap on the SQLite file in MiB; 0 = none
 
     @classmethod
     def from_env(cls, data_dir: str | None = None) -> Settings:
@@ -86,6 +87,7 @@ class Settings:
             max_connections=_number("RPSQUEST_MAX_CONNECTIONS", 0),
             max_connections_per_client=_number("RPSQUEST_MAX_CONNECTIONS_PER_CLIENT", 0),
             trusted_proxies=tuple(t.strip() for t in env("RPSQUEST_TRUSTED_PROXIES", "").split(",") if t.strip()),
+            db_max_mb=_number("RPSQUEST_DB_MAX_MB", 0.0),
         )
         if settings.rate_limit < 0:
             raise SettingsError("RPSQUEST_RATE_LIMIT must be 0 (no limit) or more")
@@ -93,6 +95,8 @@ class Settings:
             raise SettingsError("RPSQUEST_AB_SPLIT must be between 0 and 1")
         if not 1 <= settings.workers <= 64:
             raise SettingsError("RPSQUEST_WORKERS must be between 1 and 64")
+        if settings.db_max_mb < 0:
+            raise SettingsError("RPSQUEST_DB_MAX_MB must be 0 (no cap) or more")
         if settings.idle_timeout <= 0:
             raise SettingsError("RPSQUEST_IDLE_TIMEOUT must be positive")
         if settings.header_timeout <= 0:

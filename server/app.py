@@ -107,7 +107,8 @@ class Server:
         repeats = logfilter.install(self.settings.log_repeat_interval)  # uvicorn has set up its logging by now
         storage = self._storage
         if storage is None:
-            storage = await asyncio.to_thread(SQLiteStorage, self.settings.database_path())
+            max_bytes = int(self.settings.db_max_mb * 2**20)
+            storage = await asyncio.to_thread(SQLiteStorage, self.settings.database_path(), max_bytes=max_bytes)
         store = self._store if self._store is not None else await asyncio.to_thread(open_store, self.settings)
         self.pool = ModelPool(store)
         await self.reload()

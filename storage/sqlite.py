@@ -8,6 +8,15 @@ to a thread and back cost ten times as much. WAL with synchronous=NORMAL survive
 death of the process at any moment (kill -9); only an operating-system crash could lose
 the last commits. Checkpoints (which fsync) run on a thread of their own, reads on a
 small pool of read-only connections, both off the event loop.
+
+The log stays bounded. Under steady writes a passive checkpoint never catches up with the
+end of the log, so the log would never restart: once it reaches WAL_TRUNCATE_AT, the
+checkpointer copies it passively (writers carry on), then takes the writers' turn (every
+process's writers wait) to copy the last frames and truncate the log to nothing. Should the
+log still reach WAL_HARD_LIMIT (a slow disk, a long reader), commits wait for it to shrink,
+and after WAL_WAIT they are refused (StorageUnavailable): the log never grows past the hard
+limit by more than one batch per process. A full database or disk (SQLITE_FULL, ENOSPC)
+refuses writes the same way, and they succeed again as soon as there is room.
 """
 
 from __future__ import annotations
@@ -41,7 +50,13 @@ from storage.records import (
 
 T = TypeVar("T")
 log = logging.getLogger("rpsquest.storage")
-CHECKPOINT_EVERY = 1.0
+CHECKPOINT_EVERY = 1.0  # a passive checkpoint at least this often while the log holds anything
+CHECKPOINT_POLL = 0.05  # how often the checkpointer looks at the size of the log
+WAL_TRUNCATE_AT = 16 * 2**20  # a log this large is copied back and truncated, the writers held for its tail
+WAL_HARD_LIMIT = 48 * 2**20  # commits wait while the log is this large ...
+WAL_WAIT = 1.0  # ... for at most this many seconds; then they are refused
+WAL_RECHECK = 0.01  # seconds between looks at the log while commits wait
+CHECKPOINT_BUSY_MS = 20  # how long the truncating checkpoint waits for readers while it holds the writers
 MIGRATIONS: tuple[str, ...] = (
     """
     CREATE TABLE players (
@@ -239,13 +254,18 @@ class SQLiteStorage:
         finally:
             conn.close()
 
-    def __init__(self, path: Path, readers: int = 2) -> None:
+    def __init__(self, path: Path, readers: int = 2, max_bytes: int = 0) -> None:
+        """`max_bytes` > 0 caps the database file (PRAGMA max_page_count): past it, writes are refused."""
         self.path = path
+        self._wal = f"{path}-wal"
         path.parent.mkdir(parents=True, exist_ok=True)
         self._writer_conn = connect(path)
         migrate(self._writer_conn)
+        if max_bytes > 0:  # per connection: only this one writes rows (never below the current size)
+            page_size = self._writer_conn.execute("PRAGMA page_size").fetchone()[0]
+            self._writer_conn.execute(f"PRAGMA max_page_count = {max(1, max_bytes // page_size)}")
         # Commits never checkpoint (that would fsync in the middle of a player's round); a thread of
-        # its own copies the WAL back into the database every CHECKPOINT_EVERY seconds instead.
+        # its own copies the WAL back into the database and keeps it bounded (see the module's docstring).
         self._writer_conn.execute("PRAGMA wal_autocheckpoint = 0")
         # Commits run on the event loop: a database held by something else fails them after a second
         # (the players get `unavailable` and retry) rather than stalling every connection for long.
@@ -254,6 +274,7 @@ class SQLiteStorage:
         # line: SQLite's own busy wait (sleep and retry) can starve one writer for seconds under load.
         self._turn = os.open(f"{path}-writers", os.O_RDWR | os.O_CREAT, 0o600)
         self._jobs: list[_Job] = []  # queued in this turn; a commit is scheduled whenever there are some
+        self._held_since: float | None = None  # when commits started waiting for the log to shrink
         self._stop = threading.Event()
         self._checkpointer = threading.Thread(target=self._checkpoint_loop, name="sqlite-checkpoint", daemon=True)
         self._checkpointer.start()
@@ -262,24 +283,98 @@ class SQLiteStorage:
 
     # -- writing ---------------------------------------------------------------------------
 
+    def _wal_bytes(self) -> int:
+        try:
+            return os.stat(self._wal).st_size
+        except FileNotFoundError:
+            return 0
+
     def _checkpoint_loop(self) -> None:
         conn = connect(self.path)
+        conn.execute(f"PRAGMA busy_timeout = {CHECKPOINT_BUSY_MS}")
+        turn = os.open(f"{self.path}-writers", os.O_RDWR)  # an open file of its own: flock is per open file
+        # One process's checkpointer works at a time; the others skip their turn rather than queue up behind it.
+        ours = os.open(f"{self.path}-checkpoint", os.O_RDWR | os.O_CREAT, 0o600)
+        last = truncate_after = time.monotonic()
+        failing = False
         try:
-            while not self._stop.wait(CHECKPOINT_EVERY):
+            while not self._stop.wait(CHECKPOINT_POLL):
+                now = time.monotonic()
+                if self._wal_bytes() < WAL_TRUNCATE_AT and now - last < CHECKPOINT_EVERY:
+                    continue
                 try:
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                    fcntl.flock(ours, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue
+                try:
+                    size = self._wal_bytes()  # afresh: another process may have just truncated it
+                    truncate = size >= WAL_TRUNCATE_AT and now >= truncate_after
+                    if truncate or (size > 0 and now - last >= CHECKPOINT_EVERY):
+                        last = now
+                        conn.execute("PRAGMA wal_checkpoint(PASSIVE)")  # the bulk of the copy; writers carry on
+                        if truncate and not self._truncate(conn, turn):
+                            truncate_after = now + CHECKPOINT_EVERY  # a reader holds on: let writers run meanwhile
                 except sqlite3.Error as exc:
-                    log.warning("WAL checkpoint failed: %s", exc)
+                    if not failing:
+                        log.warning("WAL checkpoint failed (retrying): %s", exc)
+                    failing = True
+                else:
+                    if failing:
+                        log.warning("WAL checkpoints succeed again")
+                    failing = False
+                finally:
+                    fcntl.flock(ours, fcntl.LOCK_UN)
         finally:
             conn.close()
+            os.close(turn)
+            os.close(ours)
+
+    def _truncate(self, conn: sqlite3.Connection, turn: int) -> bool:
+        """Copy the rest of the log into the database and truncate it, every process's writers held meanwhile.
+
+        With no writer the checkpoint reaches the end of the log; it then waits (CHECKPOINT_BUSY_MS at most)
+        for readers still on an older snapshot. False when they held on and the log was not truncated.
+        """
+        fcntl.flock(turn, fcntl.LOCK_EX)
+        try:
+            busy: int = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+            return busy == 0
+        finally:
+            fcntl.flock(turn, fcntl.LOCK_UN)
+
+    def _held_back(self) -> bool:
+        """Back-pressure: True while the log is at WAL_HARD_LIMIT, when this turn's commit does not run.
+
+        The queued jobs wait (the commit is tried again every WAL_RECHECK seconds) while the checkpointer
+        catches up; once they have waited WAL_WAIT, they are refused with StorageUnavailable.
+        """
+        if self._wal_bytes() < WAL_HARD_LIMIT:
+            self._held_since = None
+            return False
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        if self._held_since is None:
+            self._held_since = now
+            log.warning("the WAL is over %d MiB: commits wait for the checkpointer", WAL_HARD_LIMIT >> 20)
+        if now - self._held_since < WAL_WAIT:
+            loop.call_later(WAL_RECHECK, self._commit)
+            return True
+        self._held_since = None
+        refused, self._jobs = self._jobs, []
+        for _, future in refused:
+            if not future.done():
+                future.set_exception(StorageUnavailable(f"the WAL stayed over {WAL_HARD_LIMIT >> 20} MiB"))
+        return True
 
     def _commit(self) -> None:
         """Commit the queued jobs (at most MAX_BATCH; the rest in the next turn) and settle their futures.
 
         They run in one transaction. Should one job fail, the transaction is rolled back and each job runs
         again in a transaction of its own: one job's failure is its caller's alone. When the database
-        itself fails (busy, I/O), every job of the batch gets its error.
+        itself fails (busy, I/O, full), every job of the batch gets its error.
         """
+        if self._held_back():
+            return
         batch, self._jobs = self._jobs[:MAX_BATCH], self._jobs[MAX_BATCH:]
         if self._jobs:
             asyncio.get_running_loop().call_soon(self._commit)
