@@ -11,7 +11,8 @@ with standard errors, the paired difference to the plain bot, and net points per
 `openings` measures the scripted openings of rounds 1-3 offline against the same people and against
 the simulated personas (engine/players.py): the bot (online predictor, no trained model) with the
 named openings drawn by weight, with each opening alone, with its own policy and with the plain
-population-table choice in rounds 1-3, all on the same seeds.
+population-table choice in rounds 1-3, and the plain bot with and without random moves in rounds 1-3,
+all on the same seeds.
 """
 
 from __future__ import annotations
@@ -214,6 +215,17 @@ def _policy(game: Game, bot: Bot, rng: random.Random) -> int:
     return decide(bot.predictor.predict(values), values, *game.score, rng).move
 
 
+class _RandomStart(TableBot):
+    """The plain bot with uniformly random moves in rounds 1-3."""
+
+    def __init__(self, table: ResponseTable, rng: random.Random) -> None:
+        super().__init__(table)
+        self.rng = rng
+
+    def choose(self, game: Game) -> int:
+        return self.rng.randrange(3) if len(game.rounds) < OPENING_ROUNDS else super().choose(game)
+
+
 def _scripted(opening: Opening) -> Callable[[random.Random], _OfflineBot]:
     return lambda rng: _OfflineBot(opening, None, rng)
 
@@ -248,4 +260,18 @@ def openings(games: int = 3600) -> dict[str, Any]:
             for name, make in variants.items()
         }
         out[kind] = {name: {**_rate(w), "minus_policy": _paired(w, won["policy"])} for name, w in won.items()}
+        plain_bot = np.array(
+            [play(f"opening-{s}", make_player(s), TableBot(population_)).winner == "bot" for s in range(games)]
+        )
+        random_start = np.array(
+            [
+                play(f"opening-{s}", make_player(s), _RandomStart(population_, random.Random(s))).winner == "bot"
+                for s in range(games)
+            ]
+        )
+        out[kind]["plain bot"] = _rate(plain_bot)
+        out[kind]["plain bot, random in rounds 1-3"] = {
+            **_rate(random_start),
+            "minus_plain_bot": _paired(random_start, plain_bot),
+        }
     return out
