@@ -13,12 +13,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import load, ml, promotion, slow
+from bench import load, ml, people, promotion, slow
 from bench.common import machine
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 RAW = Path(__file__).with_name("results.json")
-STANDALONE = ("training_100k", "people_splits", "promotion")  # sections that need no trained models
+STANDALONE = ("training_100k", "people_splits", "promotion", "openings")  # sections that need no trained models
 
 
 def main(argv: list[str]) -> int:
@@ -32,6 +32,8 @@ def main(argv: list[str]) -> int:
             "people": lambda: ml.people(trained),
             "people_splits": ml.people_splits,
             "play_strength": lambda: ml.play_strength(root / "strength", trained / "store"),
+            "people_yardstick": lambda: people.people_yardstick(root / "yardstick", trained / "store"),
+            "openings": people.openings,
             "training_100k": lambda: ml.training(),
             "roundtrip": lambda: load.roundtrip(root, trained / "store"),
             "memory_at_rest": lambda: load.memory_at_rest(root, trained / "store"),
@@ -113,6 +115,42 @@ def _targets(results: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]
     wins = _get(results, "play_strength", "result", "bot_win_rate")
     worst = None if wins is None else min(wins.values()) * 100
     add("bot win rate vs simulated players (worst opponent)", "≥ 70 %", worst, "{:.1f} %", lambda v: v >= 70)
+    yardstick = _get(results, "people_yardstick", "result") or {}
+    gain = yardstick.get("bot_minus_plain")
+    add(
+        "people-like players (unseen wxz2014 people, through the protocol): bot − plain population-table bot,"
+        " game-win rate",
+        "≥ +8 points",
+        None
+        if gain is None
+        else (
+            gain["diff"] * 100,
+            gain["se"] * 100,
+            *(yardstick["win_rate"][k]["rate"] * 100 for k in ("bot", "plain", "oracle")),
+        ),
+        "{0[0]:+.1f} ± {0[1]:.1f} points (bot {0[2]:.1f} %, plain {0[3]:.1f} %, oracle {0[4]:.1f} %)",
+        lambda v: v[0] >= 8,
+    )
+    band_gain = yardstick.get("band_bot_minus_plain")
+    add(
+        "people-like players: bot − plain bot, net points per round in rounds 1-3, 4-10, 11+",
+        "≥ 0 in every band",
+        None if band_gain is None else tuple(band_gain.values()),
+        "{0[0]:+.3f}, {0[1]:+.3f}, {0[2]:+.3f}",
+        lambda v: min(v) >= 0,
+    )
+    opened = _get(results, "openings", "result") or {}
+    add(
+        "named openings (drawn by weight) − the bot's own policy in rounds 1-3, game-win rate (people-like; personas)",
+        "keep them only if ≥ 0",
+        None
+        if not opened
+        else tuple(
+            opened[k]["named openings, drawn by weight"]["minus_policy"]["diff"] * 100 for k in ("people", "personas")
+        ),
+        "{0[0]:+.1f} points; {0[1]:+.1f} points",
+        None,
+    )
     inference = _get(results, "inference", "result") or {}
     slowest = max((v["p50"] for k, v in inference.items() if k.endswith("_all_aliases_us")), default=None)
     add("all four aliases of a round, median (slowest family)", "≤ 60 µs", slowest, "{:.1f} µs", lambda v: v <= 60)
