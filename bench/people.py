@@ -43,7 +43,6 @@ from engine.people import (
     smoothed,
 )
 from engine.players import population
-from engine.policy import decide
 from engine.rules import Game, Round, winner
 from server.client import Client
 from trainer.cycle import RECORDED_HOLDOUT, recorded_histories
@@ -193,26 +192,25 @@ FirstRounds = Callable[[Game, Bot, random.Random], int]
 
 
 class _OfflineBot:
-    """The server's bot offline (online predictor, no trained model), with a choice of its own for rounds 1-3."""
+    """The server's bot offline (online predictor, no trained model); rounds 1-3 by its policy, by a named
+    opening, or by another choice of their own."""
 
-    def __init__(self, opening: Opening, first: FirstRounds | None, rng: random.Random) -> None:
-        self.bot = Bot(opening)
+    def __init__(self, opening: Opening | None, first: FirstRounds | None, rng: random.Random) -> None:
+        self.bot = Bot()
+        self.opening = opening
         self.first = first
         self.rng = rng
 
     def choose(self, game: Game) -> int:
-        if self.first is not None and len(game.rounds) < OPENING_ROUNDS:
+        number = len(game.rounds) + 1
+        if number <= OPENING_ROUNDS and self.opening is not None:
+            return self.opening.move(number, game.values(number))
+        if number <= OPENING_ROUNDS and self.first is not None:
             return self.first(game, self.bot, self.rng)
         return self.bot.choose(game, self.rng).move
 
     def observe(self, played: Round) -> None:
         self.bot.observe(played)
-
-
-def _policy(game: Game, bot: Bot, rng: random.Random) -> int:
-    """The bot's own policy in rounds 1-3: its prediction, mixed with the equilibrium by its trust in it."""
-    values = game.values(len(game.rounds) + 1)
-    return decide(bot.predictor.predict(values), values, *game.score, rng).move
 
 
 class _RandomStart(TableBot):
@@ -240,8 +238,8 @@ def openings(games: int = 3600) -> dict[str, Any]:
 
     variants: dict[str, Callable[[random.Random], _OfflineBot]] = {
         "named openings, drawn by weight": lambda rng: _OfflineBot(draw_opening(rng), None, rng),
-        "policy": lambda rng: _OfflineBot(OPENINGS[0], _policy, rng),
-        "plain population-table choice": lambda rng: _OfflineBot(OPENINGS[0], plain, rng),
+        "policy": lambda rng: _OfflineBot(None, None, rng),
+        "plain population-table choice": lambda rng: _OfflineBot(None, plain, rng),
         **{o.name: _scripted(o) for o in OPENINGS},
     }
     players: dict[str, Callable[[int], Player]] = {

@@ -1,4 +1,9 @@
-"""The bot's brain for one game: the scripted opening, then prediction and policy."""
+"""The bot's brain for one game: prediction and policy from the first round.
+
+The named scripted openings of game.md are not played: measured against people-like players and
+simulated personas, nine of the ten lost to the bot's own policy in rounds 1-3, and the mix drawn
+by weight cost 4-5 points of game-win rate (docs/bot.md).
+"""
 
 from __future__ import annotations
 
@@ -6,10 +11,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
-
-from engine.openings import OPENING_ROUNDS, Opening
-from engine.policy import decide, payoff_matrix
+from engine.policy import decide
 from engine.predictor import OnlinePredictor, Probs
 from engine.rules import Game, Round
 
@@ -29,12 +31,10 @@ class Bot:
 
     def __init__(
         self,
-        opening: Opening,
         history: Sequence[Round] = (),
         models: Sequence[Probs | None] | None = None,
     ) -> None:
         """A bot that has seen `history`; `models[i]` is the model's prediction for round i+1, if any."""
-        self.opening = opening
         self.predictor = OnlinePredictor()
         for i, played in enumerate(history):
             self.observe(played, models[i] if models else None)
@@ -42,7 +42,7 @@ class Bot:
     def choose(self, game: Game, rng: random.Random, model: Probs | None = None) -> Choice:
         """The move for the open round of `game`, decided before the player moves.
 
-        `model` is the trained model's prediction for this round (from round 4), blended
+        `model` is the trained model's prediction for this round (from engine.features.FIRST_MODEL_ROUND), blended
         with the online predictor; without it the online predictor decides alone.
         """
         number = game.next_round
@@ -52,10 +52,6 @@ class Bot:
         score_player, score_bot = game.score
         p = self.predictor.predict(values, model)
         probs = (float(p[0]), float(p[1]), float(p[2]))
-        if number <= OPENING_ROUNDS:
-            ev = payoff_matrix(values, score_player, score_bot) @ np.asarray(p)
-            move = self.opening.move(number, values)
-            return Choice(move, probs, (float(ev[0]), float(ev[1]), float(ev[2])), "opening")
         decision = decide(p, values, score_player, score_bot, rng)
         return Choice(decision.move, probs, decision.expected, "online" if model is None else "model")
 

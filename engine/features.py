@@ -14,6 +14,7 @@ from engine.rules import TARGET, Round, Values, outcome, ranked
 
 FEATURE_VERSION = 1
 N_FEATURES = 50
+FIRST_MODEL_ROUND = 4  # rounds 1-3 are history only: models predict, and train on, rounds from 4 on (mlops.md)
 _LAGS = 3
 
 

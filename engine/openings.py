@@ -1,4 +1,8 @@
-"""The ten scripted openings of rounds 1-3, drawn by weight."""
+"""The ten scripted openings of rounds 1-3 named by game.md, drawn by weight.
+
+The bot does not play them: measured against people-like players and simulated personas, the bot's
+own policy does better in rounds 1-3 (docs/bot.md, `python -m bench openings`, which plays them).
+"""
 
 from __future__ import annotations
 

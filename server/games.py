@@ -22,8 +22,7 @@ import numpy as np
 
 from engine.bot import Bot
 from engine.fairplay import NONCE_BYTES, commitment
-from engine.features import FeatureTracker
-from engine.openings import OPENING_BY_NAME, OPENING_ROUNDS, draw_opening
+from engine.features import FIRST_MODEL_ROUND, FeatureTracker
 from engine.opponents import OPPONENT_BY_ID, SERVING_ALIASES
 from engine.rules import MOVES, OUTCOMES, TARGET, Game, Round, outcome, points, round_values, winner
 from server import metrics
@@ -34,6 +33,7 @@ from storage import Decision, GameRecord, ModelPrediction, RoundRecord, Storage,
 T = TypeVar("T")
 log = logging.getLogger("rpsquest")
 ONLINE_VERSION = "online-1"
+POLICY_OPENING = "policy"  # how rounds 1-3 are played (games before it name a scripted opening: docs/bot.md)
 ABANDON_AFTER = 30 * 60.0
 _rng = Entropy()
 
@@ -101,7 +101,7 @@ class LiveGame:
             game.play(r.player_move, r.decision.bot_move)
         served = [r.decision.models.get(record.alias) for r in record.rounds]
         models = [None if m is None else m.probs for m in served]
-        bot = Bot(OPENING_BY_NAME[record.opening], game.rounds, models)
+        bot = Bot(game.rounds, models)
         return cls(record, game, bot, FeatureTracker(game.rounds))
 
     def play(self, move: int, decision: Decision) -> Round:
@@ -224,7 +224,7 @@ def result_message(record: GameRecord, index: int) -> Result:
         "ev": {MOVES[m]: round(d.ev[m], 4) for m in range(3)},
     }
     if won is not None:
-        insight.update(alias=record.alias, version=record.version, opening=record.opening)
+        insight.update(alias=record.alias, version=record.version)
     if index + 1 < len(record.rounds):
         following: Decision | None = record.rounds[index + 1].decision
     else:
@@ -288,7 +288,7 @@ class GameService:
             family=opponent.family,
             alias=alias,
             version=version or ONLINE_VERSION,
-            opening=draw_opening(_rng).name,
+            opening=POLICY_OPENING,
             tag=tag or "human",
             player=player,
             token_hash=token_hash(token),
@@ -378,7 +378,7 @@ class GameService:
         assert number is not None
         vector = live.tracker.vector(live.game.values(number))
         served = None
-        if self._batch is not None and number > OPENING_ROUNDS and live.record.version != ONLINE_VERSION:
+        if self._batch is not None and number >= FIRST_MODEL_ROUND and live.record.version != ONLINE_VERSION:
             served = await self._batch.serve(live.record.family, live.record.version, vector)
         return _decision(live, vector, served)
 

@@ -8,8 +8,7 @@ import msgspec
 import numpy as np
 
 from engine.bot import Bot
-from engine.features import FeatureTracker
-from engine.openings import OPENING_ROUNDS, OPENINGS
+from engine.features import FIRST_MODEL_ROUND, FeatureTracker
 from engine.policy import decide
 from engine.rules import MAX_ROUNDS, MOVE_INDEX, MOVES, TARGET, Round, Values, points, possible_values, winner
 from inference.pool import ModelPool
@@ -115,10 +114,10 @@ def predict(pool: ModelPool, request: PredictRequest) -> dict[str, object]:
     values = request.values.tenths() if request.values else _DEFAULT
     model = pool.routes.get(request.family, {}).get(request.alias)
     tracker = FeatureTracker()
-    brain = Bot(OPENINGS[0])
+    brain = Bot()
     for played in rounds:
         prediction = None
-        if model is not None and played.number > OPENING_ROUNDS:
+        if model is not None and played.number >= FIRST_MODEL_ROUND:
             prediction = model.predict(tracker.vector(played.values)[None])[0]
         brain.observe(played, prediction)
         tracker.add(played)

@@ -1,4 +1,4 @@
-"""engine.bot: the scripted opening in rounds 1-3, then prediction and policy; state from history."""
+"""engine.bot: prediction and policy from the first round; state from history."""
 
 from __future__ import annotations
 
@@ -9,12 +9,11 @@ import numpy as np
 import pytest
 
 from engine.bot import Bot, Choice
-from engine.openings import OPENING_BY_NAME, OPENINGS, draw_opening
 from engine.players import population
 from engine.policy import payoff_matrix
 from engine.rules import Game
 
-ROCK, PAPER = 0, 1
+ROCK = 0
 
 
 def _play_against_random(bot: Bot, game: Game, rng: random.Random, player_rng: random.Random) -> list[Choice]:
@@ -26,36 +25,20 @@ def _play_against_random(bot: Bot, game: Game, rng: random.Random, player_rng: r
     return choices
 
 
-@pytest.mark.parametrize("name", [o.name for o in OPENINGS])
-def test_opening_in_rounds_1_to_3_then_online(name: str) -> None:
-    opening = OPENING_BY_NAME[name]
+def test_the_policy_decides_from_the_first_round() -> None:
     for g in range(10):
-        game = Game(f"bot-{name}-{g}")
-        choices = _play_against_random(Bot(opening), game, random.Random(g), random.Random(100 + g))
+        game = Game(f"bot-{g}")
+        choices = _play_against_random(Bot(), game, random.Random(g), random.Random(100 + g))
         assert len(choices) == len(game.rounds) >= 4
-        for r, choice in zip(game.rounds, choices, strict=True):
-            assert r.bot == choice.move
-            if r.number <= 3:
-                assert choice.source == "opening"
-                assert choice.move == opening.move(r.number, r.values)
-            else:
-                assert choice.source == "online"
-
-
-def test_opening_does_not_depend_on_the_random_source() -> None:
-    opening = OPENING_BY_NAME["razor"]
-    game = Game("opening-rng")
-    for n in (1, 2, 3):
-        moves = {Bot(opening, game.rounds).choose(game, random.Random(seed)).move for seed in range(20)}
-        assert moves == {opening.move(n, game.values(n))}
-        game.play(ROCK, next(iter(moves)))
+        assert [r.bot for r in game.rounds] == [c.move for c in choices]
+        assert {c.source for c in choices} == {"online"}  # no trained model here: the online predictor alone
 
 
 def test_choice_reports_prediction_and_expected_values() -> None:
     rng = random.Random(1)
     player_rng = random.Random(2)
     game = Game("choice-report")
-    bot = Bot(OPENING_BY_NAME["toolbox"])
+    bot = Bot()
     while not game.over:
         number = len(game.rounds) + 1
         values = game.values(number)
@@ -70,7 +53,7 @@ def test_choice_reports_prediction_and_expected_values() -> None:
 
 def test_choose_after_game_over_raises() -> None:
     game = Game("over")
-    bot = Bot(OPENING_BY_NAME["bureaucrat"])
+    bot = Bot()
     _play_against_random(bot, game, random.Random(3), random.Random(4))
     with pytest.raises(ValueError):
         bot.choose(game, random.Random(5))
@@ -80,11 +63,10 @@ def test_rebuilt_bot_matches_the_one_that_observed_the_game() -> None:
     for g in range(15):
         rng = random.Random(g)
         player_rng = random.Random(1000 + g)
-        opening = draw_opening(rng)
         game = Game(f"rebuild-{g}")
-        live = Bot(opening)
+        live = Bot()
         while not game.over:
-            rebuilt = Bot(opening, tuple(game.rounds))
+            rebuilt = Bot(tuple(game.rounds))
             number = len(game.rounds) + 1
             values = game.values(number)
             assert np.array_equal(rebuilt.predictor.predict(values), live.predictor.predict(values))
@@ -99,7 +81,7 @@ def test_bot_beats_the_simulated_population() -> None:
     results: Counter[str | None] = Counter()
     for i, player in enumerate(population(7, 200)):
         game = Game(f"pop-{i}")
-        bot = Bot(draw_opening(rng))
+        bot = Bot()
         while not game.over:
             choice = bot.choose(game, rng)
             number = len(game.rounds) + 1
@@ -117,7 +99,7 @@ def test_bot_beats_a_player_who_always_plays_rock() -> None:
     wins = 0
     for g in range(50):
         game = Game(f"rock-{g}")
-        bot = Bot(draw_opening(rng))
+        bot = Bot()
         while not game.over:
             bot.observe(game.play(ROCK, bot.choose(game, rng).move))
         wins += game.winner == "bot"

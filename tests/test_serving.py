@@ -71,7 +71,7 @@ def test_training_features_equal_serving_features_bit_for_bit(server_factory: Ca
     assert rebuilt == served
     for key, predictions in models.items():
         if key[1] <= 3:
-            assert predictions == {} and sources[key] == "opening"
+            assert predictions == {} and sources[key] == "online"
         else:  # every alias of the family predicted the round, the served one included
             assert set(predictions) == set(ALIASES) and sources[key] == "model"
             for p in predictions.values():

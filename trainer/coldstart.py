@@ -6,7 +6,6 @@ import random
 from collections.abc import Callable
 
 from engine.bot import Bot
-from engine.openings import draw_opening
 from engine.players import population
 from engine.rules import Game
 from trainer.datasets import History
@@ -18,7 +17,7 @@ def simulated_histories(games: int, seed: int, progress: Callable[[int], None] |
     out = []
     for i, player in enumerate(population(seed, games)):
         game = Game(f"sim-{seed}-{i}")
-        bot = Bot(draw_opening(rng))
+        bot = Bot()
         while not game.over:
             choice = bot.choose(game, rng)
             number = game.next_round

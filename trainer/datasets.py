@@ -15,12 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.features import N_FEATURES, FeatureTracker
+from engine.features import FIRST_MODEL_ROUND, N_FEATURES, FeatureTracker
 from engine.predictor import Priors
 from engine.rules import MOVE_INDEX, Round, Values, outcome, points
 from storage.history import played_games
 
-FIRST_LABEL_ROUND = 4
+FIRST_LABEL_ROUND = FIRST_MODEL_ROUND
 SOURCE_WEIGHTS: dict[str, float] = {"human": 1.0, "recorded": 1.0, "sim": 0.3, "loadtest": 0.0}
 _VALUE_COLUMNS = ("rock_value", "paper_value", "scissors_value")
 

@@ -3,7 +3,7 @@ import { test } from "node:test";
 
 import { backoff } from "../../web/js/net.js";
 import { offlineText } from "../../web/js/render/connection.js";
-import { headline, openingText, summary } from "../../web/js/render/endcard.js";
+import { headline, summary } from "../../web/js/render/endcard.js";
 import { winners } from "../../web/js/render/leaderboard.js";
 
 test("reconnects back off exponentially with jitter, capped at 15 s (+25 %)", () => {
@@ -27,7 +27,6 @@ test("the leaderboard keeps only players who have won", () => {
 });
 
 test("the end card speaks the player's words", () => {
-  assert.equal(openingText("fistful-of-dollars"), "Fistful of dollars: the high, low, low move in rounds 1–3");
   const r = (outcome, player_move, top) => ({ outcome, player_move, insight: { probs: { rock: 0.2, paper: 0.2, scissors: 0.2, [top]: 0.6 } } });
   const game = { winner: "bot", history: [r("win", "rock", "rock"), r("lose", "paper", "rock"), r("draw", "rock", "scissors")] };
   assert.equal(headline(game, "Forrest"), "Forrest wins");

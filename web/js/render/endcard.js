@@ -1,35 +1,14 @@
 /* The end of a game in the player's words: who won, the score, how the rounds went;
- * the model, its version and the opening behind "Details".
+ * the model and its version behind "Details".
  */
 import { fmt } from "../format.js";
 import { bestMoves } from "../insight.js";
 import { $, opponentName } from "./dom.js";
 
-const RANK_WORD = { H: "high", M: "middle", L: "low" };
-const OPENINGS = {
-  crescendo: "LMH",
-  denouement: "HML",
-  "paper-dolls": "LMM",
-  "fistful-of-dollars": "HLL",
-  "scissor-sandwich": "LML",
-  bureaucrat: "LLL",
-  avalanche: "HHH",
-  toolbox: "MMM",
-  razor: "MLH",
-  switchblade: "MHL"
-};
 const ALIAS_WORDS = {
   Production: "its current model",
   B: "a challenger model, tried against the current one"
 };
-
-/** "Fistful of dollars: the high, low, low move in rounds 1–3". */
-export function openingText(opening) {
-  const ranks = OPENINGS[opening];
-  const title = String(opening).replace(/-/g, " ");
-  const named = title.charAt(0).toUpperCase() + title.slice(1);
-  return ranks ? `${named}: the ${[...ranks].map((r) => RANK_WORD[r]).join(", ")} move in rounds 1–3` : named;
-}
 
 export function headline(game, name) {
   return game.winner === "player" ? "You win!" : game.winner === "bot" ? `${name} wins` : "It’s a tie";
@@ -63,7 +42,6 @@ export function renderEndCard(state) {
   const ins = (last && last.insight) || {};
   $("model-alias").textContent = ALIAS_WORDS[ins.alias] || (ins.alias ? `the ${ins.alias} model` : "an unknown model");
   $("model-version").textContent = ins.version ? String(ins.version) : "unknown";
-  $("opening-name").textContent = ins.opening ? openingText(ins.opening) : "unknown";
   $("play-again").textContent = `Play ${name} again`;
   $("replay-link").href = `/games/${encodeURIComponent(game.game_id)}`;
   box.hidden = false;
