@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import load, ml, promotion
+from bench import load, ml, promotion, serving
 from bench.common import machine
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
@@ -40,6 +40,8 @@ def main(argv: list[str]) -> int:
             "capacity": lambda: load.capacity(root, trained / "store"),
             "hot_swap": lambda: load.hot_swap(root, trained / "store"),
             "profile": lambda: load.profile(root, trained / "store"),
+            "models_api": lambda: serving.models_api(root, trained / "store"),
+            "swaps": lambda: serving.swaps(root, trained / "store"),
             "promotion": promotion.run,
         }
         wanted = argv or list(sections)

@@ -55,6 +55,19 @@ def _hit(rock: str, paper: str, scissors: str) -> str:
 
 
 _MODEL_PROBS = [f"json_extract(m.value, '$.probs[{i}]')" for i in range(3)]  # of a json_each(models) row
+# Live figures from every stored round and game: migration 4 fills its tables with them, `rebuild_totals` again.
+_TOTALS = f"""
+    INSERT INTO prediction_stats
+        SELECT r.family, r.alias, r.version, 'blend', g.tag, COUNT(*),
+            SUM({_hit("r.p_rock", "r.p_paper", "r.p_scissors")})
+        FROM rounds r JOIN games g ON g.id = r.game_id WHERE r.round > {OPENING_ROUNDS} GROUP BY 1, 2, 3, 5;
+    INSERT INTO prediction_stats
+        SELECT r.family, m.key, json_extract(m.value, '$.version'), 'model', g.tag, COUNT(*),
+            SUM({_hit(*_MODEL_PROBS)})
+        FROM rounds r JOIN games g ON g.id = r.game_id, json_each(r.models) m GROUP BY 1, 2, 3, 5;
+    INSERT INTO arm_stats
+        SELECT family, alias, version, tag, winner, COUNT(*) FROM games WHERE state = 'over' GROUP BY 1, 2, 3, 4, 5
+"""
 CHECKPOINT_EVERY = 1.0
 MIGRATIONS: tuple[str, ...] = (
     """
@@ -183,17 +196,7 @@ MIGRATIONS: tuple[str, ...] = (
         games INTEGER NOT NULL,
         PRIMARY KEY (family, alias, version, tag, winner)
     ) WITHOUT ROWID;
-    INSERT INTO prediction_stats
-        SELECT r.family, r.alias, r.version, 'blend', g.tag, COUNT(*),
-            SUM({_hit("r.p_rock", "r.p_paper", "r.p_scissors")})
-        FROM rounds r JOIN games g ON g.id = r.game_id WHERE r.round > {OPENING_ROUNDS} GROUP BY 1, 2, 3, 5;
-    INSERT INTO prediction_stats
-        SELECT r.family, m.key, json_extract(m.value, '$.version'), 'model', g.tag, COUNT(*),
-            SUM({_hit(*_MODEL_PROBS)})
-        FROM rounds r JOIN games g ON g.id = r.game_id, json_each(r.models) m GROUP BY 1, 2, 3, 5;
-    INSERT INTO arm_stats
-        SELECT family, alias, version, tag, winner, COUNT(*) FROM games WHERE state = 'over' GROUP BY 1, 2, 3, 4, 5
-    """,
+    {_TOTALS}    """,
 )
 _COUNT_PREDICTION = (
     "INSERT INTO prediction_stats VALUES (?, ?, ?, ?, ?, 1, ?) ON CONFLICT (family, alias, version, kind, tag)"
@@ -261,6 +264,20 @@ def connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA foreign_keys = ON")
     return conn
+
+
+def rebuild_totals(conn: sqlite3.Connection) -> None:
+    """Count prediction_stats and arm_stats afresh from every stored round and game (a scan of all of them)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute("DELETE FROM prediction_stats")
+        conn.execute("DELETE FROM arm_stats")
+        for statement in _TOTALS.split(";"):
+            conn.execute(statement)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
 
 
 def migrate(conn: sqlite3.Connection) -> int:
