@@ -64,7 +64,8 @@ _TOTALS = f"""
     INSERT INTO prediction_stats
         SELECT r.family, m.key, json_extract(m.value, '$.version'), 'model', g.tag, COUNT(*),
             SUM({_hit(*_MODEL_PROBS)})
-        FROM rounds r JOIN games g ON g.id = r.game_id, json_each(r.models) m GROUP BY 1, 2, 3, 5;
+        FROM rounds r JOIN games g ON g.id = r.game_id, json_each(r.models) m WHERE r.round > {OPENING_ROUNDS}
+        GROUP BY 1, 2, 3, 5;
     INSERT INTO arm_stats
         SELECT family, alias, version, tag, winner, COUNT(*) FROM games WHERE state = 'over' GROUP BY 1, 2, 3, 4, 5
 """
