@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import load, ml, people, promotion, slow
+from bench import load, ml, people, promotion, serving, slow
 from bench.common import machine
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
@@ -43,6 +43,8 @@ def main(argv: list[str]) -> int:
             "hot_swap": lambda: load.hot_swap(root, trained / "store"),
             "wal_bound": lambda: load.wal_bound(root, trained / "store"),
             "profile": lambda: load.profile(root, trained / "store"),
+            "models_api": lambda: serving.models_api(root, trained / "store"),
+            "swaps": lambda: serving.swaps(root, trained / "store"),
             "promotion": promotion.run,
             "slow_sockets": lambda: slow.slow_sockets(root, trained / "store"),
         }

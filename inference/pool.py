@@ -6,8 +6,14 @@ ONNX file matches the card and its golden inputs give the card's golden outputs.
 table in one assignment; a version that fails is refused and the alias keeps its
 previous version. Each family's entry is checked on its own, so one family's bad entry
 never holds back another's changes, and a manifest that cannot be read at all leaves
-everything serving as it was. `reload` says what happened in a `ReloadReport`. Every
-loaded version keeps its session, so a game keeps the version it started with across swaps.
+everything serving as it was, as does a manifest older than the one applied (a stale
+copy). `reload` says what happened in a `ReloadReport`.
+
+A version stays loaded while an alias routes to it or something holds it (`pin`, `preload`):
+the game service keeps each live game's version, so a game keeps the version it started
+with across swaps, and a version nobody uses any more is released. Predicting never loads:
+loading happens in `reload` and `preload`, off the event loop, and a version that fails to
+load is not tried again before the next reload.
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ import json
 import logging
 import re
 import threading
+import weakref
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -41,7 +49,14 @@ _STATUS = {
 
 
 class ModelRejected(Exception):
-    """A model version that must not serve, and why."""
+    """A model version that must not serve, and why; `reason` is one of REASONS."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+REASONS = ("missing", "checksum", "contract", "golden", "store", "other")  # why a version was refused
 
 
 class LoadedModel:
@@ -92,26 +107,29 @@ def load_model(store: ModelStore, family: str, version: str) -> LoadedModel:
         card_bytes = store.read(model_key(family, version, "card.json"))
         model_bytes = store.read(model_key(family, version, "model.onnx"))
     except Exception as exc:  # S3 or file-system errors of every kind
-        raise ModelRejected(f"{family} {version}: the store cannot be read ({type(exc).__name__}: {exc})") from None
+        raise ModelRejected(
+            f"{family} {version}: the store cannot be read ({type(exc).__name__}: {exc})", "store"
+        ) from None
     if card_bytes is None or model_bytes is None:
-        raise ModelRejected(f"{family} {version}: missing model.onnx or card.json")
+        raise ModelRejected(f"{family} {version}: missing model.onnx or card.json", "missing")
     try:
         card = json.loads(card_bytes)
     except ValueError as exc:
-        raise ModelRejected(f"{family} {version}: unreadable card ({exc})") from None
+        raise ModelRejected(f"{family} {version}: unreadable card ({exc})", "other") from None
     if not isinstance(card, dict):
-        raise ModelRejected(f"{family} {version}: unreadable card (not a JSON object)")
+        raise ModelRejected(f"{family} {version}: unreadable card (not a JSON object)", "other")
     if card.get("feature_version") != FEATURE_VERSION:
         raise ModelRejected(
-            f"{family} {version}: feature contract {card.get('feature_version')}, the server speaks {FEATURE_VERSION}"
+            f"{family} {version}: feature contract {card.get('feature_version')}, the server speaks {FEATURE_VERSION}",
+            "contract",
         )
     digest = hashlib.sha256(model_bytes).hexdigest()
     if digest != card.get("sha256"):
-        raise ModelRejected(f"{family} {version}: sha256 {digest[:12]}… does not match its card")
+        raise ModelRejected(f"{family} {version}: sha256 {digest[:12]}… does not match its card", "checksum")
     try:
         session = ort.InferenceSession(model_bytes, _options(), providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own exception types for bad files
-        raise ModelRejected(f"{family} {version}: ONNX Runtime cannot load it ({exc})") from None
+        raise ModelRejected(f"{family} {version}: ONNX Runtime cannot load it ({exc})", "other") from None
     model = LoadedModel(family, version, card, session)
     golden = card.get("golden")
     try:
@@ -120,11 +138,14 @@ def load_model(store: ModelStore, family: str, version: str) -> LoadedModel:
     except (TypeError, ValueError):  # ragged rows or values that are not numbers
         inputs = expected = np.zeros(0, dtype=np.float32)
     if inputs.ndim != 2 or len(inputs) == 0 or inputs.shape[1] != N_FEATURES or expected.shape != (len(inputs), 3):
-        raise ModelRejected(f"{family} {version}: the card has no usable golden inputs and outputs")
-    got = session.run(None, {model.input_name: inputs})[0]
+        raise ModelRejected(f"{family} {version}: the card has no usable golden inputs and outputs", "golden")
+    try:
+        got = session.run(None, {model.input_name: inputs})[0]
+    except Exception as exc:  # onnxruntime's own errors: an input or output shape the contract does not have
+        raise ModelRejected(f"{family} {version}: the golden inputs do not run ({exc})", "golden") from None
     worst = float(np.abs(got - expected).max())
     if worst > GOLDEN_TOLERANCE:
-        raise ModelRejected(f"{family} {version}: golden outputs differ by {worst:.2e}")
+        raise ModelRejected(f"{family} {version}: golden outputs differ by {worst:.2e}", "golden")
     return model
 
 
@@ -135,6 +156,9 @@ class ManifestReport(msgspec.Struct, omit_defaults=True):
     status: str
     generation: int | None = None
     error: str | None = None
+
+
+STALE = "stale"  # the manifest's status when it names a generation older than the one applied
 
 
 class FamilyReport(msgspec.Struct, omit_defaults=True):
@@ -148,13 +172,15 @@ class FamilyReport(msgspec.Struct, omit_defaults=True):
 
 class ReloadReport(msgspec.Struct):
     """The answer of one reload. `changed`: some alias now serves another version. `rejected` flattens
-    every family's refusals as `family/alias` -> reason."""
+    every family's refusals as `family/alias` -> reason. `loaded`: the versions in memory, by family
+    (those the aliases route to and those live games still use)."""
 
     changed: bool
     generation: int
     manifest: ManifestReport
     families: dict[str, FamilyReport]
     rejected: dict[str, str]
+    loaded: dict[str, list[str]] = {}
 
 
 def _entry(family: str, entry: object) -> tuple[dict[str, str], dict[str, str]]:
@@ -178,15 +204,21 @@ def _entry(family: str, entry: object) -> tuple[dict[str, str], dict[str, str]]:
 
 
 class ModelPool:
-    """Every loaded version, and which version each alias of each family serves."""
+    """Every loaded version, and which version each alias of each family serves.
 
-    def __init__(self, store: ModelStore) -> None:
+    `on_refused(family, reason)` is told of every version that failed to load (reason: one of REASONS).
+    """
+
+    def __init__(self, store: ModelStore, on_refused: Callable[[str, str], None] | None = None) -> None:
         self.store = store
         self.generation = 0
         self.routes: dict[str, dict[str, LoadedModel]] = {}
         self.manifest = ManifestReport("not read")
         self.families: dict[str, FamilyReport] = {}  # as the last manifest that could be read left them
-        self._loaded: dict[tuple[str, str], LoadedModel] = {}
+        # a version leaves when the routes and every holder have let go of it
+        self._loaded: weakref.WeakValueDictionary[tuple[str, str], LoadedModel] = weakref.WeakValueDictionary()
+        self._refused: dict[tuple[str, str], tuple[str, str]] = {}  # since the last reload: (message, reason)
+        self._on_refused = on_refused
         self._lock = threading.Lock()
         self._reload_lock = threading.Lock()
         self._applied: Manifest | None = None  # the manifest the routes follow
@@ -206,27 +238,55 @@ class ModelPool:
         model = self.routes.get(family, {}).get(alias)
         return None if model is None else model.version
 
-    def preload(self, family: str, version: str) -> bool:
-        """Load a version now (blocking: reads the store and builds a session); False when it is refused."""
-        return self.model(family, version) is not None
+    def loaded(self) -> dict[str, list[str]]:
+        """The versions in memory, by family."""
+        out: dict[str, list[str]] = {}
+        for family, version in sorted(self._loaded.keys()):
+            out.setdefault(family, []).append(version)
+        return out
+
+    def pin(self, family: str, version: str) -> LoadedModel | None:
+        """A version if it is loaded, never loading it: holding it keeps it loaded."""
+        return self._loaded.get((family, version))
+
+    def preload(self, family: str, version: str) -> LoadedModel | None:
+        """`model`, for the game service: holding what it returns keeps the version loaded."""
+        return self.model(family, version)
 
     def model(self, family: str, version: str) -> LoadedModel | None:
-        """A loaded version, loading it from the store if needed (a game's version after a swap or restart)."""
+        """A version, loaded from the store if needed (blocking: reads the store and builds a session; a
+        game's version after a swap or restart); None when it cannot serve."""
         found = self._loaded.get((family, version))
         if found is None:
             try:
                 found = self._load(family, version)
             except ModelRejected as exc:
-                log.warning("%s", exc)
+                log.warning("%s; its games are played by the in-game predictor", exc)
                 return None
         return found
 
     def _load(self, family: str, version: str) -> LoadedModel:
+        """The version, loaded and checked unless it is loaded; raises ModelRejected, also without trying
+        when it failed since the last reload."""
+        key = (family, version)
         with self._lock:
-            found = self._loaded.get((family, version))
-            if found is None:
+            found = self._loaded.get(key)
+            if found is not None:
+                return found
+            if key in self._refused:
+                raise ModelRejected(*self._refused[key])
+            try:
                 found = load_model(self.store, family, version)
-                self._loaded[(family, version)] = found
+            except Exception as exc:
+                if not isinstance(exc, ModelRejected):  # a check that broke on an input nobody foresaw
+                    log.exception("checking %s %s failed", family, version)
+                    exc = ModelRejected(f"{family} {version}: could not be checked ({type(exc).__name__}: {exc})",
+                                        "other")  # fmt: skip
+                self._refused[key] = (str(exc), exc.reason)
+                if self._on_refused is not None:
+                    self._on_refused(family, exc.reason)
+                raise exc from None
+            self._loaded[key] = found
             return found
 
     def reload(self, force: bool = False) -> ReloadReport:
@@ -237,11 +297,18 @@ class ModelPool:
         it off the event loop.
         """
         with self._reload_lock:
+            with self._lock:
+                self._refused.clear()  # what failed is tried again, once, after each reload
             try:
                 manifest = load_manifest(self.store)
             except ManifestError as exc:
                 log.warning("model manifest %s: %s; the current versions keep serving", exc.status, exc)
                 self.manifest = ManifestReport(exc.status, error=str(exc))
+                return self.report()
+            if manifest.generation < self.generation:  # e.g. a store replica that lags behind: never go back
+                error = f"generation {manifest.generation} is older than generation {self.generation}, applied"
+                log.warning("model manifest %s: %s; the current versions keep serving", STALE, error)
+                self.manifest = ManifestReport(STALE, manifest.generation, error)
                 return self.report()
             self.manifest = ManifestReport("ok", manifest.generation)
             if manifest == self._applied and not force:
@@ -272,9 +339,6 @@ class ModelPool:
                 routes[alias] = self._load(family, version)
             except ModelRejected as exc:
                 refused[alias] = str(exc)
-            except Exception as exc:  # a check that broke on an input nobody foresaw: refuse, and say where
-                log.exception("checking %s %s failed", family, version)
-                refused[alias] = f"{family} {version}: could not be checked ({type(exc).__name__}: {exc})"
         for where, reason in refused.items():
             log.warning("refused: %s", reason)
             if where == WHOLE_ENTRY:
@@ -293,11 +357,12 @@ class ModelPool:
                 f: msgspec.structs.replace(r, status="refused" if r.refused else "unchanged")
                 for f, r in families.items()
             }
-        return ReloadReport(changed, self.generation, self.manifest, families, self.rejected)
+        return ReloadReport(changed, self.generation, self.manifest, families, self.rejected, self.loaded())
 
     def predict(self, family: str, version: str, x: np.ndarray) -> np.ndarray | None:
-        """One version's predictions (n, 3) for feature rows `x` (n, 50), or None when it cannot serve."""
-        model = self.model(family, version)
+        """One version's predictions (n, 3) for feature rows `x` (n, 50), or None when it is not loaded
+        (never loads it: see `preload`)."""
+        model = self._loaded.get((family, version))
         return None if model is None else model.predict(x)
 
     def shadows(self, family: str, alias: str, x: np.ndarray) -> dict[str, tuple[str, np.ndarray]]:

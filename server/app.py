@@ -23,14 +23,14 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from engine.opponents import FAMILIES, OPPONENTS
+from engine.opponents import FAMILIES, OPPONENTS, SERVING_ALIASES
 from engine.rules import MOVES, OUTCOMES, outcome, points
 from inference import promotion
 from inference.pool import ManifestReport, ModelPool, ReloadReport
 from inference.settings import Settings
 from inference.store import ModelStore, open_store
 from server import logfilter, metrics
-from server.games import GameError, GameService
+from server.games import ONLINE_VERSION, GameError, GameService
 from server.messages import PROTOCOL_VERSION, BadMessage, Error, Move, OpponentInfo, Resume, Start, Welcome
 from server.messages import decode as decode_message
 from server.messages import encode as encode_message
@@ -99,7 +99,7 @@ class Server:
         self.service: GameService | None = None
         self.pool: ModelPool | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self._serving: set[tuple[str, str, str]] = set()  # (family, alias, version) shown as serving
+        self._reloading = asyncio.Lock()  # one reload at a time: more would only hold threads waiting on the pool
         self.origins = OriginPolicy(settings.allowed_origins)
 
     @contextlib.asynccontextmanager
@@ -110,7 +110,7 @@ class Server:
             max_bytes = int(self.settings.db_max_mb * 2**20)
             storage = await asyncio.to_thread(SQLiteStorage, self.settings.database_path(), max_bytes=max_bytes)
         store = self._store if self._store is not None else await asyncio.to_thread(open_store, self.settings)
-        self.pool = ModelPool(store)
+        self.pool = ModelPool(store, lambda family, reason: metrics.model_load_failures.labels(family, reason).inc())
         await self.reload()
         self.service = GameService(storage, self.pool, self.settings.ab_split)
         gc.collect()
@@ -131,21 +131,28 @@ class Server:
 
     async def reload(self, force: bool = False) -> ReloadReport:
         """Re-read the alias manifest; new versions are loaded and checked off the event loop, then swapped in."""
-        assert self.pool is not None
-        try:
-            report = await asyncio.to_thread(self.pool.reload, force)
-        except Exception:  # a bug: the pool reports every problem of the store and its files itself
-            log.exception("model reload failed; the current versions keep serving")
-            self.pool.manifest = ManifestReport("error", error="the reload failed: see the server log")
-            report = self.pool.report()
-        metrics.model_generation.set(self.pool.generation)
-        serving = {(f, a, m.version) for f, aliases in self.pool.routes.items() for a, m in aliases.items()}
-        for labels in self._serving - serving:
-            metrics.model_serving.labels(*labels).set(0)
-        for labels in serving - self._serving:
-            metrics.model_serving.labels(*labels).set(1)
-        self._serving = serving
-        return report
+        pool = self.pool
+        assert pool is not None
+        async with self._reloading:
+            before = {(f, a): m.version for f, aliases in pool.routes.items() for a, m in aliases.items()}
+            try:
+                report = await asyncio.to_thread(pool.reload, force)
+            except Exception:  # a bug: the pool reports every problem of the store and its files itself
+                log.exception("model reload failed; the current versions keep serving")
+                pool.manifest = ManifestReport("error", error="the reload failed: see the server log")
+                report = pool.report()
+            serving = {(f, a, m.version) for f, aliases in pool.routes.items() for a, m in aliases.items()}
+            for family, alias, version in serving:
+                if before.get((family, alias), version) != version:
+                    metrics.model_swaps.labels(family, alias).inc()
+            metrics.model_generation.set(pool.generation)
+            # a version's label sets go when no alias serves it and no live game uses it
+            used = {(f, v) for f, versions in pool.loaded().items() for v in versions}
+            used |= {(f, ONLINE_VERSION) for f in FAMILIES}
+            if self.service is not None:
+                used |= {(live.record.family, live.record.version) for live in self.service.live.values()}
+            metrics.show_models(serving, used)
+            return report
 
     async def _watch_models(self) -> None:
         while True:
@@ -340,17 +347,21 @@ class Server:
     async def models(self, request: Request) -> Response:
         assert self.pool is not None
         tags = self.settings.stats_tags
-        live = {(s.family, s.version): s for s in await self._storage_call(lambda s: s.version_stats(tags))}
+        live = {(s.family, s.alias, s.version): s for s in await self._storage_call(lambda s: s.version_stats(tags))}
         out: dict[str, object] = {}
         for family in FAMILIES:
             aliases: dict[str, object] = {}
             for alias, model in self.pool.routes.get(family, {}).items():
                 card = model.card
-                stats = live.get((family, model.version))
+                stats = live.get((family, alias, model.version))
+                kind = "blend" if alias in SERVING_ALIASES else "model"  # what the arm played; a shadow's own
+                rounds = stats.predictions.get(kind, 0) if stats else 0
+                correct = stats.correct.get(kind, 0) if stats else 0
                 aliases[alias] = {
                     "live": {
-                        "rounds": stats.rounds if stats else 0,
-                        "accuracy": round(stats.correct / stats.rounds, 4) if stats and stats.rounds else None,
+                        "rounds": rounds,
+                        "accuracy": round(correct / rounds, 4) if rounds else None,
+                        "accuracy_of": kind,
                         "games": stats.games if stats else 0,
                         "bot_win_rate": round(stats.bot_wins / stats.games, 4) if stats and stats.games else None,
                         "tags": list(tags),

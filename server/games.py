@@ -2,7 +2,8 @@
 
 Live games are kept in memory (engine state plus the bot's brain) and rebuilt from
 storage on demand, so a game resumes after a restart with the same history and the
-same commitment for its open round.
+same commitment for its open round. A live game holds its model version, so the pool
+keeps it loaded while the game is live and can release it afterwards.
 """
 
 from __future__ import annotations
@@ -28,7 +29,16 @@ from engine.rules import MOVES, OUTCOMES, TARGET, Game, Round, outcome, points, 
 from server import metrics
 from server.entropy import Entropy
 from server.messages import GameMessage, OpenRound, Result, Score, Values
-from storage import Decision, GameRecord, ModelPrediction, RoundRecord, Storage, StorageConflict
+from storage import (
+    Decision,
+    GameRecord,
+    ModelPrediction,
+    RoundRecord,
+    Storage,
+    StorageConflict,
+    StorageUnavailable,
+    top_move,
+)
 
 T = TypeVar("T")
 log = logging.getLogger("rpsquest")
@@ -67,8 +77,13 @@ class Predictors(Protocol):
         """The version `alias` of `family` serves now, or None when it has none."""
         ...
 
-    def preload(self, family: str, version: str) -> bool:
-        """Load a version ahead of its use (blocking: call it off the event loop); False if it cannot serve."""
+    def pin(self, family: str, version: str) -> object | None:
+        """A handle on a loaded version that keeps it loaded while held; None when it is not loaded (never loads)."""
+        ...
+
+    def preload(self, family: str, version: str) -> object | None:
+        """Load a version ahead of its use (blocking: call it off the event loop) and return its handle, as
+        `pin`; None when it cannot serve (then it is not tried again before the models are next reloaded)."""
         ...
 
     def predict(self, family: str, version: str, x: np.ndarray) -> np.ndarray | None:
@@ -90,9 +105,8 @@ class LiveGame:
     tracker: FeatureTracker
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     stale: bool = False  # set when a write failed after the engine moved on: reload before use
-    # The other aliases' predictions for one round (its number): stored with that round when it is played.
-    shadows: tuple[int, dict[str, ModelPrediction]] | None = None
-    shadows_due: bool = False  # waiting in the shadow batch
+    model: object | None = None  # the game's model version, held so that it stays loaded while the game is live
+    shadows_due: bool = False  # the open round waits in the shadow batch
 
     @classmethod
     def from_record(cls, record: GameRecord) -> LiveGame:
@@ -123,12 +137,14 @@ class PredictionBatch:
 
     First the served versions, for the rounds being decided (their moves wait for it); then the
     shadows, the family's other aliases, for the rounds just decided: these run after the turn's
-    answers were sent, add no latency to a player's round and never change play. A failure
-    leaves that round to the online predictor, or loses its shadows: play goes on.
+    answers were sent, add no latency to a player's round and never change play. They join the
+    open round's decision (`record.pending`), and `stored` is handed those decisions to write.
+    A failure leaves that round to the online predictor, or loses its shadows: play goes on.
     """
 
-    def __init__(self, predictors: Predictors) -> None:
+    def __init__(self, predictors: Predictors, stored: Callable[[list[GameRecord]], None]) -> None:
         self.predictors = predictors
+        self.stored = stored
         self._served: list[tuple[str, str, np.ndarray, asyncio.Future[np.ndarray | None]]] = []
         self._shadows: list[tuple[LiveGame, int, np.ndarray]] = []
 
@@ -145,7 +161,7 @@ class PredictionBatch:
         return await future
 
     def add_shadows(self, live: LiveGame, decision: Decision) -> None:
-        """Have the other aliases predict the round `decision` opens; kept on `live` until it is played."""
+        """Have the other aliases predict the round `decision` (the game's open round) opens."""
         live.shadows_due = True
         self._schedule()
         self._shadows.append((live, decision.round, np.frombuffer(decision.features, dtype=np.float32)))
@@ -162,6 +178,7 @@ class PredictionBatch:
             for row, (_, _, _, future) in enumerate(asked):
                 if not future.done():  # a move whose connection went away is cancelled
                     future.set_result(None if probs is None else probs[row])
+        added: list[GameRecord] = []
         for (family, alias), items in _grouped(shadows, lambda s: (s[0].record.family, s[0].record.alias)).items():
             for live, _, _ in items:
                 live.shadows_due = False
@@ -171,7 +188,26 @@ class PredictionBatch:
                 log.exception("shadow predictions failed for %s; play goes on without them", family)
                 continue
             for row, (live, number, _) in enumerate(items):
-                live.shadows = (number, {a: _prediction(v, p[row]) for a, (v, p) in out.items()})
+                pending = live.record.pending
+                if out and pending is not None and pending.round == number:
+                    models = {a: _prediction(v, p[row]) for a, (v, p) in out.items()}
+                    live.record.pending = msgspec.structs.replace(pending, models={**models, **pending.models})
+                    added.append(live.record)
+        if added:
+            self.stored(added)
+
+
+def _shadows_missing(record: GameRecord, decision: Decision) -> bool:
+    """True when the open round is one the other aliases predict and no other alias's prediction is stored."""
+    return decision.round >= FIRST_MODEL_ROUND and not set(decision.models) - {record.alias}
+
+
+def _count_predictions(record: GameRecord, decision: Decision, move: int) -> None:
+    """The prediction metrics of a played round: the blend the bot used, and every alias's own model."""
+    family = record.family
+    metrics.count_prediction(family, record.alias, record.version, "blend", top_move(decision.probs) == move)
+    for alias, prediction in decision.models.items():
+        metrics.count_prediction(family, alias, prediction.version, "model", top_move(prediction.probs) == move)
 
 
 def _grouped(items: list[T], key: Callable[[T], tuple[str, str]]) -> dict[tuple[str, str], list[T]]:
@@ -269,7 +305,8 @@ class GameService:
         self.predictors = predictors
         self.ab_split = ab_split
         self.live: dict[str, LiveGame] = {}
-        self._batch = PredictionBatch(predictors) if predictors is not None else None
+        self._batch = PredictionBatch(predictors, self._store_shadows) if predictors is not None else None
+        self._writes: set[asyncio.Task[None]] = set()  # shadow writes under way
 
     async def start(self, opponent_id: str, player: str | None, tag: str | None) -> GameMessage:
         opponent = OPPONENT_BY_ID.get(opponent_id)
@@ -296,6 +333,8 @@ class GameService:
             updated=now,
         )
         live = LiveGame.from_record(record)
+        if self.predictors is not None and version is not None:
+            live.model = self.predictors.pin(record.family, version)
         record.pending = await self._decide(live)
         await self.storage.create_game(record)
         self.live[record.id] = live
@@ -308,11 +347,18 @@ class GameService:
             record = await self.storage.load_game(game_id)
             if record is None:
                 return None
+            model = None
             if self.predictors is not None and record.version != ONLINE_VERSION:
                 # A game from before a swap or a restart may need a version the pool has not loaded:
-                # load (and check) it off the event loop now rather than at its next move.
-                await asyncio.to_thread(self.predictors.preload, record.family, record.version)
-            live = self.live.setdefault(game_id, LiveGame.from_record(record))
+                # load (and check) it off the event loop now; predicting never loads.
+                model = await asyncio.to_thread(self.predictors.preload, record.family, record.version)
+            live = self.live.get(game_id) or LiveGame.from_record(record)
+            if game_id not in self.live:
+                live.model = model
+                self.live[game_id] = live
+                pending = record.pending
+                if self._batch is not None and pending is not None and _shadows_missing(record, pending):
+                    self._batch.add_shadows(live, pending)  # decided where the shadows' write did not land
         return live
 
     async def resume(self, game_id: str, token: str) -> GameMessage:
@@ -340,7 +386,9 @@ class GameService:
                 raise GameError("game_over", "the game is over", game_id)
             if round_number != record.pending.round:
                 raise GameError("wrong_round", f"round {record.pending.round} is open", game_id)
-            decision = self._with_shadows(live, record.pending)
+            if live.shadows_due and self._batch is not None:
+                self._batch.flush()  # only a caller that did not yield since its last move gets here
+            decision = record.pending  # with its shadows' predictions
             played_round = live.play(MOVES.index(move), decision)
             now = time.time()
             played = RoundRecord(
@@ -364,9 +412,11 @@ class GameService:
             record.rounds.append(played)
             record.pending = next_decision
             record.updated = now
-            if self._batch is not None and next_decision is not None and record.alias in next_decision.models:
-                self._batch.add_shadows(live, next_decision)
+            if self._batch is not None and next_decision is not None and next_decision.round >= FIRST_MODEL_ROUND:
+                self._batch.add_shadows(live, next_decision)  # also when the game's own model failed
             metrics.rounds.labels(record.opponent, record.tag).inc()
+            if decision.round >= FIRST_MODEL_ROUND:
+                _count_predictions(record, decision, played.player_move)
             if won is not None:
                 metrics.games_finished.labels(record.opponent, record.tag, won).inc()
                 self.live.pop(game_id, None)
@@ -388,17 +438,19 @@ class GameService:
             raise GameError("unavailable", "the game could not be saved; resume it to continue", game_id)
         return result_message(fresh.record, round_number - 1)
 
-    def _with_shadows(self, live: LiveGame, decision: Decision) -> Decision:
-        """The open round's decision with the shadows' predictions added, when they have been made.
+    def _store_shadows(self, games: list[GameRecord]) -> None:
+        """Write the open rounds' decisions again, now with their shadows, so that a resume, a restart or
+        another process that plays the round keeps them (one write, after the turn's answers)."""
+        task = asyncio.get_running_loop().create_task(self._write_shadows(games))
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
 
-        A restart between the decision and the move loses that one round's shadows, never the
-        served prediction.
-        """
-        if live.shadows_due and self._batch is not None:
-            self._batch.flush()  # only a caller that did not yield since its last move gets here
-        if live.shadows is None or live.shadows[0] != decision.round:
-            return decision
-        return msgspec.structs.replace(decision, models={**live.shadows[1], **decision.models})
+    async def _write_shadows(self, games: list[GameRecord]) -> None:
+        decisions = [(g.id, g.pending) for g in games if g.pending is not None]
+        try:
+            await self.storage.store_pending(decisions)
+        except StorageUnavailable as exc:  # the decisions in memory keep them for moves played here
+            log.warning("shadow predictions of %d rounds not stored yet: %s", len(decisions), exc)
 
     async def exists(self, game_id: str) -> bool:
         return await self.get(game_id) is not None

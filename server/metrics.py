@@ -81,3 +81,58 @@ connections_refused = Counter(
     ["reason"],
     registry=registry,
 )
+model_swaps = Counter(
+    "rpsquest_model_swaps_total", "Times an alias moved to another version", ["family", "alias"], registry=registry
+)
+model_load_failures = Counter(
+    "rpsquest_model_load_failures_total",
+    "Model versions that could not be loaded or were refused, by reason (missing|checksum|contract|golden|store|other)",
+    ["family", "reason"],
+    registry=registry,
+)
+model_predictions = Counter(
+    "rpsquest_model_predictions_total",
+    "Predictions of played rounds from round 4: kind=blend, the probabilities the bot used (the serving arm's);"
+    " kind=model, each alias's own model probabilities (shadows included)",
+    ["family", "alias", "version", "kind"],
+    registry=registry,
+)
+model_correct_predictions = Counter(
+    "rpsquest_model_correct_predictions_total",
+    "Of rpsquest_model_predictions_total, those whose most likely move was the player's",
+    ["family", "alias", "version", "kind"],
+    registry=registry,
+)
+
+_Labels = tuple[str, str, str, str]
+_predictions: dict[_Labels, tuple[Counter, Counter]] = {}  # label sets in use, with their children
+_serving: set[tuple[str, str, str]] = set()  # (family, alias, version) label sets of model_serving
+
+
+def count_prediction(family: str, alias: str, version: str, kind: str, correct: bool) -> None:
+    """One prediction of a played round (kind `blend` or `model`), and whether its top move was the player's."""
+    labels = (family, alias, version, kind)
+    children = _predictions.get(labels)
+    if children is None:
+        children = _predictions[labels] = (model_predictions.labels(*labels), model_correct_predictions.labels(*labels))
+    children[0].inc()
+    if correct:
+        children[1].inc()
+
+
+def show_models(serving: set[tuple[str, str, str]], used: set[tuple[str, str]]) -> None:
+    """model_serving: 1 for each (family, alias, version) serving now, 0 for one that served before while its
+    version is still `used` (family, version); a version no longer used loses every label set it had."""
+    gone = {labels for labels in _serving - serving if labels[0::2] not in used}
+    for labels in gone:
+        model_serving.remove(*labels)
+    for labels in _serving - serving - gone:
+        model_serving.labels(*labels).set(0)
+    for labels in serving:
+        model_serving.labels(*labels).set(1)
+    _serving.difference_update(gone)
+    _serving.update(serving)
+    for counted in [p for p in _predictions if (p[0], p[2]) not in used]:
+        del _predictions[counted]
+        model_predictions.remove(*counted)
+        model_correct_predictions.remove(*counted)

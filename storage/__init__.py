@@ -13,6 +13,7 @@ from storage.records import (
     OpponentStats,
     RoundRecord,
     VersionStats,
+    top_move,
 )
 from storage.sqlite import SQLiteStorage, Storage, StorageConflict, StorageUnavailable
 
@@ -29,4 +30,5 @@ __all__ = [
     "StorageConflict",
     "StorageUnavailable",
     "VersionStats",
+    "top_move",
 ]

@@ -62,14 +62,22 @@ class OpponentStats(msgspec.Struct, frozen=True):
 
 
 class VersionStats(msgspec.Struct, frozen=True):
-    """Live figures of one model version: its predictions (as any alias) and the games it served."""
+    """Live figures of one version as one alias: its rounds' predictions by kind (`blend`: the probabilities
+    the bot used in the games the version served as this alias; `model`: the version's own probabilities),
+    how many of them put the player's move on top, and the finished games it served as this alias."""
 
     family: str
+    alias: str
     version: str
-    rounds: int = 0
-    correct: int = 0
+    predictions: dict[str, int] = {}  # kind -> rounds predicted (from round 4)
+    correct: dict[str, int] = {}  # kind -> of those, the ones whose most likely move was the player's
     games: int = 0
     bot_wins: int = 0
+
+
+def top_move(probs: tuple[float, float, float]) -> int:
+    """The most likely move of a prediction (the first of equals): a prediction is correct when it is the player's."""
+    return max(range(3), key=probs.__getitem__)
 
 
 class LedgerEntry(msgspec.Struct, frozen=True):

@@ -36,6 +36,7 @@ from typing import Any, Protocol, TypeVar
 
 import msgspec
 
+from engine.features import FIRST_MODEL_ROUND
 from engine.rules import MOVES, OUTCOMES, outcome, points
 from storage.records import (
     Decision,
@@ -46,6 +47,7 @@ from storage.records import (
     OpponentStats,
     RoundRecord,
     VersionStats,
+    top_move,
 )
 
 T = TypeVar("T")
@@ -57,6 +59,33 @@ WAL_HARD_LIMIT = 48 * 2**20  # commits wait while the log is this large ...
 WAL_WAIT = 1.0  # ... for at most this many seconds; then they are refused
 WAL_RECHECK = 0.01  # seconds between looks at the log while commits wait
 CHECKPOINT_BUSY_MS = 20  # how long the truncating checkpoint waits for readers while it holds the writers
+
+
+def _hit(rock: str, paper: str, scissors: str) -> str:
+    """SQL: 1 when the round's player_move is the top move of the probabilities (as `top_move`)."""
+    return (
+        f"CASE r.player_move WHEN 'rock' THEN ({rock} >= {paper} AND {rock} >= {scissors})"
+        f" WHEN 'paper' THEN ({paper} > {rock} AND {paper} >= {scissors})"
+        f" ELSE ({scissors} > {rock} AND {scissors} > {paper}) END"
+    )
+
+
+_MODEL_PROBS = [f"json_extract(m.value, '$.probs[{i}]')" for i in range(3)]  # of a json_each(models) row
+# Live figures from every stored round and game: migration 4 fills its tables with them, `rebuild_totals` again.
+_TOTALS = f"""
+    INSERT INTO prediction_stats
+        SELECT r.family, r.alias, r.version, 'blend', g.tag, COUNT(*),
+            SUM({_hit("r.p_rock", "r.p_paper", "r.p_scissors")})
+        FROM rounds r JOIN games g ON g.id = r.game_id WHERE r.round >= {FIRST_MODEL_ROUND} GROUP BY 1, 2, 3, 5;
+    INSERT INTO prediction_stats
+        SELECT r.family, m.key, json_extract(m.value, '$.version'), 'model', g.tag, COUNT(*),
+            SUM({_hit(*_MODEL_PROBS)})
+        FROM rounds r JOIN games g ON g.id = r.game_id, json_each(r.models) m WHERE r.round >= {FIRST_MODEL_ROUND}
+        GROUP BY 1, 2, 3, 5;
+    INSERT INTO arm_stats
+        SELECT family, alias, version, tag, winner, COUNT(*) FROM games WHERE state = 'over' GROUP BY 1, 2, 3, 4, 5
+"""
+CHECKPOINT_EVERY = 1.0
 MIGRATIONS: tuple[str, ...] = (
     """
     CREATE TABLE players (
@@ -160,6 +189,39 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE UNIQUE INDEX alias_tenures_open ON alias_tenures (family, alias) WHERE ended IS NULL;
     CREATE INDEX games_arm ON games (family, alias, version, created);
     """,
+    # Live figures kept up to date by every round and every game end (in the same transaction), so that
+    # /api/models reads a few rows instead of every round; filled here from what is already stored.
+    # Predictions count from round 4 (FIRST_MODEL_ROUND): `blend` is what the bot used in the games a
+    # version served as an alias, `model` every alias's own probabilities; `correct` = the top move was played.
+    f"""
+    CREATE TABLE prediction_stats (
+        family TEXT NOT NULL,
+        alias TEXT NOT NULL,
+        version TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('blend', 'model')),
+        tag TEXT NOT NULL,
+        predictions INTEGER NOT NULL,
+        correct INTEGER NOT NULL,
+        PRIMARY KEY (family, alias, version, kind, tag)
+    ) WITHOUT ROWID;
+    CREATE TABLE arm_stats (
+        family TEXT NOT NULL,
+        alias TEXT NOT NULL,
+        version TEXT NOT NULL,
+        tag TEXT NOT NULL,
+        winner TEXT NOT NULL CHECK (winner IN ('player', 'bot', 'tie')),
+        games INTEGER NOT NULL,
+        PRIMARY KEY (family, alias, version, tag, winner)
+    ) WITHOUT ROWID;
+    {_TOTALS}    """,
+)
+_COUNT_PREDICTION = (
+    "INSERT INTO prediction_stats VALUES (?, ?, ?, ?, ?, 1, ?) ON CONFLICT (family, alias, version, kind, tag)"
+    " DO UPDATE SET predictions = predictions + 1, correct = correct + excluded.correct"
+)
+_COUNT_GAME = (
+    "INSERT INTO arm_stats VALUES (?, ?, ?, ?, ?, 1) ON CONFLICT (family, alias, version, tag, winner)"
+    " DO UPDATE SET games = games + 1"
 )
 
 
@@ -186,8 +248,13 @@ class Storage(Protocol):
 
     async def opponent_stats(self) -> list[OpponentStats]: ...
 
+    async def store_pending(self, decisions: list[tuple[str, Decision]]) -> None:
+        """Store open rounds' decisions again (game id, decision), now with more models' predictions; a game
+        whose round was played meanwhile is left alone."""
+        ...
+
     async def version_stats(self, tags: tuple[str, ...]) -> list[VersionStats]:
-        """Top-1 accuracy and games won per model version, over games with these tags, abandoned ones left out."""
+        """Live figures of every version by alias, over games with these tags (read from running totals)."""
         ...
 
     async def leaderboard(self, per_opponent: int) -> list[LeaderboardRow]: ...
@@ -214,6 +281,20 @@ def connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA foreign_keys = ON")
     return conn
+
+
+def rebuild_totals(conn: sqlite3.Connection) -> None:
+    """Count prediction_stats and arm_stats afresh from every stored round and game (a scan of all of them)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute("DELETE FROM prediction_stats")
+        conn.execute("DELETE FROM arm_stats")
+        for statement in _TOTALS.split(";"):
+            conn.execute(statement)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
 
 
 def migrate(conn: sqlite3.Connection) -> int:
@@ -473,6 +554,12 @@ class SQLiteStorage:
     async def record_round(self, game: GameRecord, played: RoundRecord, winner: str | None) -> None:
         d = played.decision
         gained_player, gained_bot = points(played.values, played.player_move, d.bot_move)
+        move = played.player_move
+        counted = []
+        if d.round >= FIRST_MODEL_ROUND:
+            counted.append((game.family, game.alias, game.version, "blend", game.tag, top_move(d.probs) == move))
+            for alias, m in d.models.items():
+                counted.append((game.family, alias, m.version, "model", game.tag, top_move(m.probs) == move))
 
         def insert(conn: sqlite3.Connection) -> None:
             conn.execute(
@@ -514,8 +601,18 @@ class SQLiteStorage:
                     " pending = NULL, updated = ?, finished = ? WHERE id = ?",
                     (winner, played.score_player, played.score_bot, d.round, played.created, played.created, game.id),
                 )
+                conn.execute(_COUNT_GAME, (game.family, game.alias, game.version, game.tag, winner))
+            conn.executemany(_COUNT_PREDICTION, counted)
 
         await self._write(insert)
+
+    async def store_pending(self, decisions: list[tuple[str, Decision]]) -> None:
+        rows = [(_encode_pending(d), game_id, d.round - 1) for game_id, d in decisions]
+
+        def update(conn: sqlite3.Connection) -> None:
+            conn.executemany("UPDATE games SET pending = ? WHERE id = ? AND state = 'open' AND rounds = ?", rows)
+
+        await self._write(update)
 
     async def load_game(self, game_id: str) -> GameRecord | None:
         return await self._read(lambda conn: _load_game(conn, game_id))
@@ -544,27 +641,22 @@ class SQLiteStorage:
         marks = ", ".join("?" * len(tags))
 
         def query(conn: sqlite3.Connection) -> list[VersionStats]:
-            p = [f"json_extract(m.value, '$.probs[{i}]')" for i in range(3)]
-            hit = (
-                f"CASE r.player_move WHEN 'rock' THEN ({p[0]} >= {p[1]} AND {p[0]} >= {p[2]})"
-                f" WHEN 'paper' THEN ({p[1]} > {p[0]} AND {p[1]} >= {p[2]})"
-                f" ELSE ({p[2]} > {p[0]} AND {p[2]} > {p[1]}) END"
-            )
-            stats: dict[tuple[str, str], dict[str, int]] = {}
-            for family, version, n, correct in conn.execute(
-                f"SELECT g.family, json_extract(m.value, '$.version'), COUNT(*), SUM({hit})"
-                " FROM rounds r JOIN games g ON g.id = r.game_id, json_each(r.models) m"
-                f" WHERE g.tag IN ({marks}) AND g.abandoned = 0 GROUP BY 1, 2",
+            stats: dict[tuple[str, str, str], VersionStats] = {}
+            for family, alias, version, kind, n, correct in conn.execute(
+                "SELECT family, alias, version, kind, SUM(predictions), SUM(correct) FROM prediction_stats"
+                f" WHERE tag IN ({marks}) GROUP BY 1, 2, 3, 4",
                 tags,
             ):
-                stats.setdefault((family, version), {}).update(rounds=n, correct=correct or 0)
-            for family, version, n, wins in conn.execute(
-                "SELECT family, version, COUNT(*), SUM(winner = 'bot') FROM games"
-                f" WHERE state = 'over' AND abandoned = 0 AND tag IN ({marks}) GROUP BY 1, 2",
+                found = stats.setdefault((family, alias, version), VersionStats(family, alias, version, {}, {}))
+                found.predictions[kind], found.correct[kind] = n, correct
+            for family, alias, version, n, wins in conn.execute(
+                "SELECT family, alias, version, SUM(games), SUM(games * (winner = 'bot')) FROM arm_stats"
+                f" WHERE tag IN ({marks}) GROUP BY 1, 2, 3",
                 tags,
             ):
-                stats.setdefault((family, version), {}).update(games=n, bot_wins=wins or 0)
-            return [VersionStats(f, v, **s) for (f, v), s in sorted(stats.items())]
+                found = stats.get((family, alias, version)) or VersionStats(family, alias, version, {}, {})
+                stats[(family, alias, version)] = msgspec.structs.replace(found, games=n, bot_wins=wins)
+            return [stats[key] for key in sorted(stats)]
 
         return await self._read(query)
 

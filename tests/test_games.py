@@ -21,6 +21,7 @@ from server.games import ABANDON_AFTER, ONLINE_VERSION, GameError, GameService, 
 from server.messages import GameMessage, Result
 from storage import SQLiteStorage, Storage, StorageUnavailable
 from storage.records import (
+    Decision,
     GameRecord,
     LeaderboardRow,
     LedgerEntry,
@@ -74,6 +75,13 @@ class FakeStorage:
         if winner is not None:
             self.winners[game.id] = winner
         self.writes += 1
+
+    async def store_pending(self, decisions: list[tuple[str, Decision]]) -> None:
+        await self._check()
+        for game_id, decision in decisions:
+            stored = self.games[game_id]
+            if stored.pending is not None and stored.pending.round == decision.round:
+                stored.pending = decision
 
     async def load_game(self, game_id: str) -> GameRecord | None:
         await self._check()
@@ -512,8 +520,11 @@ class FakePredictors:
     def serving(self, family: str, alias: str) -> str | None:
         return VERSIONS[alias]
 
-    def preload(self, family: str, version: str) -> bool:
-        return True
+    def pin(self, family: str, version: str) -> object | None:
+        return version
+
+    def preload(self, family: str, version: str) -> object | None:
+        return version
 
     def predict(self, family: str, version: str, x: np.ndarray) -> np.ndarray | None:
         self.predict_calls.append((family, version, len(x)))

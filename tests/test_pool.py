@@ -8,6 +8,8 @@ import hashlib
 import json
 import os
 import shutil
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -587,3 +589,102 @@ def test_trained_store_has_four_versions_per_family(store: LocalStore) -> None:
     assert manifest["families"] == FIRST_MANIFEST
     for family in FAMILIES:
         assert versions(store, family) == ["v1", "v2", "v3", "v4"]
+
+
+# -- releasing versions, failures, generations ---------------------------------------------------
+
+
+def test_a_version_stays_loaded_while_held_and_goes_when_nothing_uses_it(store: LocalStore) -> None:
+    write_manifest(store, FIRST_MANIFEST)
+    pool = ModelPool(store)
+    pool.reload()
+    held = pool.pin("mlp", "v1")  # a live game's version
+    assert held is not None and pool.pin("mlp", "v9") is None  # pin never loads
+    write_manifest(store, {**FIRST_MANIFEST, "mlp": {"Production": "v2", "B": "v3", "shadow1": "v4", "shadow2": "v2"}})
+    assert pool.reload().loaded["mlp"] == ["v1", "v2", "v3", "v4"]
+    assert pool.predict("mlp", "v1", _vector()[None]) is not None  # the held version still predicts
+    del held  # the game is over
+    assert pool.loaded()["mlp"] == ["v2", "v3", "v4"]
+    assert pool.predict("mlp", "v1", _vector()[None]) is None  # predicting never loads it again
+
+
+def test_a_version_that_fails_is_tried_once_per_reload_and_counted_by_reason(root: Path, store: LocalStore) -> None:
+    write_manifest(store, FIRST_MANIFEST)
+    refused: list[tuple[str, str]] = []
+    pool = ModelPool(store, lambda family, reason: refused.append((family, reason)))
+    pool.reload()
+    _bad_version(root, "xgboost", "wrong sha256", "v8")
+    counting = CountingStore(store)
+    pool.store = counting
+    assert [pool.preload("xgboost", "v8"), pool.preload("xgboost", "v8"), pool.preload("logistic", "v99")] == [None] * 3
+    assert refused == [("xgboost", "checksum"), ("logistic", "missing")]
+    tried = len(counting.reads)
+    assert pool.preload("xgboost", "v8") is None and len(counting.reads) == tried  # not tried before a reload
+    pool.reload()
+    assert pool.preload("xgboost", "v8") is None and refused[-1] == ("xgboost", "checksum") and len(refused) == 3
+
+
+class CountingStore(BrokenStore):
+    """A store that records every key read."""
+
+    def __init__(self, inner: LocalStore) -> None:
+        super().__init__(inner)
+        self.reads: list[str] = []
+
+    def read(self, key: str) -> bytes | None:
+        self.reads.append(key)
+        return super().read(key)
+
+
+class LaggingStore(BrokenStore):
+    """A store whose manifest reads sometimes come from a replica that lags one write behind."""
+
+    def __init__(self, inner: LocalStore) -> None:
+        super().__init__(inner)
+        self.previous: bytes | None = None
+        self.reads = 0
+        self.lock = threading.Lock()
+
+    def write(self, key: str, data: bytes) -> None:
+        with self.lock:
+            self.previous = self.inner.read(key)
+            self.inner.write(key, data)
+
+    def read(self, key: str) -> bytes | None:
+        with self.lock:
+            self.reads += 1
+            if key == "aliases.json" and self.previous is not None and self.reads % 2:
+                return self.previous
+            return self.inner.read(key)
+
+
+def test_concurrent_reloads_never_go_back_a_generation(store: LocalStore) -> None:
+    write_manifest(store, FIRST_MANIFEST)
+    lagging = LaggingStore(store)
+    pool = ModelPool(lagging)
+    pool.reload()
+    seen: list[int] = []
+    stop = threading.Event()
+
+    def reloader() -> None:
+        while not stop.is_set():
+            pool.reload(force=True)
+
+    def watcher() -> None:
+        while not stop.is_set():
+            seen.append(pool.generation)
+            time.sleep(0.0005)
+
+    threads = [threading.Thread(target=reloader) for _ in range(3)] + [threading.Thread(target=watcher)]
+    for thread in threads:
+        thread.start()
+    for i in range(30):  # each write swaps mlp's B and shadow1
+        aliases = FIRST_MANIFEST["mlp"]
+        flipped = {**aliases, "B": aliases["shadow1"], "shadow1": aliases["B"]} if i % 2 == 0 else aliases
+        write_manifest(lagging, {**FIRST_MANIFEST, "mlp": flipped})
+        time.sleep(0.01)
+    stop.set()
+    for thread in threads:
+        thread.join()
+    assert seen == sorted(seen) and len(set(seen)) > 1
+    assert pool.reload(force=True).generation == read_manifest(store)["generation"]  # type: ignore[index]

@@ -89,11 +89,17 @@ def test_reload_api_and_readyz_say_what_happened(server_factory: Callable[..., S
     assert status == 200 and body["manifest"] == {"status": "missing", "error": "the model store has no aliases.json"}
     assert _call(ready_url)[1]["manifest"]["status"] == "missing"
 
-    # a repaired manifest is applied again, and the server is plainly ready
+    # a manifest written afresh names generation 1: older than the one applied, so refused as stale
     write_manifest(store, first)
     status, body = _call(reload_url, TOKEN)
+    assert status == 200 and body["changed"] is False and body["generation"] == 2
+    assert body["manifest"]["status"] == "stale" and body["manifest"]["generation"] == 1
+
+    # a repaired manifest is applied again, and the server is plainly ready
+    write_manifest(store, first, generation=3)
+    status, body = _call(reload_url, TOKEN)
     assert status == 200 and body["changed"] is True and body["rejected"] == {}
-    assert _call(ready_url) == (200, {"status": "ready", "generation": 1})
+    assert _call(ready_url) == (200, {"status": "ready", "generation": 3})
 
     server.stop()  # a graceful stop writes the counts still held back
     assert len(_log_lines(server, UNREADABLE)) == 2

@@ -141,25 +141,34 @@ def test_models_report_live_accuracy_and_win_rate_from_the_database(
     server_factory: Callable[..., ServerProcess],
 ) -> None:
     server = server_factory({"RPSQUEST_STATS_TAGS": "sim"})
-    asyncio.run(_play(server.ws_url, ["forrest"] * 4, seed=5))
+    asyncio.run(_play(server.ws_url, ["forrest"] * 6, seed=5))
     asyncio.run(_play(server.ws_url, ["forrest"], rounds=6, seed=6))  # an unfinished game counts for accuracy only
     with closing(sqlite3.connect(server.data_dir / "rpsquest.db")) as db:
         rounds = db.execute(
-            "SELECT r.player_move, r.models FROM rounds r JOIN games g ON g.id = r.game_id WHERE g.opponent = 'forrest'"
+            "SELECT r.alias, r.version, r.player_move, r.p_rock, r.p_paper, r.p_scissors, r.models FROM rounds r"
+            " JOIN games g ON g.id = r.game_id WHERE g.opponent = 'forrest' AND r.round > 3"
         ).fetchall()
-        games = db.execute("SELECT version, winner FROM games WHERE state = 'over'").fetchall()
-    expected: dict[str, list[int]] = {}
-    for player_move, models in rounds:
-        for prediction in json.loads(models).values():
-            tally = expected.setdefault(prediction["version"], [0, 0])
-            tally[0] += 1
-            tally[1] += int(int(np.argmax(prediction["probs"])) == ("rock", "paper", "scissors").index(player_move))
+        games = db.execute("SELECT alias, version, winner FROM games WHERE state = 'over'").fetchall()
+    expected: dict[tuple[str, str, str], list[int]] = {}  # (alias, version, kind) -> [rounds, correct]
+
+    def tally(key: tuple[str, str, str], probs: list[float], move: str) -> None:
+        counts = expected.setdefault(key, [0, 0])
+        counts[0] += 1
+        counts[1] += int(int(np.argmax(probs)) == ("rock", "paper", "scissors").index(move))
+
+    for alias, version, move, p_rock, p_paper, p_scissors, models in rounds:
+        tally((alias, version, "blend"), [p_rock, p_paper, p_scissors], move)  # what the bot used
+        for model_alias, prediction in json.loads(models).items():
+            tally((model_alias, prediction["version"], "model"), prediction["probs"], move)
     report = _get(server.http_url + "/api/models")["families"]["xgboost"]
+    assert set(report) == set(ALIASES)
     for alias, entry in report.items():
         live = entry["live"]
-        n, correct = expected[entry["version"]]
-        assert live["rounds"] == n and live["accuracy"] == round(correct / n, 4), alias
-        served = [w for v, w in games if v == entry["version"]]
+        kind = "blend" if alias in ("Production", "B") else "model"
+        n, correct = expected.get((alias, entry["version"], kind), [0, 0])  # B may have had no game
+        assert live["accuracy_of"] == kind and live["rounds"] == n and (n > 0 or alias == "B"), alias
+        assert live["accuracy"] == (round(correct / n, 4) if n else None), alias
+        served = [w for a, v, w in games if (a, v) == (alias, entry["version"])]
         assert live["games"] == len(served)
         if served:
             assert live["bot_win_rate"] == round(served.count("bot") / len(served), 4)

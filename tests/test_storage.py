@@ -416,3 +416,53 @@ def test_leaderboard_and_opponent_stats_on_a_known_data_set(tmp_path: Path) -> N
         LeaderboardRow("forrest", "Bob", 0, 1),
     ]
     assert top3 == [*top[:3], top[5]]
+
+
+# -- live totals ----------------------------------------------------------------------------------
+
+
+def _totals(path: Path) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    with closing(sqlite3.connect(path)) as db:
+        return (
+            db.execute("SELECT * FROM prediction_stats ORDER BY 1, 2, 3, 4, 5").fetchall(),
+            db.execute("SELECT * FROM arm_stats ORDER BY 1, 2, 3, 4, 5").fetchall(),
+        )
+
+
+def test_live_totals_kept_by_each_round_equal_a_recount_and_answer_version_stats(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite"
+
+    async def scenario() -> list[Any]:
+        storage = SQLiteStorage(path)
+        try:
+            for i, (tag, alias) in enumerate([("human", "Production"), ("human", "B"), ("sim", "B"), ("human", "B")]):
+                game = new_game(f"g{i}", tag=tag, alias=alias)
+                await storage.create_game(game)
+                for n in range(8):
+                    last = n == 7 and i < 3  # the fourth game stays open
+                    await advance(
+                        storage, game, (n * (i + 1)) % 3, 1_001.0 + n, ("bot", "player", "bot")[i] if last else None
+                    )
+            return await storage.version_stats(("human",))
+        finally:
+            await storage.close()
+
+    stats = run(scenario())
+    kept = _totals(path)
+    with closing(storage_module.connect(path)) as conn:
+        storage_module.rebuild_totals(conn)
+    assert _totals(path) == kept  # what every round added up equals a count of all stored rounds
+    by_alias = {(s.alias, s.version): s for s in stats}
+    # games g0 (Production) and g1, g3 (B) are human; each has 5 rounds from round 4 on, all predicted by
+    # shadow1 (v3), shadow2 (v4) and B (v2) as well
+    production, b = by_alias[("Production", "v7")], by_alias[("B", "v7")]
+    assert production.predictions == {"blend": 5} and b.predictions == {"blend": 10}
+    assert (production.games, production.bot_wins, b.games, b.bot_wins) == (1, 1, 1, 0)
+    assert by_alias[("shadow1", "v3")].predictions == {"model": 15}
+    assert by_alias[("B", "v2")].predictions == {"model": 15}
+    with closing(sqlite3.connect(path)) as db:  # the top move of shadow1's (0.2, 0.3, 0.5) is scissors
+        hits = db.execute(
+            "SELECT COUNT(*) FROM rounds r JOIN games g ON g.id = r.game_id"
+            " WHERE g.tag = 'human' AND r.round > 3 AND r.player_move = 'scissors'"
+        ).fetchone()[0]
+    assert by_alias[("shadow1", "v3")].correct == {"model": hits}
