@@ -44,6 +44,9 @@ class Settings:
     reload_interval: float = 5.0
     stats_tags: tuple[str, ...] = ("human",)
     workers: int = 1
+    max_games_per_connection: int = 8
+    max_live_games: int = 20_000
+    game_idle: float = 300.0
 
     @classmethod
     def from_env(cls, data_dir: str | None = None) -> Settings:
@@ -65,6 +68,9 @@ class Settings:
             reload_interval=_number("RPSQUEST_RELOAD_INTERVAL", 5.0),
             stats_tags=tuple(t.strip() for t in env("RPSQUEST_STATS_TAGS", "human").split(",") if t.strip()),
             workers=_number("RPSQUEST_WORKERS", 1),
+            max_games_per_connection=_number("RPSQUEST_MAX_GAMES_PER_CONNECTION", 8),
+            max_live_games=_number("RPSQUEST_MAX_LIVE_GAMES", 20_000),
+            game_idle=_number("RPSQUEST_GAME_IDLE", 300.0),
         )
         if settings.rate_limit < 0:
             raise SettingsError("RPSQUEST_RATE_LIMIT must be 0 (no limit) or more")
@@ -74,6 +80,10 @@ class Settings:
             raise SettingsError("RPSQUEST_WORKERS must be between 1 and 64")
         if settings.idle_timeout <= 0:
             raise SettingsError("RPSQUEST_IDLE_TIMEOUT must be positive")
+        if settings.max_games_per_connection < 1 or settings.max_live_games < 1:
+            raise SettingsError("RPSQUEST_MAX_GAMES_PER_CONNECTION and RPSQUEST_MAX_LIVE_GAMES must be 1 or more")
+        if not 0 < settings.game_idle <= 1800:
+            raise SettingsError("RPSQUEST_GAME_IDLE must be more than 0 and at most 1800 (the abandonment time)")
         unknown = set(settings.stats_tags) - {"human", "sim", "loadtest"}
         if unknown or not settings.stats_tags:
             raise SettingsError("RPSQUEST_STATS_TAGS must list some of human, sim, loadtest")
