@@ -37,6 +37,7 @@ def main(argv: list[str]) -> int:
             "training_100k": lambda: ml.training(),
             "roundtrip": lambda: load.roundtrip(root, trained / "store"),
             "memory_at_rest": lambda: load.memory_at_rest(root, trained / "store"),
+            "game_memory": lambda: load.game_memory(root, trained / "store"),
             "saturation": lambda: load.saturation(root, trained / "store"),
             "human_1000": lambda: load.paced(root, trained / "store", "human", 1000, 60, 10),
             "capacity": lambda: load.capacity(root, trained / "store"),

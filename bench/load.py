@@ -24,7 +24,7 @@ from websockets.asyncio.client import connect
 
 from bench.common import ROOT, Server, free_port, percentiles
 from inference.store import LocalStore, read_manifest, write_manifest
-from server.client import Client
+from server.client import Client, ClientGame
 from server.loadtest import loadtest
 
 TOKEN = "bench-admin-token"
@@ -179,6 +179,68 @@ def memory_at_rest(root: Path, store: Path) -> dict[str, Any]:
             models = json.loads(r.read())
         loaded = sum(len(a) for a in models["families"].values())
         return {"rss_mib": round(server.rss_mib(), 1), "model_versions_loaded": loaded}
+    finally:
+        server.stop()
+
+
+async def _memory_steps(server: Server, games: int, connections: int, rounds: int, clients: int) -> dict[str, Any]:
+    """Server RSS at rest, then with `connections` idle connections, then `games` unplayed games, then with
+    `rounds` rounds played in each: the growth at each step, per connection and per game."""
+    rest = server.rss_mib()
+    idle = [await connect(server.ws_url, compression=None, open_timeout=30) for _ in range(connections)]
+    for ws in idle:
+        await ws.recv()  # the welcome
+    await asyncio.sleep(1)
+    with_connections = server.rss_mib()
+    players = [await Client.open(server.ws_url) for _ in range(clients)]
+
+    async def start(client: Client) -> list[ClientGame]:
+        return [await client.start("forrest", tag="loadtest") for _ in range(games // clients)]
+
+    held = await asyncio.gather(*(start(c) for c in players))
+    unplayed = server.rss_mib()
+
+    async def play(client: Client, own: list[ClientGame]) -> None:
+        for n in range(rounds):
+            for game in own:
+                if game.open_round is not None:
+                    played, answer, _ = await client.move(game, n % 3)
+                    assert played is not None, answer
+
+    await asyncio.gather(*(play(c, own) for c, own in zip(players, held, strict=True)))
+    await asyncio.sleep(1)
+    played_rss = server.rss_mib()
+    still_open = sum(g.open_round is not None for own in held for g in own)
+    for ws in idle:
+        await ws.close()
+    for client in players:
+        await client.close()
+    started = clients * (games // clients)
+    return {
+        "rss_at_rest_mib": round(rest, 1),
+        "idle_connections": connections,
+        "kib_per_idle_connection": round((with_connections - rest) * 1024 / connections, 1),
+        "games": started,
+        "kib_per_game_unplayed": round((unplayed - with_connections) * 1024 / started, 1),
+        f"games_open_after_{rounds}_rounds": still_open,
+        f"kib_per_game_after_{rounds}_rounds": round((played_rss - with_connections) * 1024 / still_open, 1),
+        "rss_with_everything_mib": round(played_rss, 1),
+    }
+
+
+def game_memory(
+    root: Path, store: Path, games: int = 4000, connections: int = 1000, rounds: int = 8, clients: int = 40
+) -> dict[str, Any]:
+    """Memory per idle connection and per live game (unplayed, and after `rounds` rounds), from the RSS of a
+    real server (one process) before and after; games finished early are freed, so the per-game figure after
+    `rounds` rounds divides by the games still open (an upper bound)."""
+    data_dir = root / "game-memory"
+    shutil.rmtree(data_dir, ignore_errors=True)
+    env = {**NO_LIMIT, "RPSQUEST_MAX_GAMES_PER_CONNECTION": str(games), "RPSQUEST_GAME_IDLE": "1800"}
+    server = Server(data_dir, store, env)
+    try:
+        time.sleep(2)
+        return uvloop.run(_memory_steps(server, games, connections, rounds, clients))
     finally:
         server.stop()
 

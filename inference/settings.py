@@ -57,6 +57,9 @@ class Settings:
     max_connections_per_client: int = 0  # 0: no per-client cap
     trusted_proxies: tuple[str, ...] = ()
     db_max_mb: float = 0.0  # cap on the SQLite file in MiB; 0 = none
+    max_games_per_connection: int = 8
+    max_live_games: int = 20_000
+    game_idle: float = 300.0
 
     @classmethod
     def from_env(cls, data_dir: str | None = None) -> Settings:
@@ -88,6 +91,9 @@ class Settings:
             max_connections_per_client=_number("RPSQUEST_MAX_CONNECTIONS_PER_CLIENT", 0),
             trusted_proxies=tuple(t.strip() for t in env("RPSQUEST_TRUSTED_PROXIES", "").split(",") if t.strip()),
             db_max_mb=_number("RPSQUEST_DB_MAX_MB", 0.0),
+            max_games_per_connection=_number("RPSQUEST_MAX_GAMES_PER_CONNECTION", 8),
+            max_live_games=_number("RPSQUEST_MAX_LIVE_GAMES", 20_000),
+            game_idle=_number("RPSQUEST_GAME_IDLE", 300.0),
         )
         if settings.rate_limit < 0:
             raise SettingsError("RPSQUEST_RATE_LIMIT must be 0 (no limit) or more")
@@ -108,6 +114,10 @@ class Settings:
                 ipaddress.ip_network(proxy, strict=False)
             except ValueError:
                 raise SettingsError(f"RPSQUEST_TRUSTED_PROXIES: {proxy!r} is not an address or network") from None
+        if settings.max_games_per_connection < 1 or settings.max_live_games < 1:
+            raise SettingsError("RPSQUEST_MAX_GAMES_PER_CONNECTION and RPSQUEST_MAX_LIVE_GAMES must be 1 or more")
+        if not 0 < settings.game_idle <= 1800:
+            raise SettingsError("RPSQUEST_GAME_IDLE must be more than 0 and at most 1800 (the abandonment time)")
         unknown = set(settings.stats_tags) - {"human", "sim", "loadtest"}
         if unknown or not settings.stats_tags:
             raise SettingsError("RPSQUEST_STATS_TAGS must list some of human, sim, loadtest")

@@ -30,7 +30,7 @@ from inference.pool import ManifestReport, ModelPool, ReloadReport
 from inference.settings import Settings
 from inference.store import ModelStore, open_store
 from server import logfilter, metrics
-from server.games import ONLINE_VERSION, GameError, GameService
+from server.games import ONLINE_VERSION, TOO_MANY_GAMES, GameError, GameService
 from server.messages import PROTOCOL_VERSION, BadMessage, Error, Move, OpponentInfo, Resume, Start, Welcome
 from server.messages import decode as decode_message
 from server.messages import encode as encode_message
@@ -54,6 +54,7 @@ _SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),
 ]
+_NOT_BAD = frozenset(("unavailable", "internal", TOO_MANY_GAMES))  # error codes that do not count as bad messages
 _MESSAGES = {kind: metrics.ws_messages.labels(kind) for kind in ("binary", "invalid", "start", "resume", "move")}
 _WELCOME = encode_message(
     Welcome(protocol=PROTOCOL_VERSION, opponents=[OpponentInfo(o.id, o.name, o.family) for o in OPPONENTS])
@@ -112,7 +113,9 @@ class Server:
         store = self._store if self._store is not None else await asyncio.to_thread(open_store, self.settings)
         self.pool = ModelPool(store, lambda family, reason: metrics.model_load_failures.labels(family, reason).inc())
         await self.reload()
-        self.service = GameService(storage, self.pool, self.settings.ab_split)
+        self.service = GameService(
+            storage, self.pool, self.settings.ab_split, self.settings.max_live_games, self.settings.game_idle
+        )
         gc.collect()
         gc.freeze()  # what start-up built lives as long as the process: keep it out of every collection
         gc.set_threshold(50_000, 20, 100)  # fewer, cheaper collections: a round allocates many short-lived objects
@@ -167,10 +170,13 @@ class Server:
 
     async def _sweep_forever(self) -> None:
         while True:
-            await asyncio.sleep(SWEEP_EVERY)
+            await asyncio.sleep(min(SWEEP_EVERY, self.settings.game_idle / 2))
             assert self.service is not None
             try:
-                metrics.abandoned.inc(await self.service.sweep(time.time()))
+                swept = await self.service.sweep(time.time())
+                metrics.games_evicted.inc(swept.evicted)
+                metrics.games_expired.inc(swept.expired)
+                metrics.abandoned.inc(swept.abandoned)
                 metrics.live_games.set(len(self.service.live))
             except StorageUnavailable:
                 log.warning("abandoned-game sweep skipped: storage unavailable")
@@ -193,7 +199,7 @@ class Server:
             metrics.ws_connections.dec()
 
     async def _converse(self, websocket: WebSocket) -> None:
-        session = Session(self.settings.rate_limit)
+        session = Session(self.settings.rate_limit, self.settings.max_games_per_connection)
         await websocket.send_text(_WELCOME)
         while True:
             frame = await websocket.receive()
@@ -208,7 +214,7 @@ class Server:
             if isinstance(reply, Error):
                 metrics.ws_errors.labels(reply.code).inc()
                 await websocket.send_text(encode_message(reply))
-                if reply.code not in ("unavailable", "internal") and session.bad():
+                if reply.code not in _NOT_BAD and session.bad():
                     metrics.ws_closes.labels(str(CLOSE_POLICY)).inc()
                     await websocket.close(CLOSE_POLICY, "too many bad messages in a row")
                     return
@@ -234,14 +240,17 @@ class Server:
         try:
             if isinstance(message, Start):
                 _MESSAGES["start"].inc()
+                self._make_room(session, None)
                 game = await service.start(message.opponent, message.player, message.tag)
-                session.owned.add(game.game_id)
+                session.take(game.game_id)
                 metrics.games_started.labels(game.opponent, message.tag or "human").inc()
                 return encode_message(game)
             if isinstance(message, Resume):
                 _MESSAGES["resume"].inc()
                 game = await service.resume(message.game_id, message.token)
-                session.owned.add(game.game_id)
+                if not game.over and game.game_id not in session.playing:
+                    self._make_room(session, game.game_id)
+                session.take(game.game_id, playing=not game.over)
                 return encode_message(game)
             _MESSAGES["move"].inc()
             return await self._move(session, message)
@@ -258,6 +267,18 @@ class Server:
             incident = uuid.uuid4().hex[:12]
             log.exception("internal error %s", incident)
             return Error("internal", f"internal error {incident}", getattr(message, "game_id", None))
+
+    def _make_room(self, session: Session, game_id: str | None) -> None:
+        """Refuse (too_many_games) when the connection already plays its limit of games."""
+        assert self.service is not None
+        if not session.has_room(self.service.live):
+            metrics.games_refused.labels("connection").inc()
+            raise GameError(
+                TOO_MANY_GAMES,
+                f"this connection already has {session.max_games} games in play: finish one first"
+                f" (a game with no move for {self.settings.game_idle:g} s stops counting)",
+                game_id,
+            )
 
     async def _move(self, session: Session, message: Move) -> str:
         assert self.service is not None

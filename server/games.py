@@ -2,8 +2,11 @@
 
 Live games are kept in memory (engine state plus the bot's brain) and rebuilt from
 storage on demand, so a game resumes after a restart with the same history and the
-same commitment for its open round. A live game holds its model version, so the pool
-keeps it loaded while the game is live and can release it afterwards.
+same commitment for its open round. Memory holds open games only, at most `max_live` of
+them: a game leaves it when it ends or has had no move for `idle` seconds (nothing is
+lost: the next resume or move reloads it), and a game in which no round was played by
+then is deleted. A live game holds its model version, so the pool keeps it loaded while
+the game is live and can release it afterwards.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ log = logging.getLogger("rpsquest")
 ONLINE_VERSION = "online-1"
 POLICY_OPENING = "policy"  # how rounds 1-3 are played (games before it name a scripted opening: docs/bot.md)
 ABANDON_AFTER = 30 * 60.0
+TOO_MANY_GAMES = "too_many_games"
 _rng = Entropy()
 
 
@@ -93,6 +97,15 @@ class Predictors(Protocol):
     def shadows(self, family: str, alias: str, x: np.ndarray) -> dict[str, tuple[str, np.ndarray]]:
         """(version, probabilities (n, 3)) of every other alias of `family` for the rows `x` (n, 50)."""
         ...
+
+
+@dataclass(frozen=True)
+class Swept:
+    """What one sweep did: played games dropped from memory, unplayed games deleted, games marked abandoned."""
+
+    evicted: int
+    expired: int
+    abandoned: int
 
 
 @dataclass
@@ -300,11 +313,20 @@ def game_message(record: GameRecord, token: str | None = None) -> GameMessage:
 class GameService:
     """Plays games for every connection of this process."""
 
-    def __init__(self, storage: Storage, predictors: Predictors | None = None, ab_split: float = 0.5) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        predictors: Predictors | None = None,
+        ab_split: float = 0.5,
+        max_live: int = 20_000,
+        idle: float = 300.0,
+    ) -> None:
         self.storage = storage
         self.predictors = predictors
         self.ab_split = ab_split
-        self.live: dict[str, LiveGame] = {}
+        self.max_live = max_live
+        self.idle = idle
+        self.live: dict[str, LiveGame] = {}  # open games only
         self._batch = PredictionBatch(predictors, self._store_shadows) if predictors is not None else None
         self._writes: set[asyncio.Task[None]] = set()  # shadow writes under way
 
@@ -312,6 +334,9 @@ class GameService:
         opponent = OPPONENT_BY_ID.get(opponent_id)
         if opponent is None:
             raise GameError("unknown_opponent", f"no opponent {opponent_id!r}; choose brian, forrest or logan")
+        if len(self.live) >= self.max_live:
+            metrics.games_refused.labels("server").inc()
+            raise GameError(TOO_MANY_GAMES, f"the server holds its limit of {self.max_live} games; try again later")
         now = time.time()
         token = secrets.token_urlsafe(24)
         alias = SERVING_ALIASES[0] if _rng.random() >= self.ab_split else SERVING_ALIASES[1]
@@ -341,7 +366,11 @@ class GameService:
         return game_message(record, token)
 
     async def get(self, game_id: str) -> LiveGame | None:
-        """The live game, loaded from storage when this process does not hold it."""
+        """The live game, loaded from storage when this process does not hold it.
+
+        A loaded game is kept in memory while it is open and memory holds fewer than `max_live`
+        games; otherwise it serves this one request and is read afresh for the next.
+        """
         live = self.live.get(game_id)
         if live is None:
             record = await self.storage.load_game(game_id)
@@ -353,11 +382,12 @@ class GameService:
                 # load (and check) it off the event loop now; predicting never loads.
                 model = await asyncio.to_thread(self.predictors.preload, record.family, record.version)
             live = self.live.get(game_id) or LiveGame.from_record(record)
-            if game_id not in self.live:
+            if record.pending is not None and game_id not in self.live:
                 live.model = model
-                self.live[game_id] = live
+                if len(self.live) < self.max_live:
+                    self.live[game_id] = live
                 pending = record.pending
-                if self._batch is not None and pending is not None and _shadows_missing(record, pending):
+                if self._batch is not None and _shadows_missing(record, pending):
                     self._batch.add_shadows(live, pending)  # decided where the shadows' write did not land
         return live
 
@@ -434,7 +464,9 @@ class GameService:
 
     async def _stored_result(self, game_id: str, round_number: int) -> Result:
         fresh = await self.get(game_id)
-        if fresh is None or round_number > len(fresh.record.rounds):
+        if fresh is None:  # deleted unplayed while this first move was on its way
+            raise GameError("unknown_game", "no such game", game_id)
+        if round_number > len(fresh.record.rounds):
             raise GameError("unavailable", "the game could not be saved; resume it to continue", game_id)
         return result_message(fresh.record, round_number - 1)
 
@@ -453,12 +485,16 @@ class GameService:
             log.warning("shadow predictions of %d rounds not stored yet: %s", len(decisions), exc)
 
     async def exists(self, game_id: str) -> bool:
-        return await self.get(game_id) is not None
+        return game_id in self.live or await self.storage.load_game(game_id) is not None
 
-    async def sweep(self, now: float) -> int:
-        """Mark games idle for ABANDON_AFTER as abandoned and forget them in memory."""
-        cutoff = now - ABANDON_AFTER
+    async def sweep(self, now: float) -> Swept:
+        """Drop games idle for `idle` seconds from memory, delete those of them with no round played (in
+        every process's games: the database decides), and mark games idle for ABANDON_AFTER abandoned."""
+        cutoff = now - self.idle
+        evicted = 0
         for game_id, live in list(self.live.items()):
             if live.record.updated < cutoff and not live.lock.locked():
                 del self.live[game_id]
-        return await self.storage.mark_abandoned(cutoff)
+                evicted += bool(live.record.rounds)
+        expired = await self.storage.delete_unplayed(cutoff)
+        return Swept(evicted, expired, await self.storage.mark_abandoned(now - ABANDON_AFTER))

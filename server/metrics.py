@@ -56,6 +56,15 @@ move_latency = Histogram(
 )
 live_games = Gauge("rpsquest_live_games", "Games held in memory", registry=registry, multiprocess_mode="livesum")
 abandoned = Counter("rpsquest_games_abandoned_total", "Games marked abandoned", registry=registry)
+games_refused = Counter(
+    "rpsquest_games_refused_total", "Starts and resumes refused by a cap on live games", ["cap"], registry=registry
+)
+games_expired = Counter(
+    "rpsquest_games_expired_total", "Games deleted because no round was played in time", registry=registry
+)
+games_evicted = Counter(
+    "rpsquest_games_evicted_total", "Played games dropped from memory when idle (reloaded on use)", registry=registry
+)
 model_generation = Gauge(
     "rpsquest_model_generation",
     "Generation of the alias manifest being served (the oldest any worker serves)",

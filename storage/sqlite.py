@@ -246,6 +246,10 @@ class Storage(Protocol):
 
     async def mark_abandoned(self, idle_before: float) -> int: ...
 
+    async def delete_unplayed(self, created_before: float) -> int:
+        """Delete the open games created before `created_before` in which no round was played; their count."""
+        ...
+
     async def opponent_stats(self) -> list[OpponentStats]: ...
 
     async def store_pending(self, decisions: list[tuple[str, Decision]]) -> None:
@@ -626,6 +630,16 @@ class SQLiteStorage:
             return cursor.rowcount
 
         return await self._write(update)
+
+    async def delete_unplayed(self, created_before: float) -> int:
+        def delete(conn: sqlite3.Connection) -> int:
+            cursor = conn.execute(
+                "DELETE FROM games WHERE state = 'open' AND abandoned = 0 AND rounds = 0 AND created < ?",
+                (created_before,),
+            )
+            return cursor.rowcount
+
+        return await self._write(delete)
 
     async def opponent_stats(self) -> list[OpponentStats]:
         def query(conn: sqlite3.Connection) -> list[OpponentStats]:

@@ -17,7 +17,7 @@ import pytest
 import server.games as games_module
 from engine.fairplay import commitment, verify
 from engine.rules import MOVE_INDEX, MOVES, points, round_values
-from server.games import ABANDON_AFTER, ONLINE_VERSION, GameError, GameService, Predictors
+from server.games import ABANDON_AFTER, ONLINE_VERSION, GameError, GameService, Predictors, Swept
 from server.messages import GameMessage, Result
 from storage import SQLiteStorage, Storage, StorageUnavailable
 from storage.records import (
@@ -96,6 +96,13 @@ class FakeStorage:
                 game.abandoned = True
                 marked += 1
         return marked
+
+    async def delete_unplayed(self, created_before: float) -> int:
+        await self._check()
+        gone = [g.id for g in self.games.values() if not g.rounds and not g.abandoned and g.created < created_before]
+        for game_id in gone:
+            del self.games[game_id]
+        return len(gone)
 
     async def opponent_stats(self) -> list[OpponentStats]:
         await self._check()
@@ -432,36 +439,46 @@ def test_failed_start_leaves_no_game() -> None:
 # -- memory: sweep and rebuild ------------------------------------------------------------------
 
 
-def test_sweep_forgets_idle_games_and_marks_them_abandoned(clock: Clock) -> None:
+def test_sweep_drops_idle_games_deletes_unplayed_ones_and_marks_abandoned_ones(clock: Clock) -> None:
     storage = FakeStorage()
-    service = GameService(storage)
+    service = GameService(storage, idle=300.0)
     start = clock.now
 
-    async def scenario() -> tuple[int, int, int]:
-        idle = await service.start("brian", None, None)
-        busy = await service.start("forrest", None, None)
+    async def scenario() -> list[Swept]:
+        played = await service.start("brian", None, None)
+        await service.move(played.game_id, 1, "rock")
+        unplayed = await service.start("forrest", None, None)
+        busy = await service.start("logan", None, None)
         done = await service.start("logan", None, None)
         await play_to_end(service, done)
-        clock.now = start + 20 * 60
+        assert set(service.live) == {played.game_id, unplayed.game_id, busy.game_id}  # finished games leave memory
+        clock.now = start + 200
         await service.move(busy.game_id, 1, "rock")
 
-        early = await service.sweep(start + ABANDON_AFTER - 1)  # nobody is idle long enough yet
-        assert set(service.live) == {idle.game_id, busy.game_id}
-        assert not any(g.abandoned for g in storage.games.values())
+        swept = [await service.sweep(start + 299)]  # nobody is idle long enough yet
+        assert set(service.live) == {played.game_id, unplayed.game_id, busy.game_id}
 
-        clock.now = start + ABANDON_AFTER + 1
-        swept = await service.sweep(clock.now)
+        swept.append(await service.sweep(start + 301))
         assert set(service.live) == {busy.game_id}
+        assert set(storage.games) == {played.game_id, busy.game_id, done.game_id}  # the unplayed game is gone
+        await expect_error("unknown_game", service.resume(unplayed.game_id, unplayed.token or ""))
+        await expect_error("unknown_game", service.move(unplayed.game_id, 1, "rock"))
+
+        resumed = await service.resume(played.game_id, played.token or "")  # evicted: reloaded whole
+        first = resumed.history[0]
+        assert resumed.next is not None and first.next is not None and resumed.next.commit == first.next.commit
+        clock.now = start + 400
+        await service.move(played.game_id, 2, "paper")
+
+        swept.append(await service.sweep(start + 200 + ABANDON_AFTER + 1))
+        assert service.live == {}
         flags = {game_id: g.abandoned for game_id, g in storage.games.items()}
-        assert flags == {idle.game_id: True, busy.game_id: False, done.game_id: False}
+        assert flags == {played.game_id: False, busy.game_id: True, done.game_id: False}
+        again = await service.resume(busy.game_id, busy.token or "")  # an abandoned game can still be resumed
+        assert len(again.history) == 1
+        return swept
 
-        later = await service.sweep(start + 20 * 60 + ABANDON_AFTER + 1)
-        assert service.live == {} and storage.games[busy.game_id].abandoned
-        resumed = await service.resume(idle.game_id, idle.token or "")  # an abandoned game can still be resumed
-        assert resumed.next == idle.next
-        return early, swept, later
-
-    assert run(scenario()) == (0, 1, 1)
+    assert run(scenario()) == [Swept(0, 0, 0), Swept(1, 1, 0), Swept(2, 0, 1)]
 
 
 def test_sweep_with_storage_down_raises_unavailable(clock: Clock) -> None:
