@@ -112,6 +112,7 @@ class Connection:
     """What the server knows of one connection."""
 
     owned: set[str] = field(default_factory=set)
+    playing: set[str] = field(default_factory=set)  # started or resumed here while open
     bad_in_row: int = 0
 
 
@@ -151,8 +152,13 @@ def _refusal(message: Any) -> bool:
 class WsOracle:
     """The answer protocol.md documents for a frame, from the frame and the state of the server."""
 
-    def __init__(self, games: dict[str, GameState]) -> None:
+    def __init__(self, games: dict[str, GameState], max_games: int) -> None:
         self.games = games
+        self.max_games = max_games  # RPSQUEST_MAX_GAMES_PER_CONNECTION
+
+    def _full(self, connection: Connection) -> bool:
+        """The connection plays its limit of open games (no game goes idle during a fuzz run)."""
+        return sum(self.games[g].open is not None for g in connection.playing) >= self.max_games
 
     def expect(self, connection: Connection, frame: str | bytes, text: bool) -> Expect:
         if len(frame.encode() if isinstance(frame, str) else frame) > MAX_FRAME:
@@ -170,13 +176,18 @@ class WsOracle:
         if _refusal(message):
             return "bad_message"
         kind, game_id = message["type"], message.get("game_id")
-        if kind == "start":
+        if kind == "start":  # the cap is checked first
+            if self._full(connection):
+                return "too_many_games"
             return "game" if message["opponent"] in OPPONENTS else "unknown_opponent"
         game = self.games.get(game_id)
         if kind == "resume":
             if game is None:
                 return "unknown_game"
-            return "game" if message["token"] == game.token else "bad_token"
+            if message["token"] != game.token:
+                return "bad_token"
+            taking_over = game.open is not None and game_id not in connection.playing
+            return "too_many_games" if taking_over and self._full(connection) else "game"
         if game_id not in connection.owned:
             return "unknown_game" if game is None else "not_yours"
         assert game is not None

@@ -43,6 +43,7 @@ from server.client import Client
 from server.messages import BadMessage, decode
 
 TOKEN = "fuzz-admin-token"
+MAX_GAMES = 3  # games in play per connection: low, so that the fuzz reaches the cap
 WS_BATCHES, FRAMES_PER_BATCH = 250, 42
 PREDICT_BATCHES, BODIES_PER_BATCH = 60, 25
 
@@ -61,8 +62,12 @@ def fuzz_settings(batches: int) -> settings:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, trained_store: Path) -> Iterator[ServerProcess]:
-    """One server for the module: no rate limit, an admin token."""
-    env = {"RPSQUEST_RATE_LIMIT": "0", "RPSQUEST_ADMIN_TOKEN": TOKEN}
+    """One server for the module: no rate limit, an admin token, a low cap on games per connection."""
+    env = {
+        "RPSQUEST_RATE_LIMIT": "0",
+        "RPSQUEST_ADMIN_TOKEN": TOKEN,
+        "RPSQUEST_MAX_GAMES_PER_CONNECTION": str(MAX_GAMES),
+    }
     process = ServerProcess(tmp_path_factory.mktemp("fuzz"), env, trained_store)
     process.start()
     yield process
@@ -114,6 +119,8 @@ def _learn(world: World, connection: Connection, answer: dict[str, Any]) -> None
         if "token" in answer:  # a start
             world.games[game_id] = GameState(answer["token"], 0, answer["next"]["round"])
         connection.owned.add(game_id)
+        if world.games[game_id].open is not None:
+            connection.playing.add(game_id)
         return
     game = world.games[game_id]
     if answer["round"] == game.open:  # played now, not a stored result sent again
@@ -122,7 +129,7 @@ def _learn(world: World, connection: Connection, answer: dict[str, Any]) -> None
 
 
 async def fuzz_batch(url: str, world: World, batch: list[Frame]) -> None:
-    oracle = WsOracle(world.games)
+    oracle = WsOracle(world.games, MAX_GAMES)
     ws, connection = await _open(url)
     for frame in batch:
         data, text = Resolver(world.games, world.done, connection).wire(frame)
@@ -144,6 +151,8 @@ async def fuzz_batch(url: str, world: World, batch: list[Frame]) -> None:
         assert answer["type"] == "error" and answer["code"] == expected and answer["message"], (
             f"{what}: expected {expected}, got {answer}"
         )
+        if expected == "too_many_games":  # a cap's refusal is not a bad message
+            continue
         connection.bad_in_row += 1
         if connection.bad_in_row == MAX_BAD_IN_ROW:
             assert await _closed(ws, what) == 1008
@@ -186,7 +195,7 @@ def test_hostile_frames_get_their_documented_answers(server: ServerProcess) -> N
     fuzz()
     assert world.sent >= 10_000
     documented = {"bad_json", "bad_message", "unknown_opponent", "unknown_game", "bad_token", "not_yours",
-                  "wrong_round", "game_over", "game", "result", 1007, 1008, 1009}  # fmt: skip
+                  "wrong_round", "game_over", "too_many_games", "game", "result", 1007, 1008, 1009}  # fmt: skip
     assert documented <= set(world.seen), world.seen  # every path was taken
     assert asyncio.run(_play(server.ws_url, seed=2))[2] > 0  # a normal game still plays to the end
     assert_no_server_fault(server)
