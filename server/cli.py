@@ -18,7 +18,7 @@ from engine.opponents import FAMILIES, OPPONENTS
 from inference.settings import Settings, SettingsError
 from inference.store import open_store, read_manifest
 from server.messages import MAX_FRAME
-from storage import SQLiteStorage
+from storage.database import prepare
 
 # The server's event loop is asyncio's own. uvloop (libuv) accepts one connection per turn of the loop: at
 # saturation, when a turn commits and answers hundreds of rounds, new connections waited more than ten seconds
@@ -106,7 +106,7 @@ def serve(settings: Settings, host: str, port: int) -> None:
     connection resumes it. With several workers their metrics go through files in the data dir.
     """
     os.environ["RPSQUEST_DATA_DIR"] = str(settings.data_dir)
-    SQLiteStorage.prepare(settings.database_path())  # migrate once, before the workers open it
+    prepare(settings.database())  # migrate once, before the workers (or other replicas) open it
     if settings.workers > 1:
         metrics_dir = settings.data_dir / "metrics"
         shutil.rmtree(metrics_dir, ignore_errors=True)  # the files of an earlier run's workers
