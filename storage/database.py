@@ -54,6 +54,9 @@ async def open_storage(db: Database) -> Storage:
 
 
 class Rows(Protocol):
+    @property
+    def description(self) -> Any: ...
+
     def fetchone(self) -> Any: ...
 
     def fetchall(self) -> list[Any]: ...

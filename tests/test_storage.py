@@ -159,13 +159,13 @@ def test_migrations_run_once_and_reopening_keeps_the_data(database: Database) ->
     assert len(postgres.MIGRATIONS) == len(MIGRATIONS)  # the same schema versions on both backends
     versions = [r["version"] for r in rows(db, "SELECT version FROM schema_migrations ORDER BY version")]
     if is_postgres(db):
-        with closing(postgres.connect(str(db))) as conn:
-            assert postgres.migrate(conn) == len(MIGRATIONS)  # nothing left to apply
+        with closing(postgres.connect(str(db))) as pg:
+            assert postgres.migrate(pg) == len(MIGRATIONS)  # nothing left to apply
         tables = {r["table_name"] for r in rows(db, "SELECT table_name FROM information_schema.tables")}
     else:
         with closing(sqlite3.connect(db)) as conn:
             assert migrate(conn) == len(MIGRATIONS)
-            assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+            assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
         tables = {r["name"] for r in rows(db, "SELECT name FROM sqlite_master WHERE type = 'table'")}
     again = [r["version"] for r in rows(db, "SELECT version FROM schema_migrations ORDER BY version")]
     assert versions == again == list(range(1, len(MIGRATIONS) + 1))
