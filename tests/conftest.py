@@ -158,3 +158,22 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
         return tmp_path / "rpsquest.db"
     cluster: PostgresCluster = request.getfixturevalue("postgres")
     return cluster.create_database()
+
+
+@pytest.fixture(scope="session")
+def postgres_server(
+    tmp_path_factory: pytest.TempPathFactory, trained_store: Path, postgres: PostgresCluster
+) -> Iterator[ServerProcess]:
+    """One real server on a PostgreSQL database of its own, for the whole session."""
+    env = {"RPSQUEST_DATABASE_URL": postgres.create_database()}
+    server = ServerProcess(tmp_path_factory.mktemp("live-pg"), env, store=trained_store)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_server(request: pytest.FixtureRequest) -> ServerProcess:
+    """The session's server on each backend."""
+    server: ServerProcess = request.getfixturevalue("live_server" if request.param == "sqlite" else "postgres_server")
+    return server
