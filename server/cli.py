@@ -52,7 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--seed", type=int, default=0, help="seed of the simulated population (default 0)")
     load = commands.add_parser("loadtest", help="many simulated players against a server, with latency figures")
     _add_common(load)
-    load.add_argument("--url", required=True, help="the server's WebSocket URL, e.g. ws://127.0.0.1:8000/ws")
+    load.add_argument("--url", required=True, action="append",
+                      help="the server's WebSocket URL, e.g. ws://127.0.0.1:8000/ws; repeat it (or give a comma-"
+                           "separated list) to spread the sessions over replicas")  # fmt: skip
     load.add_argument("--sessions", type=int, required=True, help="concurrent sessions (connections)")
     until = load.add_mutually_exclusive_group(required=True)
     until.add_argument("--duration", type=float, help="seconds to run")

@@ -14,7 +14,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from pgcluster import PostgresCluster, find_bindir
+
+from bench.pgcluster import PostgresCluster, find_bindir
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"

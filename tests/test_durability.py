@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from conftest import ServerProcess
-from pgcluster import PostgresCluster
 from websockets.exceptions import ConnectionClosed
 
+from bench.pgcluster import PostgresCluster
 from engine.rules import MOVE_INDEX
 from server.client import Client, ClientGame, check_result
 

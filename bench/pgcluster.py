@@ -1,4 +1,5 @@
-"""A throwaway PostgreSQL server for the tests: initdb + pg_ctl in a temporary folder, on a loopback port."""
+"""A throwaway PostgreSQL server for the tests and the benchmarks: initdb + pg_ctl in a temporary folder, on a
+loopback port."""
 
 from __future__ import annotations
 
@@ -27,9 +28,10 @@ def find_bindir() -> Path | None:
 class PostgresCluster:
     """A server of its own; as root the binaries run as the `postgres` user (initdb refuses root)."""
 
-    def __init__(self, bindir: Path, port: int) -> None:
+    def __init__(self, bindir: Path, port: int, durable: bool = False) -> None:
         self.bindir = bindir
         self.port = port
+        self.durable = durable  # fsync as in production (benchmarks), or not (tests: a machine crash may lose it)
         self.root = Path(tempfile.mkdtemp(prefix="rpsq-pg-"))
         self.data = self.root / "data"
         self.as_postgres = os.geteuid() == 0
@@ -43,10 +45,9 @@ class PostgresCluster:
     def start(self) -> None:
         self._run(str(self.bindir / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust",
                   "--encoding=UTF8", "--locale=C", "--no-sync")  # fmt: skip
-        options = (
-            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c max_connections=200"
-            " -c fsync=off -c full_page_writes=off"  # a test cluster: a machine crash may lose it
-        )
+        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c max_connections=200"
+        if not self.durable:
+            options += " -c fsync=off -c full_page_writes=off"
         self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-l", str(self.root / "log"), "-o", options,
                   "-w", "-t", "60", "start")  # fmt: skip
 
