@@ -40,6 +40,7 @@ def main(argv: list[str]) -> int:
             "capacity": lambda: load.capacity(root, trained / "store"),
             "hot_swap": lambda: load.hot_swap(root, trained / "store"),
             "profile": lambda: load.profile(root, trained / "store"),
+            "replicas": lambda: load.replicas(root, trained / "store"),
             "promotion": promotion.run,
         }
         wanted = argv or list(sections)

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import psycopg
 
+from bench.common import cpu_seconds, process_tree
+
 _names = itertools.count()
 
 
@@ -60,6 +62,22 @@ class PostgresCluster:
         with psycopg.connect(self.url(), autocommit=True) as conn:
             conn.execute(f"CREATE DATABASE {name}")
         return self.url(name)
+
+    def cpu_seconds(self) -> float:
+        """CPU time the server's processes (the postmaster and every backend now running) have used so far."""
+        postmaster = int((self.data / "postmaster.pid").read_text().split()[0])
+        return cpu_seconds(process_tree(postmaster))
+
+    def activity(self, url: str) -> tuple[int, int]:
+        """(transactions committed, WAL bytes written) so far, by the whole server."""
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("SELECT pg_stat_force_next_flush()")
+            row = conn.execute(
+                "SELECT (SELECT SUM(xact_commit) FROM pg_stat_database)::bigint,"
+                " pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint"
+            ).fetchone()
+        assert row is not None
+        return int(row[0]), int(row[1])
 
     def stop(self) -> None:
         try:
