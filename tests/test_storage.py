@@ -17,6 +17,7 @@ import pytest
 
 from engine.features import features
 from engine.rules import MOVES, Round, points, round_values
+from inference.settings import Settings, SettingsError
 from storage import Storage, postgres
 from storage import sqlite as storage_module
 from storage.database import Database, connect, is_postgres, open_storage
@@ -473,3 +474,17 @@ def test_version_stats_count_every_alias_prediction_and_the_games_served(databas
         VersionStats("mlp", "v4", rounds=3, correct=1),
         VersionStats("mlp", "v7", games=2, bot_wins=1),
     ]
+
+
+def test_the_database_url_picks_the_backend(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    def chosen(url: str) -> Database:
+        monkeypatch.setenv("RPSQUEST_DATABASE_URL", url)
+        return Settings.from_env(str(tmp_path)).database()
+
+    assert chosen("") == tmp_path / "rpsquest.db"
+    assert chosen("sqlite:////srv/rps.db") == Path("/srv/rps.db")
+    assert not is_postgres(chosen("sqlite:////srv/rps.db"))
+    assert chosen("postgresql://rps@db.internal:5432/rps") == "postgresql://rps@db.internal:5432/rps"
+    assert is_postgres(chosen("postgres://rps@db/rps"))
+    with pytest.raises(SettingsError, match="RPSQUEST_DATABASE_URL 'mysql://x/y' is not supported"):
+        chosen("mysql://x/y")
