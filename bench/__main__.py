@@ -46,6 +46,7 @@ def main(argv: list[str]) -> int:
             "profile": lambda: load.profile(root, trained / "store"),
             "models_api": lambda: serving.models_api(root, trained / "store"),
             "swaps": lambda: serving.swaps(root, trained / "store"),
+            "replicas": lambda: load.replicas(root, trained / "store"),
             "promotion": promotion.run,
             "slow_sockets": lambda: slow.slow_sockets(root, trained / "store"),
         }

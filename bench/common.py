@@ -49,6 +49,29 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def process_tree(root: int) -> list[int]:
+    """`root` and its descendants."""
+    found, pending = [], [root]
+    while pending:
+        pid = pending.pop()
+        found.append(pid)
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            pending += [int(child) for child in (task / "children").read_text().split()]
+    return found
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """CPU time (user and system) the processes `pids` have used so far (the ones gone since count 0)."""
+    ticks = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime and stime, fields 14 and 15 of proc(5)
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 class Server:
     """`rpsquest serve` as a subprocess on a data dir (trained models copied in)."""
 
@@ -85,13 +108,7 @@ class Server:
 
     def _tree(self) -> list[int]:
         """The serving process and its worker processes, if any."""
-        found, pending = [], [self.process.pid]
-        while pending:
-            pid = pending.pop()
-            found.append(pid)
-            for task in Path(f"/proc/{pid}/task").iterdir():
-                pending += [int(child) for child in (task / "children").read_text().split()]
-        return found
+        return process_tree(self.process.pid)
 
     def rss_mib(self) -> float:
         """Resident memory of the server, worker processes included."""
@@ -104,11 +121,7 @@ class Server:
 
     def cpu_seconds(self) -> float:
         """CPU time (user and system) the server's processes have used so far."""
-        ticks = 0
-        for pid in self._tree():
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            ticks += int(fields[11]) + int(fields[12])  # utime and stime, fields 14 and 15 of proc(5)
-        return ticks / os.sysconf("SC_CLK_TCK")
+        return cpu_seconds(self._tree())
 
     def stop(self) -> None:
         self.process.terminate()

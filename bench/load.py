@@ -23,6 +23,7 @@ import uvloop
 from websockets.asyncio.client import connect
 
 from bench.common import ROOT, Server, free_port, percentiles
+from bench.pgcluster import PostgresCluster, find_bindir
 from inference.store import LocalStore, read_manifest, write_manifest
 from server.client import Client, ClientGame
 from server.loadtest import loadtest
@@ -32,10 +33,10 @@ NO_LIMIT = {"RPSQUEST_RATE_LIMIT": "0", "RPSQUEST_ADMIN_TOKEN": TOKEN}
 WORKERS = os.cpu_count() or 1  # the load sections run one server process per core
 
 
-def _fresh(root: Path, name: str, store: Path, workers: int = 1) -> Server:
+def _fresh(root: Path, name: str, store: Path, workers: int = 1, env: dict[str, str] | None = None) -> Server:
     data_dir = root / name
     shutil.rmtree(data_dir, ignore_errors=True)
-    return Server(data_dir, store, {**NO_LIMIT, "RPSQUEST_WORKERS": str(workers)})
+    return Server(data_dir, store, {**NO_LIMIT, "RPSQUEST_WORKERS": str(workers), **(env or {})})
 
 
 _ECHOED = json.dumps({"type": "move", "game_id": "AbCdEfGhIjKlMnOp", "round": 5, "move": "rock"})
@@ -112,13 +113,15 @@ def roundtrip(root: Path, store: Path, n: int = 4000, blocks: int = 8) -> dict[s
     return {"echo_us": f, "move_us": g, "ratio_p50": round(g["p50"] / f["p50"], 2), "moves": n, "blocks": blocks}
 
 
-def _run_load(server: Server, sessions: int, **kwargs: Any) -> dict[str, Any]:
-    """The load tester's summary, with the server's memory after the run and its CPU time per round."""
-    cpu = server.cpu_seconds()
-    report = uvloop.run(loadtest(server.ws_url, sessions, **kwargs))
-    cpu = server.cpu_seconds() - cpu
+def _run_load(server: Server | list[Server], sessions: int, **kwargs: Any) -> dict[str, Any]:
+    """The load tester's summary, with the server's memory after the run and its CPU time per round (with
+    several servers, replicas of one service, their sum; the sessions are spread over them)."""
+    servers = server if isinstance(server, list) else [server]
+    cpu = sum(s.cpu_seconds() for s in servers)
+    report = uvloop.run(loadtest([s.ws_url for s in servers], sessions, **kwargs))
+    cpu = sum(s.cpu_seconds() for s in servers) - cpu
     summary = report.summary()
-    summary["server_rss_mib"] = round(server.rss_mib(), 1)
+    summary["server_rss_mib"] = round(sum(s.rss_mib() for s in servers), 1)
     summary["server_cpu_ms_per_round"] = round(cpu * 1000 / max(summary["rounds"], 1), 3)
     return summary
 
@@ -378,3 +381,53 @@ def wal_bound(root: Path, store: Path, sessions: int = 200, seconds: float = WAL
         "server_cpu_ms_per_round": summary["server_cpu_ms_per_round"],
         "generator_cpu_percent": summary["generator_cpu_percent"],
     }
+
+
+def replicas(
+    root: Path, store: Path, max_pace: tuple[int, float] = (500, 20), human_pace: tuple[int, float] = (1000, 40)
+) -> dict[str, Any]:
+    """Two replicas sharing one PostgreSQL (fsync on, as in production) against one server on SQLite, on this
+    machine: rounds/s at max pace, p99 at human pace ((sessions, seconds) each), and what each round costs the
+    database (its CPU, transactions and WAL bytes)."""
+    bindir = find_bindir()
+    if bindir is None:
+        return {"skipped": "PostgreSQL binaries (initdb, pg_ctl) not found"}
+    cluster = PostgresCluster(bindir, free_port(), durable=True)
+    cluster.start()
+    out: dict[str, Any] = {"replicas": 2, "workers_per_replica": 1}
+    try:
+        for pace, (sessions, seconds) in (("max", max_pace), ("human", human_pace)):
+            ramp = 5.0 if pace == "max" else 10.0
+            sqlite = _fresh(root, f"replicas-sqlite-{pace}", store)
+            try:
+                out[f"sqlite_one_{pace}"] = _brief(_run_load(sqlite, sessions, duration=seconds, ramp=ramp, pace=pace))
+            finally:
+                sqlite.stop()
+            url = cluster.create_database()
+            pair = [_fresh(root, f"replicas-pg{i}-{pace}", store, env={"RPSQUEST_DATABASE_URL": url}) for i in (0, 1)]
+            try:
+                commits, wal = cluster.activity(url)
+                db_cpu = cluster.cpu_seconds()
+                summary = _run_load(pair, sessions, duration=seconds, ramp=ramp, pace=pace)
+                db_cpu = cluster.cpu_seconds() - db_cpu  # while the replicas' backends still run
+            finally:
+                for server in pair:
+                    server.stop()
+            time.sleep(1.0)  # the replicas' backends have exited, and so reported their counts
+            commits_after, wal_after = cluster.activity(url)
+            rounds = max(summary["rounds"], 1)
+            out[f"postgresql_two_{pace}"] = {
+                **_brief(summary),
+                "db_cpu_ms_per_round": round(db_cpu * 1000 / rounds, 3),
+                "db_commits_per_round": round((commits_after - commits) / rounds, 3),
+                "db_wal_bytes_per_round": round((wal_after - wal) / rounds),
+            }
+    finally:
+        cluster.stop()
+    return out
+
+
+def _brief(summary: dict[str, Any]) -> dict[str, Any]:
+    keys = ("sessions", "sessions_failed", "rounds", "rounds_per_second", "move_latency_ms_after_ramp", "errors",
+            "protocol_violations", "server_rss_mib", "server_cpu_ms_per_round", "generator_cpu_percent")  # fmt: skip
+    return {k: summary[k] for k in keys}

@@ -111,7 +111,7 @@ def run(settings: Settings, store: ModelStore, families: Sequence[str], dry_run:
     """One promotion step of each of `families` that has a Production; nothing is written on a dry run."""
     rules = promotion_settings(settings)
     out: list[FamilyRun] = []
-    with Lifecycle(settings.database_path()) as lifecycle:
+    with Lifecycle(settings.database()) as lifecycle:
         manifest = stored_manifest(store)
         current: Families = manifest[1] if manifest else {}
         for family in families:

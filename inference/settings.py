@@ -132,17 +132,22 @@ class Settings:
         for origin in settings.allowed_origins:
             if origin != "*" and not ORIGIN.fullmatch(origin):
                 raise SettingsError(f"RPSQUEST_ALLOWED_ORIGINS: {origin!r} is not * or scheme://host[:port]")
-        settings.database_path()  # refuse an unsupported database URL now, not at first use
+        settings.database()  # refuse an unsupported database URL now, not at first use
         return settings
 
-    def database_path(self) -> Path:
-        """The SQLite file named by database_url (sqlite:///PATH), or data_dir/rpsquest.db."""
+    def database(self) -> Path | str:
+        """The SQLite file named by database_url (sqlite:///PATH, by default data_dir/rpsquest.db), or the
+        PostgreSQL URL (postgresql://…) itself."""
         url = self.database_url
         if not url:
             return self.data_dir / "rpsquest.db"
         if url.startswith("sqlite:///"):
             return Path(url[len("sqlite:///") :])
-        raise SettingsError(f"RPSQUEST_DATABASE_URL {url!r} is not supported: use sqlite:///PATH")
+        if url.startswith(("postgresql://", "postgres://")):
+            return url
+        raise SettingsError(
+            f"RPSQUEST_DATABASE_URL {url!r} is not supported: use sqlite:///PATH or postgresql://USER@HOST/DB"
+        )
 
     def store_root(self) -> Path:
         """The local model store's folder (used when no S3 endpoint is set)."""

@@ -39,7 +39,8 @@ from server.predict import MAX_BODY as PREDICT_MAX_BODY
 from server.predict import BadRequest, decode_request
 from server.predict import predict as predict_history
 from server.session import CLOSE_POLICY, Session
-from storage import RoundRecord, SQLiteStorage, Storage, StorageUnavailable
+from storage import RoundRecord, Storage, StorageUnavailable
+from storage.database import open_storage
 
 T = TypeVar("T")
 log = logging.getLogger("rpsquest")
@@ -108,8 +109,7 @@ class Server:
         repeats = logfilter.install(self.settings.log_repeat_interval)  # uvicorn has set up its logging by now
         storage = self._storage
         if storage is None:
-            max_bytes = int(self.settings.db_max_mb * 2**20)
-            storage = await asyncio.to_thread(SQLiteStorage, self.settings.database_path(), max_bytes=max_bytes)
+            storage = await open_storage(self.settings.database(), max_bytes=int(self.settings.db_max_mb * 2**20))
         store = self._store if self._store is not None else await asyncio.to_thread(open_store, self.settings)
         self.pool = ModelPool(store, lambda family, reason: metrics.model_load_failures.labels(family, reason).inc())
         await self.reload()

@@ -19,7 +19,7 @@ from inference.settings import Settings, SettingsError
 from inference.store import open_store, read_manifest
 from server.connections import raise_open_file_limit
 from server.messages import MAX_FRAME
-from storage import SQLiteStorage
+from storage.database import prepare
 
 # The server's event loop is asyncio's own. uvloop (libuv) accepts one connection per turn of the loop: at
 # saturation, when a turn commits and answers hundreds of rounds, new connections waited more than ten seconds
@@ -53,7 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--seed", type=int, default=0, help="seed of the simulated population (default 0)")
     load = commands.add_parser("loadtest", help="many simulated players against a server, with latency figures")
     _add_common(load)
-    load.add_argument("--url", required=True, help="the server's WebSocket URL, e.g. ws://127.0.0.1:8000/ws")
+    load.add_argument("--url", required=True, action="append",
+                      help="the server's WebSocket URL, e.g. ws://127.0.0.1:8000/ws; repeat it (or give a comma-"
+                           "separated list) to spread the sessions over replicas")  # fmt: skip
     load.add_argument("--sessions", type=int, required=True, help="concurrent sessions (connections)")
     until = load.add_mutually_exclusive_group(required=True)
     until.add_argument("--duration", type=float, help="seconds to run")
@@ -108,7 +110,7 @@ def serve(settings: Settings, host: str, port: int) -> None:
     """
     os.environ["RPSQUEST_DATA_DIR"] = str(settings.data_dir)
     raise_open_file_limit()  # the workers inherit it; each sizes its connection cap to it (server/connections.py)
-    SQLiteStorage.prepare(settings.database_path())  # migrate once, before the workers open it
+    prepare(settings.database())  # migrate once, before the workers (or other replicas) open it
     if settings.workers > 1:
         metrics_dir = settings.data_dir / "metrics"
         shutil.rmtree(metrics_dir, ignore_errors=True)  # the files of an earlier run's workers

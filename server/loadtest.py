@@ -14,6 +14,7 @@ import random
 import sys
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
@@ -166,10 +167,13 @@ async def _progress(report: LoadReport, out: TextIO, every: float = 1.0) -> None
 
 
 async def loadtest(
-    url: str, sessions: int, *, duration: float | None = None, games: int | None = None, ramp: float = 0.0,
-    pace: str = "max", opponent: str | None = None, seed: int = 0, rate: float = 0.0, progress: TextIO | None = None,
+    url: str | Sequence[str], sessions: int, *, duration: float | None = None, games: int | None = None,
+    ramp: float = 0.0, pace: str = "max", opponent: str | None = None, seed: int = 0, rate: float = 0.0,
+    progress: TextIO | None = None,
 ) -> LoadReport:  # fmt: skip
-    """Run `sessions` simulated players against `url` for `duration` seconds or `games` games in all."""
+    """Run `sessions` simulated players against `url` for `duration` seconds or `games` games in all.
+
+    With several URLs (replicas of one service), session i connects to the i-th modulo their number."""
     if duration is None and games is None:
         raise ValueError("give a duration or a number of games")
     gc.collect()
@@ -179,13 +183,14 @@ async def loadtest(
     deadline = report.started + (duration if duration is not None else 10**9)
     games_left = [games if games is not None else -1]
     opponents = [opponent] if opponent else [o.id for o in OPPONENTS]
+    urls = [url] if isinstance(url, str) else list(url)
     ticker = asyncio.create_task(_progress(report, progress)) if progress else None
 
     async def delayed(i: int) -> None:
         if ramp > 0:
             await asyncio.sleep(ramp * i / sessions)
-        await _session(i, url, report, deadline=deadline, games_left=games_left, pace=pace, opponents=opponents,
-                       seed=seed, rate=rate)  # fmt: skip
+        await _session(i, urls[i % len(urls)], report, deadline=deadline, games_left=games_left, pace=pace,
+                       opponents=opponents, seed=seed, rate=rate)  # fmt: skip
 
     async def ramp_done() -> None:
         await asyncio.sleep(ramp)
@@ -227,8 +232,9 @@ def format_report(summary: dict[str, Any]) -> str:
 
 def run(args: Any) -> int:
     """The `rpsquest loadtest` command."""
+    urls = [u.strip() for given in args.url for u in given.split(",") if u.strip()]
     report = uvloop.run(loadtest(
-        args.url, args.sessions, duration=args.duration, games=args.games, ramp=args.ramp, pace=args.pace,
+        urls, args.sessions, duration=args.duration, games=args.games, ramp=args.ramp, pace=args.pace,
         opponent=args.opponent, seed=args.seed, rate=args.rate, progress=sys.stderr,
     ))  # fmt: skip
     summary = report.summary()

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import dataclass
-from pathlib import Path
 
 from engine.rules import MOVE_INDEX, Round
+from storage.database import Database, connect, exists
 
 
 @dataclass(frozen=True)
@@ -22,16 +21,15 @@ class PlayedGame:
     times: list[float]
 
 
-def _connect(path: Path) -> sqlite3.Connection:
-    return sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-
-
-def played_games(path: Path, since: float = 0.0, tags: tuple[str, ...] = ("human", "sim")) -> Iterator[PlayedGame]:
-    """Every game with rounds, tagged one of `tags` and moved on after `since`, oldest first."""
+def played_games(db: Database, since: float = 0.0, tags: tuple[str, ...] = ("human", "sim")) -> Iterator[PlayedGame]:
+    """Every game with rounds, tagged one of `tags` and moved on after `since`, oldest first (none without
+    a database yet)."""
+    if not exists(db):
+        return
     marks = ", ".join("?" * len(tags))
-    with closing(_connect(path)) as conn:
+    with closing(connect(db, readonly=True)) as conn:
         games = conn.execute(
-            "SELECT id, tag, COALESCE(player_id, '') FROM games"
+            "SELECT id, tag, COALESCE(CAST(player_id AS TEXT), '') FROM games"
             f" WHERE rounds > 0 AND updated >= ? AND tag IN ({marks}) ORDER BY created",
             (since, *tags),
         ).fetchall()
@@ -50,12 +48,12 @@ def played_games(path: Path, since: float = 0.0, tags: tuple[str, ...] = ("human
             )
 
 
-def rounds_since(path: Path, since: float, tags: tuple[str, ...]) -> int:
+def rounds_since(db: Database, since: float, tags: tuple[str, ...]) -> int:
     """Rounds of games tagged one of `tags` stored after `since` (0 when there is no database yet)."""
-    if not path.exists():
+    if not exists(db):
         return 0
     marks = ", ".join("?" * len(tags))
-    with closing(_connect(path)) as conn:
+    with closing(connect(db, readonly=True)) as conn:
         row = conn.execute(
             "SELECT COUNT(*) FROM rounds r JOIN games g ON g.id = r.game_id"
             f" WHERE r.created > ? AND g.tag IN ({marks})",
@@ -64,8 +62,8 @@ def rounds_since(path: Path, since: float, tags: tuple[str, ...]) -> int:
     return int(row[0])
 
 
-def winners_by_opponent(path: Path) -> list[tuple[str, str, int]]:
+def winners_by_opponent(db: Database) -> list[tuple[str, str, int]]:
     """(opponent, winner, games) over every finished game."""
-    with closing(_connect(path)) as conn:
+    with closing(connect(db, readonly=True)) as conn:
         rows = conn.execute("SELECT opponent, winner, COUNT(*) FROM games WHERE state = 'over' GROUP BY 1, 2")
         return [(o, w, int(n)) for o, w, n in rows]

@@ -3,23 +3,22 @@
 Processes that train or promote at the same moment take turns: a version number is handed out
 inside the database's write lock, so never twice; a manifest change holds a lock of its own
 while it reads the newest manifest, applies the change and writes the next generation, so no
-update is lost and no generation is written twice. Blocking calls: the server runs them off
-its event loop.
+update is lost and no generation is written twice. On SQLite the locks are the database's own
+and a file lock; on PostgreSQL, advisory locks. Blocking calls: the server runs them off its
+event loop.
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
-import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import closing, contextmanager
+from collections.abc import Callable, Iterable
+from contextlib import closing
 from dataclasses import dataclass
-from pathlib import Path
 
 from engine.rules import MOVE_INDEX
-from storage.sqlite import SQLiteStorage, connect, models_decoder
+from storage.database import Connection, Database, connect, prepare
+from storage.sqlite import models_decoder
 
 Families = dict[str, dict[str, str]]  # family -> alias -> version
 
@@ -67,12 +66,11 @@ def _number(version: str) -> int | None:
 
 
 class Lifecycle:
-    """The lifecycle tables of the database at `path` (created or migrated on open)."""
+    """The lifecycle tables of the database `db` (created or migrated on open)."""
 
-    def __init__(self, path: Path) -> None:
-        SQLiteStorage.prepare(path)
-        self._conn = connect(path)
-        self._turn_path = Path(f"{path}-lifecycle")
+    def __init__(self, db: Database) -> None:
+        prepare(db)
+        self._conn = connect(db)
 
     def close(self) -> None:
         self._conn.close()
@@ -83,8 +81,8 @@ class Lifecycle:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _locked(self) -> sqlite3.Connection:
-        self._conn.execute("BEGIN IMMEDIATE")
+    def _locked(self) -> Connection:
+        self._conn.begin_locked()
         return self._conn
 
     def allocate_version(self, family: str, taken: Iterable[str] = ()) -> str:
@@ -94,19 +92,10 @@ class Lifecycle:
             (allocated,) = conn.execute("SELECT MAX(number) FROM model_versions WHERE family = ?", (family,)).fetchone()
             number = max([allocated or 0, *(n for n in map(_number, taken) if n is not None)]) + 1
             conn.execute("INSERT INTO model_versions VALUES (?, ?, ?)", (family, number, time.time()))
-            conn.execute("COMMIT")
+            conn.commit()
         finally:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
+            conn.rollback_open()
         return f"v{number}"
-
-    @contextmanager
-    def _turn(self) -> Iterator[None]:
-        """Held while one process changes the manifest: the others wait their turn (the store's write
-        happens inside it, so the database is never locked while the store is slow)."""
-        with self._turn_path.open("a") as f:
-            fcntl.flock(f, fcntl.LOCK_EX)
-            yield
 
     def publish(
         self,
@@ -123,7 +112,7 @@ class Lifecycle:
         starts one for the new version, with `why`. A change that leaves the families as they are
         writes nothing (the tenures are still brought in line: a crash between the two is repaired).
         """
-        with self._turn():
+        with self._conn.turn():  # the store's write happens inside: the database is never locked while it is slow
             stored = read() or self._newest()
             current: Families = {f: dict(a) for f, a in stored[1].items()} if stored else {}
             new = change({f: dict(a) for f, a in current.items()})
@@ -138,10 +127,9 @@ class Lifecycle:
                 if new != current:
                     conn.execute("INSERT INTO manifests VALUES (?, ?, ?)", (generation, json.dumps(new), now))
                 self._align_tenures(conn, new, now, why)
-                conn.execute("COMMIT")
+                conn.commit()
             finally:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
+                conn.rollback_open()
         return Published(generation, new, changed=new != current)
 
     def _newest(self) -> tuple[int, Families] | None:
@@ -152,9 +140,9 @@ class Lifecycle:
         return None if row is None else (int(row[0]), json.loads(row[1]))
 
     @staticmethod
-    def _align_tenures(conn: sqlite3.Connection, families: Families, now: float, why: str) -> None:
+    def _align_tenures(conn: Connection, families: Families, now: float, why: str) -> None:
         """End the running tenures that `families` no longer has and start the ones it adds."""
-        rows = conn.execute("SELECT family, alias, version FROM alias_tenures WHERE ended IS NULL")
+        rows = conn.execute("SELECT family, alias, version FROM alias_tenures WHERE ended IS NULL").fetchall()
         running = {(f, a): v for f, a, v in rows}
         wanted = {(f, a): v for f, aliases in families.items() for a, v in aliases.items()}
         for (family, alias), version in running.items():
@@ -190,23 +178,23 @@ class Lifecycle:
         """Append a decision ("no change" included) to the promotion ledger; returns its id."""
         conn = self._locked()
         try:
-            cursor = conn.execute(
+            (ledger_id,) = conn.execute(
                 "INSERT INTO promotions (created, family, decision, alias, from_version, to_version, details)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                " VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 (time.time(), family, decision, alias, from_version, to_version, json.dumps(details)),
-            )
-            conn.execute("COMMIT")
+            ).fetchone()
+            conn.commit()
         finally:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-        return int(cursor.lastrowid or 0)
+            conn.rollback_open()
+        return int(ledger_id)
 
     def arm(self, family: str, alias: str, version: str, since: float, tags: tuple[str, ...]) -> ArmCounts:
         """The games `version` of `family` served as `alias` that started at `since` or later, tagged one of `tags`."""
         marks = ", ".join("?" * len(tags))
         row = self._conn.execute(
-            "SELECT COUNT(*), COALESCE(SUM(state = 'over' AND abandoned = 0), 0),"
-            " COALESCE(SUM(state = 'over' AND abandoned = 0 AND winner = 'bot'), 0) FROM games"
+            "SELECT COUNT(*), COALESCE(SUM(CASE WHEN state = 'over' AND abandoned = 0 THEN 1 ELSE 0 END), 0),"
+            " COALESCE(SUM(CASE WHEN state = 'over' AND abandoned = 0 AND winner = 'bot' THEN 1 ELSE 0 END), 0)"
+            " FROM games"
             f" WHERE family = ? AND alias = ? AND version = ? AND created >= ? AND tag IN ({marks})",
             (family, alias, version, since, *tags),
         ).fetchone()

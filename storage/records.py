@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import msgspec
 
+from engine.features import FIRST_MODEL_ROUND
+
 
 class ModelPrediction(msgspec.Struct, frozen=True, gc=False):
     """One alias's prediction of the player's move in a round, by the version that made it."""
@@ -78,6 +80,18 @@ class VersionStats(msgspec.Struct, frozen=True):
 def top_move(probs: tuple[float, float, float]) -> int:
     """The most likely move of a prediction (the first of equals): a prediction is correct when it is the player's."""
     return max(range(3), key=probs.__getitem__)
+
+
+def prediction_counts(game: GameRecord, played: RoundRecord) -> list[tuple[str, str, str, str, str, bool]]:
+    """What a played round adds to the live totals: (family, alias, version, kind, tag, correct) per prediction;
+    none before the models' first round (4)."""
+    d, move = played.decision, played.player_move
+    if d.round < FIRST_MODEL_ROUND:
+        return []
+    counted = [(game.family, game.alias, game.version, "blend", game.tag, top_move(d.probs) == move)]
+    for alias, m in d.models.items():
+        counted.append((game.family, alias, m.version, "model", game.tag, top_move(m.probs) == move))
+    return counted
 
 
 class LedgerEntry(msgspec.Struct, frozen=True):

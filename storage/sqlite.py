@@ -47,7 +47,7 @@ from storage.records import (
     OpponentStats,
     RoundRecord,
     VersionStats,
-    top_move,
+    prediction_counts,
 )
 
 T = TypeVar("T")
@@ -558,12 +558,7 @@ class SQLiteStorage:
     async def record_round(self, game: GameRecord, played: RoundRecord, winner: str | None) -> None:
         d = played.decision
         gained_player, gained_bot = points(played.values, played.player_move, d.bot_move)
-        move = played.player_move
-        counted = []
-        if d.round >= FIRST_MODEL_ROUND:
-            counted.append((game.family, game.alias, game.version, "blend", game.tag, top_move(d.probs) == move))
-            for alias, m in d.models.items():
-                counted.append((game.family, alias, m.version, "model", game.tag, top_move(m.probs) == move))
+        counted = prediction_counts(game, played)
 
         def insert(conn: sqlite3.Connection) -> None:
             conn.execute(

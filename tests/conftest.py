@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from bench.pgcluster import PostgresCluster, find_bindir
+
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
 
@@ -136,3 +138,43 @@ def server_factory(tmp_path: Path, trained_store: Path) -> Iterator[Callable[...
     yield make
     for server in started:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresCluster]:
+    """A real PostgreSQL server for the session (skipped, saying why, where its binaries are absent)."""
+    bindir = find_bindir()
+    if bindir is None:
+        pytest.skip("PostgreSQL binaries (initdb, pg_ctl) not found: apt-get install postgresql")
+    cluster = PostgresCluster(bindir, free_port())
+    cluster.start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
+    """A new empty database of each backend: a SQLite file, or a PostgreSQL database's URL."""
+    if request.param == "sqlite":
+        return tmp_path / "rpsquest.db"
+    cluster: PostgresCluster = request.getfixturevalue("postgres")
+    return cluster.create_database()
+
+
+@pytest.fixture(scope="session")
+def postgres_server(
+    tmp_path_factory: pytest.TempPathFactory, trained_store: Path, postgres: PostgresCluster
+) -> Iterator[ServerProcess]:
+    """One real server on a PostgreSQL database of its own, for the whole session."""
+    env = {"RPSQUEST_DATABASE_URL": postgres.create_database()}
+    server = ServerProcess(tmp_path_factory.mktemp("live-pg"), env, store=trained_store)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_server(request: pytest.FixtureRequest) -> ServerProcess:
+    """The session's server on each backend."""
+    server: ServerProcess = request.getfixturevalue("live_server" if request.param == "sqlite" else "postgres_server")
+    return server

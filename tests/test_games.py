@@ -6,7 +6,6 @@ import asyncio
 import hashlib
 import math
 from collections.abc import Coroutine, Iterator
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, TypeVar
 
@@ -19,7 +18,8 @@ from engine.fairplay import commitment, verify
 from engine.rules import MOVE_INDEX, MOVES, points, round_values
 from server.games import ABANDON_AFTER, ONLINE_VERSION, GameError, GameService, Predictors, Swept
 from server.messages import GameMessage, Result
-from storage import SQLiteStorage, Storage, StorageUnavailable
+from storage import Storage, StorageUnavailable
+from storage.database import Database, open_storage
 from storage.records import (
     Decision,
     GameRecord,
@@ -617,11 +617,12 @@ def test_failing_shadows_lose_only_the_shadows(clock: Clock) -> None:
     assert [set(r.decision.models) for r in stored[3:]] == [{"Production"}] * 3
 
 
-def test_two_processes_on_one_database_never_fork_a_game(tmp_path: Path) -> None:
-    """Two game services (two worker processes) share one SQLite file; the player's connections go to either."""
+def test_two_processes_on_one_database_never_fork_a_game(database: Database) -> None:
+    """Two game services (two worker processes, or two replicas) share one database; the player's connections go
+    to either."""
 
     async def scenario() -> None:
-        a_storage, b_storage = SQLiteStorage(tmp_path / "shared.db"), SQLiteStorage(tmp_path / "shared.db")
+        a_storage, b_storage = await open_storage(database), await open_storage(database)
         a, b = GameService(a_storage), GameService(b_storage)
         try:
             game = await a.start("brian", None, None)

@@ -1,6 +1,7 @@
 """The lifecycle tables (storage/lifecycle.py): version numbers, manifest generations, tenures, the ledger.
 
-The races run in real processes on one real SQLite file and one real local model store.
+The races run in real processes on one real database (a SQLite file, a PostgreSQL server) and one real local
+model store.
 """
 
 from __future__ import annotations
@@ -14,12 +15,13 @@ from pathlib import Path
 import pytest
 
 from inference.store import LocalStore, read_manifest, stored_manifest, write_manifest
-from storage import SQLiteStorage
+from storage.database import Database, open_storage
 from storage.lifecycle import Families, Lifecycle
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKERS = 4
 ROUNDS = 40  # manifest changes per process
+OPEN_DB = "db = sys.argv[2] if '://' in sys.argv[2] else pathlib.Path(sys.argv[2])\n"  # a URL, or a SQLite file
 
 
 def _publish(lifecycle: Lifecycle, store: LocalStore, change: dict[str, dict[str, str]], why: str = "test") -> int:
@@ -46,8 +48,8 @@ def _run_all(script: str, *args: str) -> None:
         assert p.returncode == 0, err.decode()
 
 
-def test_versions_count_up_past_allocated_and_existing_ones(tmp_path: Path) -> None:
-    with Lifecycle(tmp_path / "db.sqlite") as lifecycle:
+def test_versions_count_up_past_allocated_and_existing_ones(database: Database) -> None:
+    with Lifecycle(database) as lifecycle:
         assert lifecycle.allocate_version("mlp") == "v1"
         assert lifecycle.allocate_version("mlp") == "v2"
         assert lifecycle.allocate_version("xgboost") == "v1"
@@ -55,29 +57,32 @@ def test_versions_count_up_past_allocated_and_existing_ones(tmp_path: Path) -> N
         assert lifecycle.allocate_version("mlp") == "v9"
 
 
-def test_processes_allocating_at_once_never_share_a_version(tmp_path: Path) -> None:
-    db = tmp_path / "db.sqlite"
-    Lifecycle(db).close()
+def test_processes_allocating_at_once_never_share_a_version(database: Database, tmp_path: Path) -> None:
+    Lifecycle(database).close()
     script = (
         "import sys, pathlib\n"
         "from storage.lifecycle import Lifecycle\n"
-        "with Lifecycle(pathlib.Path(sys.argv[2])) as l:\n"
+        f"{OPEN_DB}"
+        "with Lifecycle(db) as l:\n"
         "    out = [l.allocate_version('mlp') for _ in range(25)]\n"
-        "pathlib.Path(sys.argv[2] + '.' + sys.argv[1]).write_text(' '.join(out))\n"
+        "pathlib.Path(sys.argv[3] + '.' + sys.argv[1]).write_text(' '.join(out))\n"
     )
-    _run_all(script, str(db))
-    handed = [v for i in range(WORKERS) for v in Path(f"{db}.{i}").read_text().split()]
+    _run_all(script, str(database), str(tmp_path / "handed"))
+    handed = [v for i in range(WORKERS) for v in (tmp_path / f"handed.{i}").read_text().split()]
     assert sorted(handed, key=lambda v: int(v[1:])) == [f"v{n}" for n in range(1, 25 * WORKERS + 1)]
 
 
-def test_processes_publishing_at_once_lose_no_update_and_reuse_no_generation(tmp_path: Path) -> None:
-    db, root = tmp_path / "db.sqlite", tmp_path / "store"
+def test_processes_publishing_at_once_lose_no_update_and_reuse_no_generation(
+    database: Database, tmp_path: Path
+) -> None:
+    db, root = database, tmp_path / "store"
     Lifecycle(db).close()
     script = (
         "import sys, pathlib\n"
         "from inference.store import LocalStore, stored_manifest, write_manifest\n"
         "from storage.lifecycle import Lifecycle\n"
-        "me, db, root = sys.argv[1], pathlib.Path(sys.argv[2]), pathlib.Path(sys.argv[3])\n"
+        f"{OPEN_DB}"
+        "me, root = sys.argv[1], pathlib.Path(sys.argv[3])\n"
         "store = LocalStore(root)\n"
         "with Lifecycle(db) as l:\n"
         f"    for j in range({ROUNDS}):\n"
@@ -93,9 +98,9 @@ def test_processes_publishing_at_once_lose_no_update_and_reuse_no_generation(tmp
     assert manifest["families"] == {f"p{i}": {f"a{j}": f"v{j}" for j in range(ROUNDS)} for i in range(WORKERS)}
 
 
-def test_tenures_follow_the_manifest(tmp_path: Path) -> None:
+def test_tenures_follow_the_manifest(database: Database, tmp_path: Path) -> None:
     store = LocalStore(tmp_path / "store")
-    with Lifecycle(tmp_path / "db.sqlite") as lifecycle:
+    with Lifecycle(database) as lifecycle:
         assert _publish(lifecycle, store, {"mlp": {"Production": "v1", "B": "v2"}}, "cold start") == 1
         assert _publish(lifecycle, store, {"mlp": {"B": "v3"}}, "trained") == 2
         assert _publish(lifecycle, store, {"mlp": {"B": "v3"}}, "again") == 2  # no change: nothing written
@@ -111,22 +116,22 @@ def test_tenures_follow_the_manifest(tmp_path: Path) -> None:
         assert running == {("Production", "v4", "repair"), ("B", "v3", "trained")}
 
 
-def test_a_broken_store_manifest_is_rebuilt_from_the_last_one_published(tmp_path: Path) -> None:
+def test_a_broken_store_manifest_is_rebuilt_from_the_last_one_published(database: Database, tmp_path: Path) -> None:
     store = LocalStore(tmp_path / "store")
-    with Lifecycle(tmp_path / "db.sqlite") as lifecycle:
+    with Lifecycle(database) as lifecycle:
         _publish(lifecycle, store, {"mlp": {"Production": "v1"}, "logistic": {"Production": "v1"}})
         store.write("aliases.json", b'{"generation": 2, "fam')  # truncated
         assert _publish(lifecycle, store, {"mlp": {"B": "v2"}}) == 2
     assert stored_manifest(store) == (2, {"mlp": {"Production": "v1", "B": "v2"}, "logistic": {"Production": "v1"}})
 
 
-def test_a_failed_store_write_records_nothing(tmp_path: Path) -> None:
+def test_a_failed_store_write_records_nothing(database: Database, tmp_path: Path) -> None:
     store = LocalStore(tmp_path / "store")
 
     def broken(generation: int, families: Families) -> None:
         raise OSError("store down")
 
-    with Lifecycle(tmp_path / "db.sqlite") as lifecycle:
+    with Lifecycle(database) as lifecycle:
         _publish(lifecycle, store, {"mlp": {"Production": "v1"}})
         with pytest.raises(OSError, match="store down"):
             lifecycle.publish(lambda: stored_manifest(store), lambda f: {"mlp": {"Production": "v2"}}, broken, "x")
@@ -134,15 +139,14 @@ def test_a_failed_store_write_records_nothing(tmp_path: Path) -> None:
         assert _publish(lifecycle, store, {"mlp": {"Production": "v2"}}) == 2  # the generation was not used up
 
 
-def test_ledger_rows_are_read_back_newest_first(tmp_path: Path) -> None:
-    db = tmp_path / "db.sqlite"
-    with Lifecycle(db) as lifecycle:
+def test_ledger_rows_are_read_back_newest_first(database: Database) -> None:
+    with Lifecycle(database) as lifecycle:
         first = lifecycle.record_decision("mlp", "keep_collecting", {"games": [10, 12]})
         second = lifecycle.record_decision("mlp", "promote", {"p_value": 0.01}, "Production", "v1", "v2")
     assert second > first
 
     async def read() -> list[tuple[int, str, str | None, dict[str, object]]]:
-        storage = SQLiteStorage(db)
+        storage = await open_storage(database)
         try:
             return [(e.id, e.decision, e.to_version, e.details) for e in await storage.promotions("mlp", 10)]
         finally:

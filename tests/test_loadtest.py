@@ -39,6 +39,17 @@ def test_counts_games_and_rounds_exactly(server_factory: Callable[..., ServerPro
     assert 0 < summary["generator_cpu_percent"] <= 100 * (os.cpu_count() or 1)
 
 
+def test_sessions_spread_over_every_url(server_factory: Callable[..., ServerProcess]) -> None:
+    replicas = [server_factory({"RPSQUEST_RATE_LIMIT": "0"}) for _ in range(2)]
+    summary = asyncio.run(loadtest([r.ws_url for r in replicas], 4, duration=1.5, pace="max", seed=6)).summary()
+    stored = []
+    for replica in replicas:
+        with closing(sqlite3.connect(replica.data_dir / "rpsquest.db")) as db:
+            stored.append(db.execute("SELECT COUNT(*) FROM rounds").fetchone()[0])
+    assert all(n > 0 for n in stored) and sum(stored) == summary["rounds"]  # two sessions played on each
+    assert summary["sessions_opened"] == 4 and summary["protocol_violations"] == {}
+
+
 def test_the_report_says_when_the_generator_itself_was_the_limit() -> None:
     def report(cpu_seconds: float) -> str:
         run = LoadReport(sessions=1, started=100.0, finished=110.0, cpu_started=5.0, cpu_finished=5.0 + cpu_seconds)

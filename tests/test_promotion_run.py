@@ -1,4 +1,4 @@
-"""Promotion runs (inference/promotion.py) on a real SQLite database and a real local model store.
+"""Promotion runs (inference/promotion.py) on a real database (each backend) and a real local model store.
 
 Games are stored through the storage package as the server stores them; what "better" and
 "worse" mean is made real by the bot's wins in those games.
@@ -24,15 +24,17 @@ from engine.rules import round_values
 from inference import promotion
 from inference.settings import Settings
 from inference.store import LocalStore, stored_manifest, write_manifest
-from storage import Decision, GameRecord, ModelPrediction, RoundRecord, SQLiteStorage
+from storage import Decision, GameRecord, ModelPrediction, RoundRecord
+from storage.database import Database, is_postgres, open_storage
 from storage.lifecycle import Families, Lifecycle
 
 _ids = itertools.count()
 FIRST: Families = {"mlp": {"Production": "v1", "B": "v2", "shadow1": "v3", "shadow2": "v4"}}
 
 
-def _settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path, promotion_min_games=50, stats_tags=("human",))
+def _settings(tmp_path: Path, db: Database) -> Settings:
+    url = str(db) if is_postgres(db) else f"sqlite:///{db}"
+    return Settings(data_dir=tmp_path, database_url=url, promotion_min_games=50, stats_tags=("human",))
 
 
 def _decision(game_id: str, player_guess: tuple[float, float, float]) -> Decision:
@@ -43,10 +45,10 @@ def _decision(game_id: str, player_guess: tuple[float, float, float]) -> Decisio
     )  # fmt: skip
 
 
-async def _store_games(db: Path, alias: str, version: str, games: int, bot_wins: int, tag: str = "human") -> None:
+async def _store_games(db: Database, alias: str, version: str, games: int, bot_wins: int, tag: str = "human") -> None:
     """`games` finished one-round games of mlp `version` as `alias`, `bot_wins` of them won by the bot; the player
     always plays rock, which shadow1 (v3) predicts better than shadow2 (v4)."""
-    storage = SQLiteStorage(db)
+    storage = await open_storage(db)
     try:
         for i in range(games):
             game_id = f"g{next(_ids):06d}"
@@ -63,17 +65,17 @@ async def _store_games(db: Path, alias: str, version: str, games: int, bot_wins:
         await storage.close()
 
 
-def _publish(tmp_path: Path, families: Families) -> None:
+def _publish(tmp_path: Path, db: Database, families: Families) -> None:
     store = LocalStore(tmp_path / "store")
-    with Lifecycle(tmp_path / "rpsquest.db") as lifecycle:
+    with Lifecycle(db) as lifecycle:
         lifecycle.publish(
             lambda: stored_manifest(store), lambda f: families, lambda g, f: write_manifest(store, f, g), "trained"
         )
 
 
-def _ledger(tmp_path: Path) -> list[tuple[str, str | None, str | None, str | None]]:
+def _ledger(db: Database) -> list[tuple[str, str | None, str | None, str | None]]:
     async def read() -> list[tuple[str, str | None, str | None, str | None]]:
-        storage = SQLiteStorage(tmp_path / "rpsquest.db")
+        storage = await open_storage(db)
         try:
             return [(e.decision, e.alias, e.from_version, e.to_version) for e in await storage.promotions("mlp", 100)]
         finally:
@@ -88,33 +90,34 @@ def _aliases(tmp_path: Path) -> dict[str, str]:
     return manifest[1]["mlp"]
 
 
-def test_too_few_games_keep_collecting_and_the_ledger_says_so(tmp_path: Path) -> None:
-    _publish(tmp_path, FIRST)
-    asyncio.run(_store_games(tmp_path / "rpsquest.db", "Production", "v1", 20, 10))
-    asyncio.run(_store_games(tmp_path / "rpsquest.db", "B", "v2", 20, 18))
-    [run] = promotion.run(_settings(tmp_path), LocalStore(tmp_path / "store"), ["mlp"])
+def test_too_few_games_keep_collecting_and_the_ledger_says_so(tmp_path: Path, database: Database) -> None:
+    db = database
+    _publish(tmp_path, db, FIRST)
+    asyncio.run(_store_games(db, "Production", "v1", 20, 10))
+    asyncio.run(_store_games(db, "B", "v2", 20, 18))
+    [run] = promotion.run(_settings(tmp_path, db), LocalStore(tmp_path / "store"), ["mlp"])
     assert run.outcome == "continue" and run.after == run.before == FIRST["mlp"]
     assert run.details["production_games"] == 20 and run.details["b_wins"] == 18
-    assert _ledger(tmp_path) == [("continue", None, None, None)]
+    assert _ledger(db) == [("continue", None, None, None)]
 
 
-def test_a_better_b_is_promoted_then_a_worse_production_rolled_back(tmp_path: Path) -> None:
-    db, store = tmp_path / "rpsquest.db", LocalStore(tmp_path / "store")
-    settings = _settings(tmp_path)
-    _publish(tmp_path, FIRST)
+def test_a_better_b_is_promoted_then_a_worse_production_rolled_back(tmp_path: Path, database: Database) -> None:
+    db, store = database, LocalStore(tmp_path / "store")
+    settings = _settings(tmp_path, db)
+    _publish(tmp_path, db, FIRST)
     asyncio.run(_store_games(db, "Production", "v1", 300, 150))  # the bot wins half
     asyncio.run(_store_games(db, "B", "v2", 300, 240))  # four games in five
     asyncio.run(_store_games(db, "B", "v2", 300, 300, tag="loadtest"))  # never counted
 
     dry = promotion.run(settings, store, ["mlp"], dry_run=True)
     assert dry[0].outcome == "promote" and dry[0].ledger_id is None
-    assert _aliases(tmp_path) == FIRST["mlp"] and _ledger(tmp_path) == []  # a dry run changes nothing
+    assert _aliases(tmp_path) == FIRST["mlp"] and _ledger(db) == []  # a dry run changes nothing
 
     [run] = promotion.run(settings, store, ["mlp"])
     assert run.outcome == "promote"
     assert run.details["p_better"] <= settings.promotion_alpha and run.details["b_games"] == 300
     assert _aliases(tmp_path) == {"Production": "v2", "B": "v1", "shadow1": "v3", "shadow2": "v4"}
-    assert _ledger(tmp_path) == [("promote", "Production", "v1", "v2")]
+    assert _ledger(db) == [("promote", "Production", "v1", "v2")]
 
     # The test goes on with roles swapped, on games from the promotion on: the new Production does worse.
     asyncio.run(_store_games(db, "Production", "v2", 300, 120))
@@ -124,39 +127,40 @@ def test_a_better_b_is_promoted_then_a_worse_production_rolled_back(tmp_path: Pa
     # v1 is back; the best-ranked challenger (shadow1's v3 predicted the player's rock better) is the new B
     assert _aliases(tmp_path) == {"Production": "v1", "B": "v3", "shadow2": "v4"}
     assert run.details["ranking"][0]["version"] == "v3"
-    assert _ledger(tmp_path)[0] == ("rollback", "Production", "v2", "v1")
+    assert _ledger(db)[0] == ("rollback", "Production", "v2", "v1")
 
 
-def test_a_worse_b_is_rejected_and_the_best_challenger_takes_its_place(tmp_path: Path) -> None:
-    db, store = tmp_path / "rpsquest.db", LocalStore(tmp_path / "store")
-    _publish(tmp_path, FIRST)
+def test_a_worse_b_is_rejected_and_the_best_challenger_takes_its_place(tmp_path: Path, database: Database) -> None:
+    db, store = database, LocalStore(tmp_path / "store")
+    _publish(tmp_path, db, FIRST)
     asyncio.run(_store_games(db, "Production", "v1", 300, 240))
     asyncio.run(_store_games(db, "B", "v2", 300, 150))
-    [run] = promotion.run(_settings(tmp_path), store, ["mlp"])
+    [run] = promotion.run(_settings(tmp_path, db), store, ["mlp"])
     assert run.outcome == "reject"
     assert _aliases(tmp_path) == {"Production": "v1", "B": "v3", "shadow2": "v4"}
-    assert _ledger(tmp_path) == [("reject", "B", "v2", "v3")]
+    assert _ledger(db) == [("reject", "B", "v2", "v3")]
     with Lifecycle(db) as lifecycle:  # B's new test counts from now: the old games are not v3's
         b = next(t for t in lifecycle.tenures("mlp", current_only=True) if t.alias == "B")
         assert b.version == "v3" and b.why == "reject"
 
 
-def test_a_sample_ratio_mismatch_pauses_the_family(tmp_path: Path) -> None:
-    db, store = tmp_path / "rpsquest.db", LocalStore(tmp_path / "store")
-    _publish(tmp_path, FIRST)
+def test_a_sample_ratio_mismatch_pauses_the_family(tmp_path: Path, database: Database) -> None:
+    db, store = database, LocalStore(tmp_path / "store")
+    _publish(tmp_path, db, FIRST)
     asyncio.run(_store_games(db, "Production", "v1", 400, 200))
     asyncio.run(_store_games(db, "B", "v2", 150, 140))  # a 50/50 split started 400 to 150
-    [run] = promotion.run(_settings(tmp_path), store, ["mlp"])
+    [run] = promotion.run(_settings(tmp_path, db), store, ["mlp"])
     assert run.outcome == "pause" and run.after == FIRST["mlp"]
     assert run.details["srm_p"] < 0.001
-    assert _ledger(tmp_path) == [("pause", None, None, None)]
+    assert _ledger(db) == [("pause", None, None, None)]
 
 
 @pytest.mark.parametrize("missing", ["no manifest", "no Production"])
-def test_a_family_without_production_is_left_alone(tmp_path: Path, missing: str) -> None:
+def test_a_family_without_production_is_left_alone(tmp_path: Path, database: Database, missing: str) -> None:
+    db = database
     if missing == "no Production":
-        _publish(tmp_path, {"mlp": {"B": "v2"}})
-    assert promotion.run(_settings(tmp_path), LocalStore(tmp_path / "store"), ["mlp"]) == []
+        _publish(tmp_path, db, {"mlp": {"B": "v2"}})
+    assert promotion.run(_settings(tmp_path, db), LocalStore(tmp_path / "store"), ["mlp"]) == []
 
 
 def _post(url: str, token: str | None) -> tuple[int, Any]:

@@ -1,4 +1,5 @@
-"""The WebSocket protocol against a real server process over real WebSockets."""
+"""The WebSocket protocol against a real server process over real WebSockets (games and resumes on each
+storage backend)."""
 
 from __future__ import annotations
 
@@ -63,9 +64,9 @@ def test_welcome_lists_the_three_opponents(live_server: ServerProcess) -> None:
     }
 
 
-def test_whole_game_follows_the_rules(live_server: ServerProcess) -> None:
+def test_whole_game_follows_the_rules(any_server: ServerProcess) -> None:
     async def scenario() -> ClientGame:
-        client = await Client.open(live_server.ws_url)
+        client = await Client.open(any_server.ws_url)
         game = await client.start("brian", player="Ann", tag="sim")
         await play_to_end(client, game)
         await client.close()
@@ -164,9 +165,9 @@ def test_bad_frames_get_errors_and_change_nothing(live_server: ServerProcess) ->
     assert games["resumed"]["history"] == [] and games["resumed"]["next"] == games["game"]["next"]
 
 
-def test_retry_returns_the_stored_result(live_server: ServerProcess) -> None:
+def test_retry_returns_the_stored_result(any_server: ServerProcess) -> None:
     async def scenario() -> tuple[str, str, str, dict[str, Any]]:
-        connection = await raw(live_server.ws_url)
+        connection = await raw(any_server.ws_url)
         game = await ask(connection, {"type": "start", "opponent": "brian"})
         move = {"type": "move", "game_id": game["game_id"], "round": 1, "move": "rock"}
         await connection.send(json.dumps(move))
@@ -185,15 +186,15 @@ def test_retry_returns_the_stored_result(live_server: ServerProcess) -> None:
     assert state["score"] == json.loads(first)["score"]
 
 
-def test_resume_from_another_connection_and_ownership(live_server: ServerProcess) -> None:
+def test_resume_from_another_connection_and_ownership(any_server: ServerProcess) -> None:
     async def scenario() -> dict[str, Any]:
-        a = await Client.open(live_server.ws_url)
+        a = await Client.open(any_server.ws_url)
         game = await a.start("forrest")
         results = []
         for choice in (0, 1, 2):
             _, answer, _ = await a.move(game, choice)
             results.append(answer)
-        b = await raw(live_server.ws_url)
+        b = await raw(any_server.ws_url)
         out: dict[str, Any] = {}
         move = {"type": "move", "game_id": game.game_id, "round": game.open_round, "move": "rock"}
         out["not_yours"] = await ask(b, move)
@@ -222,9 +223,9 @@ def test_resume_from_another_connection_and_ownership(live_server: ServerProcess
     assert out["first_again"] == moved
 
 
-def test_finished_game_refuses_moves_but_replays_results(live_server: ServerProcess) -> None:
+def test_finished_game_refuses_moves_but_replays_results(any_server: ServerProcess) -> None:
     async def scenario() -> tuple[ClientGame, dict[str, Any], dict[str, Any], dict[str, Any]]:
-        client = await Client.open(live_server.ws_url)
+        client = await Client.open(any_server.ws_url)
         game = await client.start("logan")
         await play_to_end(client, game, seed=3)
         last = len(game.rounds)

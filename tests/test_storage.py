@@ -1,4 +1,5 @@
-"""SQLiteStorage on real database files: migrations, exact round trips, group commit and the statistics."""
+"""Both storage backends on real databases (SQLite files, a PostgreSQL server): migrations, exact round trips,
+group commit and the statistics."""
 
 from __future__ import annotations
 
@@ -16,8 +17,17 @@ import pytest
 
 from engine.features import features
 from engine.rules import MOVES, Round, points, round_values
+from storage import Storage, postgres
 from storage import sqlite as storage_module
-from storage.records import Decision, GameRecord, LeaderboardRow, ModelPrediction, OpponentStats, RoundRecord
+from storage.database import Database, connect, is_postgres, open_storage
+from storage.records import (
+    Decision,
+    GameRecord,
+    LeaderboardRow,
+    ModelPrediction,
+    OpponentStats,
+    RoundRecord,
+)
 from storage.sqlite import MIGRATIONS, SQLiteStorage, StorageConflict, migrate
 
 T = TypeVar("T")
@@ -90,7 +100,7 @@ def history(game: GameRecord) -> list[Round]:
     ]
 
 
-async def advance(storage: SQLiteStorage, game: GameRecord, player_move: int, at: float, winner: str | None) -> None:
+async def advance(storage: Storage, game: GameRecord, player_move: int, at: float, winner: str | None) -> None:
     """Play and store a round, updating `game` as the game service does."""
     played = play(game, player_move, at)
     d = played.decision
@@ -103,24 +113,38 @@ async def advance(storage: SQLiteStorage, game: GameRecord, player_move: int, at
     game.updated = at
 
 
-def columns(path: Path, table: str) -> list[str]:
-    with closing(sqlite3.connect(path)) as db:
-        return [row[1] for row in db.execute(f"PRAGMA table_info({table})")]
+def columns(db: Database, table: str) -> list[str]:
+    if is_postgres(db):
+        return [r["column_name"] for r in rows(db, f"SELECT column_name FROM information_schema.columns"
+                                                  f" WHERE table_name = '{table}'")]  # fmt: skip
+    return [r["name"] for r in rows(db, f"PRAGMA table_info({table})")]
+
+
+def rows(db: Database, sql: str) -> list[dict[str, Any]]:
+    """What `sql` reads from either backend, as dicts."""
+    with closing(connect(db)) as conn:
+        cursor = conn.execute(sql)
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def count(db: Database, table: str) -> int:
+    return int(rows(db, f"SELECT COUNT(*) AS n FROM {table}")[0]["n"])
 
 
 # -- schema ---------------------------------------------------------------------------------------
 
 
-def test_migrations_run_once_and_reopening_keeps_the_data(tmp_path: Path) -> None:
-    path = tmp_path / "db" / "rpsquest.db"
+def test_migrations_run_once_and_reopening_keeps_the_data(database: Database) -> None:
+    db = database if is_postgres(database) else Path(database).parent / "db" / "rpsquest.db"
 
     async def first() -> None:
-        storage = SQLiteStorage(path)
+        storage = await open_storage(db)
         await storage.create_game(new_game("g1", player="Ann"))
         await storage.close()
 
     async def second() -> GameRecord | None:
-        storage = SQLiteStorage(path)
+        storage = await open_storage(db)
         try:
             return await storage.load_game("g1")
         finally:
@@ -131,23 +155,28 @@ def test_migrations_run_once_and_reopening_keeps_the_data(tmp_path: Path) -> Non
     assert loaded == new_game("g1", player="Ann")
     run(second())  # a third open does not fail either
 
-    with closing(sqlite3.connect(path)) as db:
-        versions = [row[0] for row in db.execute("SELECT version FROM schema_migrations ORDER BY version")]
-        assert migrate(db) == len(MIGRATIONS)  # nothing left to apply
-        again = [row[0] for row in db.execute("SELECT version FROM schema_migrations ORDER BY version")]
-        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        journal = db.execute("PRAGMA journal_mode").fetchone()[0]
+    assert len(postgres.MIGRATIONS) == len(MIGRATIONS)  # the same schema versions on both backends
+    versions = [r["version"] for r in rows(db, "SELECT version FROM schema_migrations ORDER BY version")]
+    if is_postgres(db):
+        with closing(postgres.connect(str(db))) as pg:
+            assert postgres.migrate(pg) == len(MIGRATIONS)  # nothing left to apply
+        tables = {r["table_name"] for r in rows(db, "SELECT table_name FROM information_schema.tables")}
+    else:
+        with closing(sqlite3.connect(db)) as conn:
+            assert migrate(conn) == len(MIGRATIONS)
+            assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        tables = {r["name"] for r in rows(db, "SELECT name FROM sqlite_master WHERE type = 'table'")}
+    again = [r["version"] for r in rows(db, "SELECT version FROM schema_migrations ORDER BY version")]
     assert versions == again == list(range(1, len(MIGRATIONS) + 1))
-    assert {"players", "games", "rounds", "promotions", "schema_migrations"} <= tables
-    assert journal == "wal"
+    assert {"players", "games", "rounds", "promotions", "schema_migrations", "alias_tenures"} <= tables
 
 
-def test_rounds_table_keeps_what_mlops_md_lists(tmp_path: Path) -> None:
-    path = tmp_path / "rpsquest.db"
+def test_rounds_table_keeps_what_mlops_md_lists(database: Database) -> None:
+    path = database
     game = new_game("g1", opponent="forrest", alias="B", player="Ann")
 
     async def scenario() -> None:
-        storage = SQLiteStorage(path)
+        storage = await open_storage(path)
         await storage.create_game(game)
         await advance(storage, game, 0, 1_001.0, None)
         await advance(storage, game, 2, 1_002.0, None)
@@ -161,13 +190,10 @@ def test_rounds_table_keeps_what_mlops_md_lists(tmp_path: Path) -> None:
     assert wanted <= set(columns(path, "rounds"))
     assert "tag" in columns(path, "games")
 
-    with closing(sqlite3.connect(path)) as db:
-        db.row_factory = sqlite3.Row
-        rows = list(db.execute("SELECT * FROM rounds WHERE game_id = 'g1' ORDER BY round"))
-        tag = db.execute("SELECT tag FROM games WHERE id = 'g1'").fetchone()[0]
-    assert tag == "human"
-    assert len(rows) == 2
-    for row, played in zip(rows, game.rounds, strict=True):
+    stored = rows(path, "SELECT * FROM rounds WHERE game_id = 'g1' ORDER BY round")
+    assert rows(path, "SELECT tag FROM games WHERE id = 'g1'") == [{"tag": "human"}]
+    assert len(stored) == 2
+    for row, played in zip(stored, game.rounds, strict=True):
         d = played.decision
         assert row["round"] == d.round
         assert (row["player_move"], row["bot_move"]) == (MOVES[played.player_move], MOVES[d.bot_move])
@@ -182,9 +208,9 @@ def test_rounds_table_keeps_what_mlops_md_lists(tmp_path: Path) -> None:
 # -- round trips ----------------------------------------------------------------------------------
 
 
-def test_game_record_round_trips_exactly(tmp_path: Path) -> None:
+def test_game_record_round_trips_exactly(database: Database) -> None:
     async def scenario() -> list[tuple[GameRecord, GameRecord | None]]:
-        storage = SQLiteStorage(tmp_path / "rpsquest.db")
+        storage = await open_storage(database)
         game = new_game("g-\u00e9", player="Zoë_2 -x", tag="sim", alias="B", created=1_234.5678901234)
         anonymous = new_game("g-anon", opponent="logan", player=None)
         seen = []
@@ -213,11 +239,11 @@ def test_game_record_round_trips_exactly(tmp_path: Path) -> None:
     assert seen[-1][1] is None
 
 
-def test_rounds_a_live_game_keeps_stay_out_of_the_garbage_collector(tmp_path: Path) -> None:
+def test_rounds_a_live_game_keeps_stay_out_of_the_garbage_collector(database: Database) -> None:
     """A live game holds every round it played: those records must not lengthen every collection."""
 
     async def scenario() -> GameRecord | None:
-        storage = SQLiteStorage(tmp_path / "rpsquest.db")
+        storage = await open_storage(database)
         game = new_game("g-gc")
         await storage.create_game(game)
         for move in (0, 1, 2, 2):
@@ -238,9 +264,9 @@ def test_rounds_a_live_game_keeps_stay_out_of_the_garbage_collector(tmp_path: Pa
 # -- abandoned games ------------------------------------------------------------------------------
 
 
-def test_mark_abandoned_marks_only_open_idle_games(tmp_path: Path) -> None:
+def test_mark_abandoned_marks_only_open_idle_games(database: Database) -> None:
     async def scenario() -> tuple[int, int, dict[str, bool]]:
-        storage = SQLiteStorage(tmp_path / "rpsquest.db")
+        storage = await open_storage(database)
         idle = new_game("idle", created=100.0)
         idle_played = new_game("idle-played", created=50.0)
         recent = new_game("recent", created=300.0)
@@ -269,11 +295,11 @@ def test_mark_abandoned_marks_only_open_idle_games(tmp_path: Path) -> None:
 # -- group commit ---------------------------------------------------------------------------------
 
 
-def test_burst_of_concurrent_rounds_all_land_and_are_readable_at_once(tmp_path: Path) -> None:
+def test_burst_of_concurrent_rounds_all_land_and_are_readable_at_once(database: Database) -> None:
     n = 200
 
     async def scenario() -> tuple[list[int], int]:
-        storage = SQLiteStorage(tmp_path / "rpsquest.db")
+        storage = await open_storage(database)
         games = [new_game(f"g{i:03d}", opponent=("brian", "forrest", "logan")[i % 3]) for i in range(n)]
         await asyncio.gather(*(storage.create_game(g) for g in games))
 
@@ -285,9 +311,7 @@ def test_burst_of_concurrent_rounds_all_land_and_are_readable_at_once(tmp_path: 
 
         counts = await asyncio.gather(*(write_then_read(g, i % 3) for i, g in enumerate(games)))
         await storage.close()
-        with closing(sqlite3.connect(tmp_path / "rpsquest.db")) as db:
-            stored = db.execute("SELECT COUNT(*) FROM rounds").fetchone()[0]
-        return counts, stored
+        return counts, count(database, "rounds")
 
     counts, stored = run(scenario())
     assert counts == [1] * n
@@ -296,33 +320,42 @@ def test_burst_of_concurrent_rounds_all_land_and_are_readable_at_once(tmp_path: 
 
 @pytest.mark.parametrize(("max_batch", "transactions_expected"), [(512, 1), (64, 4)])
 def test_writes_queued_in_one_turn_commit_together(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, max_batch: int, transactions_expected: int
+    database: Database, monkeypatch: pytest.MonkeyPatch, max_batch: int, transactions_expected: int
 ) -> None:
-    monkeypatch.setattr(storage_module, "MAX_BATCH", max_batch)  # a longer queue commits in chunks, turn by turn
+    for module in (storage_module, postgres):  # a longer queue commits in chunks, batch by batch
+        monkeypatch.setattr(module, "MAX_BATCH", max_batch)
     n = 200
-    path = tmp_path / "rpsquest.db"
+    begins: list[int] = []
+    if is_postgres(database):
+        attempt = postgres.PostgresStorage._attempt
 
-    async def scenario() -> int:
-        storage = SQLiteStorage(path)
+        async def counted(self: postgres.PostgresStorage, jobs: list[Any]) -> list[tuple[bool, Any]]:
+            begins.append(len(jobs))
+            return await attempt(self, jobs)
+
+        monkeypatch.setattr(postgres.PostgresStorage, "_attempt", counted)
+
+    async def scenario() -> None:
+        storage = await open_storage(database)
         games = [new_game(f"g{i:03d}") for i in range(n)]
         await asyncio.gather(*(storage.create_game(game) for game in games))
-        begins: list[str] = []
-        storage._writer_conn.set_trace_callback(lambda sql: begins.append(sql) if sql.startswith("BEGIN") else None)
+        begins.clear()
+        if isinstance(storage, SQLiteStorage):
+            storage._writer_conn.set_trace_callback(lambda sql: begins.append(1) if sql.startswith("BEGIN") else None)
         await asyncio.gather(*(advance(storage, g, 1, 2_000.0, None) for g in games))  # all queued in one turn
         for game in games:
             assert await storage.load_game(game.id) == game
         await storage.close()
-        return len(begins)
 
-    assert run(scenario()) == transactions_expected
+    run(scenario())
+    assert len(begins) == transactions_expected
 
 
-def test_one_failing_write_of_a_batch_spares_the_others(tmp_path: Path) -> None:
+def test_one_failing_write_of_a_batch_spares_the_others(database: Database) -> None:
     n = 50
-    path = tmp_path / "rpsquest.db"
 
     async def scenario() -> tuple[list[BaseException | None], int]:
-        storage = SQLiteStorage(path)
+        storage = await open_storage(database)
         games = [new_game(f"g{i:03d}") for i in range(n)]
         await asyncio.gather(*(storage.create_game(game) for game in games))
         await advance(storage, games[0], 0, 1_500.0, None)
@@ -333,8 +366,7 @@ def test_one_failing_write_of_a_batch_spares_the_others(tmp_path: Path) -> None:
         for game in games:
             assert await storage.load_game(game.id) == game
         await storage.close()
-        with closing(sqlite3.connect(path)) as db:
-            return outcomes, db.execute("SELECT COUNT(*) FROM rounds").fetchone()[0]
+        return outcomes, count(database, "rounds")
 
     outcomes, stored = run(scenario())
     assert outcomes[:-1] == [None] * (n - 1)
@@ -342,9 +374,9 @@ def test_one_failing_write_of_a_batch_spares_the_others(tmp_path: Path) -> None:
     assert stored == n  # game 0's first round plus 49 new ones
 
 
-def test_a_broken_write_does_not_stop_the_writer(tmp_path: Path) -> None:
+def test_a_broken_write_does_not_stop_the_writer(database: Database) -> None:
     async def scenario() -> GameRecord | None:
-        storage = SQLiteStorage(tmp_path / "rpsquest.db")
+        storage = await open_storage(database)
         try:
             await storage.create_game(new_game("g1"))
             await storage.create_game(new_game("g2"))
@@ -366,7 +398,7 @@ def test_a_broken_write_does_not_stop_the_writer(tmp_path: Path) -> None:
 # -- statistics -----------------------------------------------------------------------------------
 
 
-def test_leaderboard_and_opponent_stats_on_a_known_data_set(tmp_path: Path) -> None:
+def test_leaderboard_and_opponent_stats_on_a_known_data_set(database: Database) -> None:
     # (opponent, player, tag, winner): winner None leaves the game open.
     data: list[tuple[str, str | None, str, str | None]] = [
         ("brian", "Ann", "human", "player"),
@@ -390,7 +422,7 @@ def test_leaderboard_and_opponent_stats_on_a_known_data_set(tmp_path: Path) -> N
     ]
 
     async def scenario() -> tuple[list[OpponentStats], list[LeaderboardRow], list[LeaderboardRow]]:
-        storage = SQLiteStorage(tmp_path / "rpsquest.db")
+        storage = await open_storage(database)
         for i, (opponent, player, tag, winner) in enumerate(data):
             game = new_game(f"g{i:02d}", opponent=opponent, player=player, tag=tag)
             await storage.create_game(game)
@@ -466,3 +498,31 @@ def test_live_totals_kept_by_each_round_equal_a_recount_and_answer_version_stats
             " WHERE g.tag = 'human' AND r.round > 3 AND r.player_move = 'scissors'"
         ).fetchone()[0]
     assert by_alias[("shadow1", "v3")].correct == {"model": hits}
+
+
+def test_live_totals_are_the_same_on_both_backends(database: Database) -> None:
+    plan = [("human", "Production"), ("human", "B"), ("sim", "B"), ("human", "B")]
+
+    async def scenario() -> list[Any]:
+        storage = await open_storage(database)
+        try:
+            for i, (tag, alias) in enumerate(plan):
+                game = new_game(f"t{i}", tag=tag, alias=alias)
+                await storage.create_game(game)
+                for n in range(8):
+                    last = n == 7 and i < 3  # the fourth game stays open
+                    await advance(
+                        storage, game, (n * (i + 1)) % 3, 1_001.0 + n, ("bot", "player", "bot")[i] if last else None
+                    )
+            return await storage.version_stats(("human",))
+        finally:
+            await storage.close()
+
+    by_alias = {(s.alias, s.version): s for s in run(scenario())}
+    production, b = by_alias[("Production", "v7")], by_alias[("B", "v7")]
+    assert production.predictions == {"blend": 5} and b.predictions == {"blend": 10}
+    assert (production.games, production.bot_wins, b.games, b.bot_wins) == (1, 1, 1, 0)
+    assert by_alias[("shadow1", "v3")].predictions == {"model": 15}
+    # shadow1 (v3) always says scissors: right in the human rounds from 4 on where the player chose it
+    scissors = sum((n * (i + 1)) % 3 == 2 for i, (tag, _) in enumerate(plan) if tag == "human" for n in range(3, 8))
+    assert by_alias[("shadow1", "v3")].correct == {"model": scissors}

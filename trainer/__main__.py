@@ -43,9 +43,9 @@ def bootstrap(settings: Settings, store: ModelStore, games: int, seed: int) -> i
     started = time.perf_counter()
     _say(f"cold start: simulating {games} games of human-like players")
     sims = simulated_histories(games, seed, lambda n: _say(f"  {n}/{games} games"))
-    histories = gather(settings.database_path(), sims)
+    histories = gather(settings.database(), sims)
     tracker = _tracker(settings)
-    with Lifecycle(settings.database_path()) as lifecycle:
+    with Lifecycle(settings.database()) as lifecycle:
         report = train_cycle(store, histories, lifecycle=lifecycle, seed=seed, progress=_say, tracker=tracker)
         enter_new_versions(store, lifecycle, report, tracker)
     _say(f"cold start done in {time.perf_counter() - started:.0f} s: {report.versions}")
@@ -53,9 +53,9 @@ def bootstrap(settings: Settings, store: ModelStore, games: int, seed: int) -> i
 
 
 def train(settings: Settings, store: ModelStore, families: Sequence[str], seed: int) -> int:
-    histories = gather(settings.database_path(), simulated_histories(COLD_START_GAMES, seed))
+    histories = gather(settings.database(), simulated_histories(COLD_START_GAMES, seed))
     tracker = _tracker(settings)
-    with Lifecycle(settings.database_path()) as lifecycle:
+    with Lifecycle(settings.database()) as lifecycle:
         report = train_cycle(
             store, histories, families=families, lifecycle=lifecycle, seed=seed, progress=_say, tracker=tracker
         )
@@ -92,7 +92,7 @@ def loop(settings: Settings, store: ModelStore, interval: float, min_rounds: int
             mirrored = manifest[0]
         time.sleep(interval)
         started = time.time()
-        arrived = rounds_since(settings.database_path(), state["last"], settings.stats_tags)
+        arrived = rounds_since(settings.database(), state["last"], settings.stats_tags)
         if arrived < min_rounds:
             continue
         _say(f"{arrived} new rounds: training")

@@ -13,6 +13,7 @@ import numpy as np
 
 from engine.opponents import ALIASES, FAMILIES
 from inference.store import ModelStore, stored_manifest, versions, write_manifest
+from storage.database import Database
 from storage.lifecycle import Families, Lifecycle
 from trainer.config import load_config
 from trainer.datasets import (
@@ -66,11 +67,11 @@ def recorded_histories() -> list[History]:
     return [h for h in histories_from_csv(RECORDED) if h.player not in held]
 
 
-def gather(db_path: Path | None, extra: Sequence[History] = ()) -> list[History]:
+def gather(db: Database | None, extra: Sequence[History] = ()) -> list[History]:
     """Histories from the database (if any), the recorded human play and `extra` (e.g. simulated games)."""
     histories = list(extra) + recorded_histories()
-    if db_path is not None and db_path.exists():
-        histories += list(histories_from_db(db_path))
+    if db is not None:
+        histories += list(histories_from_db(db))
     return histories
 
 

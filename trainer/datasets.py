@@ -18,6 +18,7 @@ import numpy as np
 from engine.features import FIRST_MODEL_ROUND, N_FEATURES, FeatureTracker
 from engine.predictor import Priors
 from engine.rules import MOVE_INDEX, Round, Values, outcome, points
+from storage.database import Database
 from storage.history import played_games
 
 FIRST_LABEL_ROUND = FIRST_MODEL_ROUND
@@ -136,9 +137,9 @@ def _scored(moves: Sequence[tuple[int, int, Values]]) -> list[Round]:
     return out
 
 
-def histories_from_db(path: Path, since: float = 0.0) -> Iterator[History]:
-    """Every game with rounds in the database at `path` that may train (load tests never do), oldest first."""
-    for game in played_games(path, since):
+def histories_from_db(db: Database, since: float = 0.0) -> Iterator[History]:
+    """Every game with rounds in the database `db` that may train (load tests never do), oldest first."""
+    for game in played_games(db, since):
         yield History(key=game.id, source=game.tag, rounds=game.rounds, times=game.times, player=game.player)
 
 
