@@ -51,6 +51,8 @@ class Settings:
     promotion_alpha: float = 0.05
     promotion_min_games: int = 100
     promotion_margin: float = 0.05
+    training_window_days: float = 30.0  # 0: every stored game
+    trainer_memory_mb: int = 4096
 
     @classmethod
     def from_env(cls, data_dir: str | None = None) -> Settings:
@@ -77,6 +79,8 @@ class Settings:
             promotion_alpha=_number("RPSQUEST_PROMOTION_ALPHA", 0.05),
             promotion_min_games=_number("RPSQUEST_PROMOTION_MIN_GAMES", 100),
             promotion_margin=_number("RPSQUEST_PROMOTION_MARGIN", 0.05),
+            training_window_days=_number("RPSQUEST_TRAINING_WINDOW_DAYS", 30.0),
+            trainer_memory_mb=_number("RPSQUEST_TRAINER_MEMORY_MB", 4096),
         )
         if settings.rate_limit < 0:
             raise SettingsError("RPSQUEST_RATE_LIMIT must be 0 (no limit) or more")
@@ -95,6 +99,10 @@ class Settings:
             raise SettingsError("RPSQUEST_PROMOTION_MIN_GAMES must be 1 or more")
         if not 0.0 < settings.promotion_margin < 1.0:
             raise SettingsError("RPSQUEST_PROMOTION_MARGIN must be between 0 and 1")
+        if settings.training_window_days < 0:
+            raise SettingsError("RPSQUEST_TRAINING_WINDOW_DAYS must be 0 (every stored game) or more")
+        if settings.trainer_memory_mb < 1:
+            raise SettingsError("RPSQUEST_TRAINER_MEMORY_MB must be 1 or more")
         if settings.log_repeat_interval < 0:
             raise SettingsError("RPSQUEST_LOG_REPEAT_INTERVAL must be 0 (log every repeat) or more")
         for origin in settings.allowed_origins:

@@ -201,6 +201,33 @@ class Lifecycle:
                 conn.execute("ROLLBACK")
         return int(cursor.lastrowid or 0)
 
+    def start_training_run(self, command: str) -> int:
+        """Record that a training run (`bootstrap`, `train`, `loop`) starts now; returns its id."""
+        conn = self._locked()
+        try:
+            cursor = conn.execute("INSERT INTO training_runs (command, started) VALUES (?, ?)", (command, time.time()))
+            conn.execute("COMMIT")
+        finally:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+        return int(cursor.lastrowid or 0)
+
+    def finish_training_run(
+        self, run_id: int, outcome: str, rows: int | None = None, versions: Families | None = None, detail: str = ""
+    ) -> None:
+        """Record how run `run_id` ended (success, failure or skipped), with the rows it trained on and the versions
+        it made."""
+        conn = self._locked()
+        try:
+            conn.execute(
+                "UPDATE training_runs SET finished = ?, outcome = ?, rows = ?, versions = ?, detail = ? WHERE id = ?",
+                (time.time(), outcome, rows, json.dumps(versions or {}), detail, run_id),
+            )
+            conn.execute("COMMIT")
+        finally:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+
     def arm(self, family: str, alias: str, version: str, since: float, tags: tuple[str, ...]) -> ArmCounts:
         """The games `version` of `family` served as `alias` that started at `since` or later, tagged one of `tags`."""
         marks = ", ".join("?" * len(tags))

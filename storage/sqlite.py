@@ -33,6 +33,7 @@ from storage.records import (
     GameRecord,
     LeaderboardRow,
     LedgerEntry,
+    LifecycleFigures,
     ModelPrediction,
     OpponentStats,
     RoundRecord,
@@ -145,6 +146,20 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE UNIQUE INDEX alias_tenures_open ON alias_tenures (family, alias) WHERE ended IS NULL;
     CREATE INDEX games_arm ON games (family, alias, version, created);
     """,
+    # The trainer's runs (a row when one starts, its outcome when it ends), for the operators' metrics.
+    """
+    CREATE TABLE training_runs (
+        id INTEGER PRIMARY KEY,
+        command TEXT NOT NULL,
+        started REAL NOT NULL,
+        finished REAL,
+        outcome TEXT CHECK (outcome IN ('success', 'failure', 'skipped')),
+        rows INTEGER,
+        versions TEXT NOT NULL DEFAULT '{}',
+        detail TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX training_runs_finished ON training_runs (outcome, finished);
+    """,
 )
 
 
@@ -179,6 +194,10 @@ class Storage(Protocol):
 
     async def promotions(self, family: str | None, limit: int) -> list[LedgerEntry]:
         """The promotion ledger, newest first."""
+        ...
+
+    async def lifecycle_figures(self) -> LifecycleFigures:
+        """Promotion decisions by family and outcome, each family's last ledger row, training runs."""
         ...
 
     async def close(self) -> None: ...
@@ -487,6 +506,32 @@ class SQLiteStorage:
                 )
                 for r in rows
             ]  # fmt: skip
+
+        return await self._read(query)
+
+    async def lifecycle_figures(self) -> LifecycleFigures:
+        def query(conn: sqlite3.Connection) -> LifecycleFigures:
+            decisions = conn.execute("SELECT family, decision, COUNT(*) FROM promotions GROUP BY 1, 2 ORDER BY 1, 2")
+            latest = conn.execute(
+                "SELECT family, details FROM promotions WHERE id IN (SELECT MAX(id) FROM promotions GROUP BY family)"
+            )
+            runs = conn.execute(
+                "SELECT outcome, COUNT(*) FROM training_runs WHERE outcome IS NOT NULL GROUP BY 1 ORDER BY 1"
+            )
+            (last_success,) = conn.execute(
+                "SELECT MAX(finished) FROM training_runs WHERE outcome = 'success'"
+            ).fetchone()
+            last = conn.execute(
+                "SELECT finished - started FROM training_runs WHERE outcome IN ('success', 'failure')"
+                " ORDER BY finished DESC LIMIT 1"
+            ).fetchone()
+            return LifecycleFigures(
+                decisions=[(f, d, int(n)) for f, d, n in decisions],
+                latest={f: json.loads(details) for f, details in latest},
+                training_runs={o: int(n) for o, n in runs},
+                last_success=last_success,
+                last_duration=None if last is None else float(last[0]),
+            )
 
         return await self._read(query)
 

@@ -24,6 +24,7 @@ from storage.records import (
     GameRecord,
     LeaderboardRow,
     LedgerEntry,
+    LifecycleFigures,
     OpponentStats,
     RoundRecord,
     VersionStats,
@@ -104,6 +105,10 @@ class FakeStorage:
     async def promotions(self, family: str | None, limit: int) -> list[LedgerEntry]:
         await self._check()
         return []
+
+    async def lifecycle_figures(self) -> LifecycleFigures:
+        await self._check()
+        return LifecycleFigures()
 
     async def close(self) -> None:
         pass
