@@ -160,10 +160,11 @@ function testSummary(test) {
   }
   const d = last.details || {};
   const arms = `Production ${armText(d.production_wins, d.production_games)}, B ${armText(d.b_wins, d.b_games)} won by the bot`;
+  const reason = d.reason ? ` ${String(d.reason).replace(/\.?$/, ".")}` : "";
   if (test.running) {
-    return `Running test: ${arms}. ${d.reason || ""}`.trim();
+    return `Running test: ${arms}.${reason}`;
   }
-  return `The last test ended with "${last.decision}": ${arms}. ${d.reason || ""} A new test has started: its first look comes with the next promotion run.`;
+  return `The last test ended with "${last.decision}": ${arms}.${reason} A new test has started: its first look comes with the next promotion run.`;
 }
 
 function ledgerTable(family, rows) {
