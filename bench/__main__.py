@@ -40,6 +40,7 @@ def main(argv: list[str]) -> int:
             "game_memory": lambda: load.game_memory(root, trained / "store"),
             "saturation": lambda: load.saturation(root, trained / "store"),
             "human_1000": lambda: load.paced(root, trained / "store", "human", 1000, 60, 10),
+            "human_during_training": lambda: load.during_training(root, trained / "store"),
             "capacity": lambda: load.capacity(root, trained / "store"),
             "hot_swap": lambda: load.hot_swap(root, trained / "store"),
             "wal_bound": lambda: load.wal_bound(root, trained / "store"),
@@ -192,6 +193,13 @@ def _targets(results: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]
         _get(results, "human_1000", "result", "move_latency_ms", "p99"),
         "{} ms",
         lambda v: v <= 20,
+    )
+    add(
+        "1,000 human-paced sessions while a training cycle runs: move p99",
+        "–",
+        _get(results, "human_during_training", "result", "move_latency_ms", "p99"),
+        "{} ms",
+        None,
     )
     add(
         "human-paced sessions held with p99 ≤ 100 ms",

@@ -135,6 +135,36 @@ def paced(root: Path, store: Path, pace: str, sessions: int, seconds: float, ram
         server.stop()
 
 
+def during_training(
+    root: Path, store: Path, sessions: int = 1000, seconds: float = 60, ramp: float = 10
+) -> dict[str, Any]:
+    """`sessions` human-paced sessions while one training cycle (`python -m trainer train`, nice 10, on the server's
+    own data dir) runs; the load starts once the trainer has started fitting models."""
+    server = _fresh(root, "during-training", store, WORKERS)
+    log = root / "during-training.log"
+    try:
+        with log.open("w") as out:
+            trainer = subprocess.Popen(
+                [sys.executable, "-m", "trainer", "train", "--data-dir", str(server.data_dir)],
+                cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        started = time.monotonic()
+        while "training " not in log.read_text() and trainer.poll() is None:
+            time.sleep(0.5)
+        summary = _run_load(server, sessions, duration=seconds, ramp=ramp, pace="human")
+        overlapped = trainer.poll() is None  # still training when the load ended
+        code = trainer.wait()
+    finally:
+        server.stop()
+    return {
+        "workers": WORKERS,
+        "trainer_exit_code": code,
+        "trainer_seconds": round(time.monotonic() - started, 1),
+        "trainer_ran_through_the_load": overlapped,
+        **summary,
+    }
+
+
 def saturation(root: Path, store: Path, sessions: int = 1000, seconds: float = 30) -> dict[str, Any]:
     """`sessions` max-pace sessions, next to the same number of connections echoing flat out against the bare echo
     server with as many workers (the floor: what the machine gets through with no game at all)."""

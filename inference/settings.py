@@ -60,6 +60,8 @@ class Settings:
     max_games_per_connection: int = 8
     max_live_games: int = 20_000
     game_idle: float = 300.0
+    training_window_days: float = 30.0  # 0: every stored game
+    trainer_memory_mb: int = 4096
 
     @classmethod
     def from_env(cls, data_dir: str | None = None) -> Settings:
@@ -94,6 +96,8 @@ class Settings:
             max_games_per_connection=_number("RPSQUEST_MAX_GAMES_PER_CONNECTION", 8),
             max_live_games=_number("RPSQUEST_MAX_LIVE_GAMES", 20_000),
             game_idle=_number("RPSQUEST_GAME_IDLE", 300.0),
+            training_window_days=_number("RPSQUEST_TRAINING_WINDOW_DAYS", 30.0),
+            trainer_memory_mb=_number("RPSQUEST_TRAINER_MEMORY_MB", 4096),
         )
         if settings.rate_limit < 0:
             raise SettingsError("RPSQUEST_RATE_LIMIT must be 0 (no limit) or more")
@@ -127,6 +131,10 @@ class Settings:
             raise SettingsError("RPSQUEST_PROMOTION_MIN_GAMES must be 1 or more")
         if not 0.0 < settings.promotion_margin < 1.0:
             raise SettingsError("RPSQUEST_PROMOTION_MARGIN must be between 0 and 1")
+        if settings.training_window_days < 0:
+            raise SettingsError("RPSQUEST_TRAINING_WINDOW_DAYS must be 0 (every stored game) or more")
+        if settings.trainer_memory_mb < 1:
+            raise SettingsError("RPSQUEST_TRAINER_MEMORY_MB must be 1 or more")
         if settings.log_repeat_interval < 0:
             raise SettingsError("RPSQUEST_LOG_REPEAT_INTERVAL must be 0 (log every repeat) or more")
         for origin in settings.allowed_origins:

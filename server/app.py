@@ -310,7 +310,14 @@ class Server:
         return JSONResponse({"status": "ready", "generation": pool.generation})
 
     async def metrics(self, request: Request) -> Response:
-        return Response(generate_latest(metrics.exposition()), media_type=CONTENT_TYPE_LATEST)
+        now = time.monotonic()
+        if self.service is not None and metrics.lifecycle.stale(now):
+            try:
+                metrics.lifecycle.update(await self.service.storage.lifecycle_figures(), now)
+            except StorageUnavailable as exc:  # the figures read last are shown
+                log.warning("lifecycle figures not read: %s", exc)
+        body = generate_latest(metrics.exposition()) + generate_latest(metrics.database_registry)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     async def opponents(self, request: Request) -> Response:
         stats = {s.opponent: s for s in await self._storage_call(lambda s: s.opponent_stats())}

@@ -3,13 +3,24 @@
 With several worker processes (RPSQUEST_WORKERS) the serving command sets
 PROMETHEUS_MULTIPROC_DIR before the workers start: every worker then keeps its values in
 files there and /metrics, whichever worker answers, adds up all of them.
+
+The model lifecycle's figures (promotion decisions, the running test, training runs) come from the
+database instead, so every process and every replica reports the same: they are read when /metrics
+is scraped, at most once per FIGURES_MAX_AGE seconds, and shown as they are (never added up).
 """
 
 from __future__ import annotations
 
+import math
 import os
+from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, multiprocess
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from engine.opponents import FAMILIES
+from engine.promotion import Outcome
+from storage.records import LifecycleFigures
 
 disable_created_metrics()  # type: ignore[no-untyped-call]
 
@@ -145,3 +156,86 @@ def show_models(serving: set[tuple[str, str, str]], used: set[tuple[str, str]]) 
         del _predictions[counted]
         model_predictions.remove(*counted)
         model_correct_predictions.remove(*counted)
+
+
+FIGURES_MAX_AGE = 15.0
+TRAINING_OUTCOMES = ("success", "failure", "skipped")
+_TESTS = {"better": "e_better", "futile": "e_futile"}  # the e-value's label and its key in a ledger row
+
+
+def _number(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) and not math.isnan(value) else None
+
+
+def lifecycle_metrics(figures: LifecycleFigures) -> list[Metric]:
+    """The Prometheus families of the lifecycle's figures (every family and outcome shown, 0 when none yet)."""
+    decisions = CounterMetricFamily(
+        "rpsquest_promotion_decisions", "Promotion ledger rows, by family and outcome", labels=["family", "outcome"]
+    )
+    counts = {(f, o): n for f, o, n in figures.decisions}
+    families = sorted(set(FAMILIES) | {f for f, _ in counts})
+    for family in families:
+        for outcome in sorted({o.value for o in Outcome} | {o for f, o in counts if f == family}):
+            decisions.add_metric([family, outcome], counts.get((family, outcome), 0))
+    e_value = GaugeMetricFamily(
+        "rpsquest_promotion_e_value",
+        "The running test's e-values (its family's last ledger row)",
+        labels=["family", "test"],
+    )
+    threshold = GaugeMetricFamily(
+        "rpsquest_promotion_threshold", "The e-value at which the test decides (1/alpha)", labels=["family"]
+    )
+    srm = GaugeMetricFamily(
+        "rpsquest_promotion_srm_p_value", "Sample-ratio mismatch p-value of the running test", labels=["family"]
+    )
+    for family, details in sorted(figures.latest.items()):
+        for test, key in _TESTS.items():
+            if (value := _number(details.get(key))) is not None:
+                e_value.add_metric([family, test], value)
+        if (value := _number(details.get("threshold"))) is not None:
+            threshold.add_metric([family], value)
+        if (value := _number(details.get("srm_p"))) is not None:
+            srm.add_metric([family], value)
+    runs = CounterMetricFamily("rpsquest_training_runs", "Finished training runs, by outcome", labels=["outcome"])
+    for outcome in sorted(set(TRAINING_OUTCOMES) | set(figures.training_runs)):
+        runs.add_metric([outcome], figures.training_runs.get(outcome, 0))
+    out: list[Metric] = [decisions, e_value, threshold, srm, runs]
+    if figures.last_success is not None:
+        out.append(
+            GaugeMetricFamily(
+                "rpsquest_training_last_success_timestamp_seconds",
+                "When the last successful training run finished (Unix time)",
+                value=figures.last_success,
+            )
+        )
+    if figures.last_duration is not None:
+        out.append(
+            GaugeMetricFamily(
+                "rpsquest_training_last_duration_seconds",
+                "How long the last training run that trained took (success or failure)",
+                value=figures.last_duration,
+            )
+        )
+    return out
+
+
+class LifecycleCollector:
+    """The last figures read from the database, and when they were read."""
+
+    def __init__(self) -> None:
+        self.figures = LifecycleFigures()
+        self.read_at = -math.inf
+
+    def stale(self, now: float) -> bool:
+        return now - self.read_at >= FIGURES_MAX_AGE
+
+    def update(self, figures: LifecycleFigures, now: float) -> None:
+        self.figures, self.read_at = figures, now
+
+    def collect(self) -> Iterator[Metric]:
+        yield from lifecycle_metrics(self.figures)
+
+
+lifecycle = LifecycleCollector()
+database_registry = CollectorRegistry()
+database_registry.register(lifecycle)

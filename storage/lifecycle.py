@@ -188,6 +188,33 @@ class Lifecycle:
             conn.rollback_open()
         return int(ledger_id)
 
+    def start_training_run(self, command: str) -> int:
+        """Record that a training run (`bootstrap`, `train`, `loop`) starts now; returns its id."""
+        conn = self._locked()
+        try:
+            (run_id,) = conn.execute(
+                "INSERT INTO training_runs (command, started) VALUES (?, ?) RETURNING id", (command, time.time())
+            ).fetchone()
+            conn.commit()
+        finally:
+            conn.rollback_open()
+        return int(run_id)
+
+    def finish_training_run(
+        self, run_id: int, outcome: str, rows: int | None = None, versions: Families | None = None, detail: str = ""
+    ) -> None:
+        """Record how run `run_id` ended (success, failure or skipped), with the rows it trained on and the versions
+        it made."""
+        conn = self._locked()
+        try:
+            conn.execute(
+                "UPDATE training_runs SET finished = ?, outcome = ?, rows = ?, versions = ?, detail = ? WHERE id = ?",
+                (time.time(), outcome, rows, json.dumps(versions or {}), detail, run_id),
+            )
+            conn.commit()
+        finally:
+            conn.rollback_open()
+
     def arm(self, family: str, alias: str, version: str, since: float, tags: tuple[str, ...]) -> ArmCounts:
         """The games `version` of `family` served as `alias` that started at `since` or later, tagged one of `tags`."""
         marks = ", ".join("?" * len(tags))

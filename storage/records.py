@@ -112,3 +112,13 @@ class LeaderboardRow(msgspec.Struct, frozen=True):
     player: str
     wins: int
     games: int
+
+
+class LifecycleFigures(msgspec.Struct, frozen=True):
+    """What the operators' metrics read from the lifecycle tables (the same for every server process)."""
+
+    decisions: list[tuple[str, str, int]] = []  # (family, outcome, ledger rows)
+    latest: dict[str, dict[str, object]] = {}  # family -> its last ledger row's details
+    training_runs: dict[str, int] = {}  # outcome -> finished runs
+    last_success: float | None = None  # when the last successful training run finished
+    last_duration: float | None = None  # seconds the last run that trained took (success or failure)

@@ -43,6 +43,7 @@ from storage.records import (
     GameRecord,
     LeaderboardRow,
     LedgerEntry,
+    LifecycleFigures,
     ModelPrediction,
     OpponentStats,
     RoundRecord,
@@ -214,6 +215,20 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (family, alias, version, tag, winner)
     ) WITHOUT ROWID;
     {_TOTALS}    """,
+    # The trainer's runs (a row when one starts, its outcome when it ends), for the operators' metrics.
+    """
+    CREATE TABLE training_runs (
+        id INTEGER PRIMARY KEY,
+        command TEXT NOT NULL,
+        started REAL NOT NULL,
+        finished REAL,
+        outcome TEXT CHECK (outcome IN ('success', 'failure', 'skipped')),
+        rows INTEGER,
+        versions TEXT NOT NULL DEFAULT '{}',
+        detail TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX training_runs_finished ON training_runs (outcome, finished);
+    """,
 )
 _COUNT_PREDICTION = (
     "INSERT INTO prediction_stats VALUES (?, ?, ?, ?, ?, 1, ?) ON CONFLICT (family, alias, version, kind, tag)"
@@ -267,6 +282,10 @@ class Storage(Protocol):
         """The promotion ledger, newest first."""
         ...
 
+    async def lifecycle_figures(self) -> LifecycleFigures:
+        """Promotion decisions by family and outcome, each family's last ledger row, training runs."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -274,6 +293,31 @@ _models_encoder = msgspec.json.Encoder()
 models_decoder = msgspec.json.Decoder(dict[str, ModelPrediction])
 _decision_encoder = msgspec.msgpack.Encoder()
 _decision_decoder = msgspec.msgpack.Decoder(Decision)
+
+
+# The lifecycle's figures for /metrics, in SQL both backends speak: decisions by family and outcome, each
+# family's latest ledger details, training runs by outcome, the last success, the last run's duration.
+FIGURES_SQL = (
+    "SELECT family, decision, COUNT(*) FROM promotions GROUP BY 1, 2 ORDER BY 1, 2",
+    "SELECT family, details FROM promotions WHERE id IN (SELECT MAX(id) FROM promotions GROUP BY family)",
+    "SELECT outcome, COUNT(*) FROM training_runs WHERE outcome IS NOT NULL GROUP BY 1 ORDER BY 1",
+    "SELECT MAX(finished) FROM training_runs WHERE outcome = 'success'",
+    "SELECT finished - started FROM training_runs WHERE outcome IN ('success', 'failure')"
+    " ORDER BY finished DESC LIMIT 1",
+)
+
+
+def lifecycle_figures(
+    decisions: list[Any], latest: list[Any], runs: list[Any], success: list[Any], last: list[Any]
+) -> LifecycleFigures:
+    """The figures from the rows of FIGURES_SQL's queries, in order."""
+    return LifecycleFigures(
+        decisions=[(f, d, int(n)) for f, d, n in decisions],
+        latest={f: json.loads(details) for f, details in latest},
+        training_runs={o: int(n) for o, n in runs},
+        last_success=success[0][0] if success else None,
+        last_duration=float(last[0][0]) if last else None,
+    )
 
 
 def connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
@@ -683,6 +727,12 @@ class SQLiteStorage:
                 )
                 for r in rows
             ]  # fmt: skip
+
+        return await self._read(query)
+
+    async def lifecycle_figures(self) -> LifecycleFigures:
+        def query(conn: sqlite3.Connection) -> LifecycleFigures:
+            return lifecycle_figures(*(conn.execute(sql).fetchall() for sql in FIGURES_SQL))
 
         return await self._read(query)
 

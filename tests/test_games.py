@@ -25,6 +25,7 @@ from storage.records import (
     GameRecord,
     LeaderboardRow,
     LedgerEntry,
+    LifecycleFigures,
     OpponentStats,
     RoundRecord,
     VersionStats,
@@ -119,6 +120,10 @@ class FakeStorage:
     async def promotions(self, family: str | None, limit: int) -> list[LedgerEntry]:
         await self._check()
         return []
+
+    async def lifecycle_figures(self) -> LifecycleFigures:
+        await self._check()
+        return LifecycleFigures()
 
     async def close(self) -> None:
         pass

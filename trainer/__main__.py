@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.opponents import FAMILIES
@@ -15,12 +18,14 @@ from inference.settings import Settings, SettingsError
 from inference.store import ModelStore, open_store, read_manifest, stored_manifest
 from storage.history import rounds_since
 from storage.lifecycle import Lifecycle
-from trainer.coldstart import simulated_histories
+from trainer.budget import MemoryBudget, MemoryBudgetExceeded
+from trainer.coldstart import cached_simulation
 from trainer.cycle import enter_new_versions, gather, train_cycle
-from trainer.datasets import DataError
+from trainer.datasets import DataError, History
 from trainer.tracking import Tracker
 
 COLD_START_GAMES = 3000
+NICENESS = 10  # a training cycle yields the CPU to the game server
 
 
 def _say(message: str) -> None:
@@ -35,31 +40,75 @@ def _tracker(settings: Settings) -> Tracker | None:
         return None
 
 
+@dataclass
+class RunRecord:
+    """What a training run reports when it ends well: trained (success) or found nothing to do (skipped)."""
+
+    outcome: str = "success"
+    rows: int | None = None
+    versions: dict[str, dict[str, str]] = field(default_factory=dict)
+    detail: str = ""
+
+
+@contextmanager
+def recorded(settings: Settings, command: str) -> Iterator[RunRecord]:
+    """Record a training run in the database: its start now, its outcome when the block ends (failure when it
+    raises; the exception goes on)."""
+    with Lifecycle(settings.database()) as lifecycle:
+        run_id = lifecycle.start_training_run(command)
+        run = RunRecord()
+        try:
+            yield run
+        except BaseException as exc:
+            lifecycle.finish_training_run(run_id, "failure", detail=f"{type(exc).__name__}: {exc}"[:2000])
+            raise
+        lifecycle.finish_training_run(run_id, run.outcome, run.rows, run.versions, run.detail)
+
+
+def _histories(settings: Settings, games: int, seed: int) -> list[History]:
+    """The simulated games (played once, then read from the data dir), the recorded human play and the
+    database's games of the training window."""
+    sims = cached_simulation(settings.data_dir / "cache", games, seed, lambda n: _say(f"  {n}/{games} games"))
+    days = settings.training_window_days
+    since = time.time() - days * 86400 if days else 0.0
+    return gather(settings.database(), sims, since)
+
+
 def bootstrap(settings: Settings, store: ModelStore, games: int, seed: int) -> int:
     """Cold start: when the store has no models yet, train a first version of every family."""
-    if read_manifest(store) is not None:
-        _say("models already exist: nothing to do")
-        return 0
-    started = time.perf_counter()
-    _say(f"cold start: simulating {games} games of human-like players")
-    sims = simulated_histories(games, seed, lambda n: _say(f"  {n}/{games} games"))
-    histories = gather(settings.database(), sims)
-    tracker = _tracker(settings)
-    with Lifecycle(settings.database()) as lifecycle:
-        report = train_cycle(store, histories, lifecycle=lifecycle, seed=seed, progress=_say, tracker=tracker)
-        enter_new_versions(store, lifecycle, report, tracker)
+    with recorded(settings, "bootstrap") as run:
+        if read_manifest(store) is not None:
+            _say("models already exist: nothing to do")
+            run.outcome, run.detail = "skipped", "models already exist"
+            return 0
+        started = time.perf_counter()
+        _say(f"cold start: {games} games of simulated human-like players")
+        histories = _histories(settings, games, seed)
+        tracker = _tracker(settings)
+        budget = MemoryBudget(settings.trainer_memory_mb)
+        with Lifecycle(settings.database()) as lifecycle:
+            report = train_cycle(
+                store, histories, lifecycle=lifecycle, seed=seed, progress=_say, tracker=tracker, budget=budget
+            )
+            enter_new_versions(store, lifecycle, report, tracker)
+        run.rows, run.versions = report.rows, report.versions
     _say(f"cold start done in {time.perf_counter() - started:.0f} s: {report.versions}")
     return 0
 
 
-def train(settings: Settings, store: ModelStore, families: Sequence[str], seed: int) -> int:
-    histories = gather(settings.database(), simulated_histories(COLD_START_GAMES, seed))
-    tracker = _tracker(settings)
-    with Lifecycle(settings.database()) as lifecycle:
-        report = train_cycle(
-            store, histories, families=families, lifecycle=lifecycle, seed=seed, progress=_say, tracker=tracker
-        )
-        generation = enter_new_versions(store, lifecycle, report, tracker)
+def train(settings: Settings, store: ModelStore, families: Sequence[str], seed: int, command: str = "train") -> int:
+    """One training cycle (recorded as a training run), then the promotion rules."""
+    with recorded(settings, command) as run:
+        histories = _histories(settings, COLD_START_GAMES, seed)
+        tracker = _tracker(settings)
+        budget = MemoryBudget(settings.trainer_memory_mb)
+        with Lifecycle(settings.database()) as lifecycle:
+            report = train_cycle(
+                store, histories, families=families, lifecycle=lifecycle, seed=seed, progress=_say, tracker=tracker,
+                budget=budget,
+            )  # fmt: skip
+            generation = enter_new_versions(store, lifecycle, report, tracker)
+        run.rows, run.versions = report.rows, report.versions
     _say(f"trained {report.rows} rounds in {report.seconds:.0f} s; manifest generation {generation}: {report.versions}")
     return promote(settings, store, families, dry_run=False, tracker=tracker)
 
@@ -94,9 +143,15 @@ def loop(settings: Settings, store: ModelStore, interval: float, min_rounds: int
         started = time.time()
         arrived = rounds_since(settings.database(), state["last"], settings.stats_tags)
         if arrived < min_rounds:
+            with recorded(settings, "loop") as run:
+                run.outcome, run.detail = "skipped", f"{arrived} new rounds, fewer than {min_rounds}"
             continue
         _say(f"{arrived} new rounds: training")
-        train(settings, store, FAMILIES, seed)
+        try:
+            train(settings, store, FAMILIES, seed, command="loop")
+        except Exception as exc:  # recorded as a failed run; the next wake tries again
+            _say(f"training failed: {type(exc).__name__}: {exc}")
+            continue
         state["last"] = started
         state_path.write_text(json.dumps(state))
 
@@ -122,6 +177,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         store = open_store(settings)
         if args.command == "bootstrap":
             return bootstrap(settings, store, args.games, args.seed)
+        if args.command in ("train", "loop"):
+            os.nice(NICENESS)
         if args.command == "train":
             return train(settings, store, [args.family] if args.family else FAMILIES, args.seed)
         if args.command == "promote":
@@ -134,7 +191,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         report = evaluate(store, args.data, args.seed)
         print(json.dumps(report, indent=2) if args.json else format_report(report))
         return 0
-    except (SettingsError, DataError) as exc:
+    except (SettingsError, DataError, MemoryBudgetExceeded) as exc:
         print(f"rpsquest: {exc}", file=sys.stderr)
         return 2
 

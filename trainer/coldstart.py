@@ -1,14 +1,25 @@
-"""Games of simulated players against the online bot, played in memory for a first training set."""
+"""Games of simulated players against the online bot, played in memory for a first training set.
+
+The games are the same for the same count, seed and simulator (the engine's code): they are played once
+and kept in the data dir, and later cycles read them back instead of playing them again.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import os
 import random
 from collections.abc import Callable
+from pathlib import Path
+
+import msgspec
 
 from engine.bot import Bot
 from engine.players import population
 from engine.rules import Game
 from trainer.datasets import History
+
+ENGINE = Path(__file__).resolve().parent.parent / "engine"
 
 
 def simulated_histories(games: int, seed: int, progress: Callable[[int], None] | None = None) -> list[History]:
@@ -28,3 +39,35 @@ def simulated_histories(games: int, seed: int, progress: Callable[[int], None] |
         if progress is not None and (i + 1) % 500 == 0:
             progress(i + 1)
     return out
+
+
+def simulator_version() -> str:
+    """A digest of the code that plays the simulated games: the engine's files and this module."""
+    digest = hashlib.sha256()
+    for path in [*sorted(ENGINE.rglob("*")), Path(__file__).resolve()]:
+        if path.is_file() and "__pycache__" not in path.parts:
+            digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def cached_simulation(
+    cache_dir: Path, games: int, seed: int, progress: Callable[[int], None] | None = None
+) -> list[History]:
+    """`simulated_histories(games, seed)`, played once per simulator version and kept in `cache_dir`.
+
+    Files of other counts, seeds or versions are removed when a new one is written.
+    """
+    path = cache_dir / f"coldstart-{games}-{seed}-{simulator_version()}.msgpack"
+    if path.exists():
+        try:
+            return msgspec.msgpack.decode(path.read_bytes(), type=list[History])
+        except msgspec.DecodeError:
+            pass  # a damaged file: play them again
+    histories = simulated_histories(games, seed, progress)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    for old in cache_dir.glob("coldstart-*.msgpack"):
+        old.unlink(missing_ok=True)
+    partial = path.with_suffix(f".{os.getpid()}.tmp")
+    partial.write_bytes(msgspec.msgpack.encode(histories))
+    partial.replace(path)
+    return histories

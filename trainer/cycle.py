@@ -13,8 +13,9 @@ import numpy as np
 
 from engine.opponents import ALIASES, FAMILIES
 from inference.store import ModelStore, stored_manifest, versions, write_manifest
-from storage.database import Database
+from storage.database import Database, exists
 from storage.lifecycle import Families, Lifecycle
+from trainer.budget import MemoryBudget
 from trainer.config import load_config
 from trainer.datasets import (
     Dataset,
@@ -67,11 +68,12 @@ def recorded_histories() -> list[History]:
     return [h for h in histories_from_csv(RECORDED) if h.player not in held]
 
 
-def gather(db: Database | None, extra: Sequence[History] = ()) -> list[History]:
-    """Histories from the database (if any), the recorded human play and `extra` (e.g. simulated games)."""
+def gather(db: Database | None, extra: Sequence[History] = (), since: float = 0.0) -> list[History]:
+    """Histories from the database (if any; the games that moved on after `since`), the recorded human play and
+    `extra` (e.g. simulated games)."""
     histories = list(extra) + recorded_histories()
-    if db is not None:
-        histories += list(histories_from_db(db))
+    if db is not None and exists(db):
+        histories += list(histories_from_db(db, since))
     return histories
 
 
@@ -104,11 +106,18 @@ def train_cycle(
     lifecycle: Lifecycle,
     progress: Progress = print,
     tracker: Tracker | None = None,
+    budget: MemoryBudget | None = None,
 ) -> CycleReport:
-    """Train, check, export and register one new version per family and configuration."""
+    """Train, check, export and register one new version per family and configuration.
+
+    With a `budget`, the run stops (MemoryBudgetExceeded) as soon as it has used more memory than that,
+    checked once the examples are built and after every model.
+    """
     started = time.perf_counter()
     config_version, config = load_config()
     data = examples(histories)
+    if budget:
+        budget.check(f"building {len(data)} examples")
     if len(data) < 200:
         raise ValueError(f"only {len(data)} labelled rounds: not enough to train")
     recent_mask = recent_holdout(data)
@@ -129,6 +138,8 @@ def train_cycle(
             params = config[family][alias]
             progress(f"training {family} {alias} ({done}/{total}) on {len(train)} rounds")
             model = fit(family, params, train, valid, seed)
+            if budget:
+                budget.check(f"training {family} {alias}")
             extra = _holdout_metrics(model, holdout)
             if len(recent):
                 extra["recent_holdout"] = metrics(model.predict(recent.x), recent)
