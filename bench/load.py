@@ -16,13 +16,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import uvloop
 from websockets.asyncio.client import connect
 
 from bench.common import ROOT, Server, free_port, percentiles
+from clients.client import Client
+from clients.loadtest import loadtest
 from inference.store import LocalStore, read_manifest, write_manifest
-from server.client import Client
-from server.loadtest import loadtest
 
 TOKEN = "bench-admin-token"
 NO_LIMIT = {"RPSQUEST_RATE_LIMIT": "0", "RPSQUEST_ADMIN_TOKEN": TOKEN}
@@ -102,7 +101,7 @@ def roundtrip(root: Path, store: Path, n: int = 4000, blocks: int = 8) -> dict[s
     server = _fresh(root, "roundtrip", store)
     try:
         with _echo_server() as url:
-            floor, game = uvloop.run(_roundtrips(url, server.ws_url, n, blocks))
+            floor, game = asyncio.run(_roundtrips(url, server.ws_url, n, blocks))
     finally:
         server.stop()
     f, g = percentiles(floor), percentiles(game)
@@ -112,7 +111,7 @@ def roundtrip(root: Path, store: Path, n: int = 4000, blocks: int = 8) -> dict[s
 def _run_load(server: Server, sessions: int, **kwargs: Any) -> dict[str, Any]:
     """The load tester's summary, with the server's memory after the run and its CPU time per round."""
     cpu = server.cpu_seconds()
-    report = uvloop.run(loadtest(server.ws_url, sessions, **kwargs))
+    report = asyncio.run(loadtest(server.ws_url, sessions, **kwargs))
     cpu = server.cpu_seconds() - cpu
     summary = report.summary()
     summary["server_rss_mib"] = round(server.rss_mib(), 1)
@@ -133,7 +132,7 @@ def saturation(root: Path, store: Path, sessions: int = 1000, seconds: float = 3
     """`sessions` max-pace sessions, next to the same number of connections echoing flat out against the bare echo
     server with as many workers (the floor: what the machine gets through with no game at all)."""
     with _echo_server(WORKERS) as url:
-        floor = uvloop.run(_echo_flood(url, sessions, seconds / 2))
+        floor = asyncio.run(_echo_flood(url, sessions, seconds / 2))
     return {**paced(root, store, "max", sessions, seconds, 5), "echo_floor_messages_per_second": round(floor)}
 
 
@@ -214,7 +213,7 @@ def hot_swap(root: Path, store: Path, sessions: int = 300, seconds: float = 30, 
         return report.summary()
 
     try:
-        summary = uvloop.run(run())
+        summary = asyncio.run(run())
     finally:
         server.stop()
     return {

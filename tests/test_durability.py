@@ -11,8 +11,8 @@ from typing import Any
 from conftest import ServerProcess
 from websockets.exceptions import ConnectionClosed
 
+from clients.client import Client, ClientGame, check_result
 from engine.rules import MOVE_INDEX
-from server.client import Client, ClientGame, check_result
 
 
 async def _play_half_games(url: str, count: int) -> tuple[list[ClientGame], dict[str, list[dict[str, Any]]]]:
