@@ -26,6 +26,16 @@ def _say(message: str) -> None:
     print(f"[trainer {time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
+class Steps:
+    """Progress lines of one run, each with the seconds since the run started."""
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+
+    def say(self, message: str) -> None:
+        _say(f"{time.perf_counter() - self.started:5.0f} s  {message}")
+
+
 def _tracker(settings: Settings) -> Tracker | None:
     try:
         return Tracker(settings.mlflow_uri_or_default(), settings.data_dir / "mlflow-artifacts")
@@ -39,22 +49,25 @@ def bootstrap(settings: Settings, store: ModelStore, games: int, seed: int) -> i
     if read_manifest(store) is not None:
         _say("models already exist: nothing to do")
         return 0
-    started = time.perf_counter()
-    _say(f"cold start: simulating {games} games of human-like players")
-    sims = simulated_histories(games, seed, lambda n: _say(f"  {n}/{games} games"))
+    steps = Steps()
+    steps.say(f"cold start: simulating {games} games of human-like players")
+    sims = simulated_histories(games, seed, lambda n: steps.say(f"simulated {n}/{games} games"))
     histories = gather(settings.database_path(), sims)
-    report = train_cycle(store, histories, seed=seed, progress=_say, tracker=_tracker(settings))
+    report = train_cycle(store, histories, seed=seed, progress=steps.say, tracker=_tracker(settings))
+    steps.say("promoting the first versions: writing the alias manifest")
     promote_new_versions(store, report.versions)
-    _say(f"cold start done in {time.perf_counter() - started:.0f} s: {report.versions}")
+    steps.say(f"cold start done: {report.versions}")
     return 0
 
 
 def train(settings: Settings, store: ModelStore, families: Sequence[str], seed: int) -> int:
+    steps = Steps()
+    steps.say(f"simulating {COLD_START_GAMES} games of human-like players")
     histories = gather(settings.database_path(), simulated_histories(COLD_START_GAMES, seed))
     tracker = _tracker(settings)
-    report = train_cycle(store, histories, families=families, seed=seed, progress=_say, tracker=tracker)
+    report = train_cycle(store, histories, families=families, seed=seed, progress=steps.say, tracker=tracker)
     generation = promote_new_versions(store, report.versions, tracker)
-    _say(f"trained {report.rows} rounds in {report.seconds:.0f} s; manifest generation {generation}: {report.versions}")
+    steps.say(f"trained on {report.rows} rounds; manifest generation {generation}: {report.versions}")
     return 0
 
 

@@ -105,6 +105,7 @@ def train_cycle(
     """Train, check, export and register one new version per family and configuration."""
     started = time.perf_counter()
     config_version, config = load_config()
+    progress(f"features of {len(histories)} games")
     data = examples(histories)
     if len(data) < 200:
         raise ValueError(f"only {len(data)} labelled rounds: not enough to train")
@@ -130,11 +131,13 @@ def train_cycle(
             if len(recent):
                 extra["recent_holdout"] = metrics(model.predict(recent.x), recent)
             run_id = tracker.start(family, alias, params, config_version) if tracker else None
+            progress(f"exporting {family} {alias} to ONNX and checking it")
             version, card, onnx_bytes = publish(
                 store, model, config=alias, config_version=config_version, params=params, valid=valid,
                 window=span, extra_metrics=extra, mlflow_run_id=run_id,
             )  # fmt: skip
             if tracker:
+                progress(f"registering {family} {alias} {version} in MLflow")
                 tracker.finish(card, onnx_bytes)
             report.versions[family][alias] = version
             report.cards[family][alias] = card
