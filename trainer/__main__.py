@@ -52,6 +52,7 @@ def bootstrap(settings: Settings, store: ModelStore, games: int, seed: int) -> i
     steps = Steps()
     steps.say(f"cold start: simulating {games} games of human-like players")
     sims = simulated_histories(games, seed, lambda n: steps.say(f"simulated {n}/{games} games"))
+    steps.say("reading the recorded play and opening MLflow")
     histories = gather(settings.database_path(), sims)
     report = train_cycle(store, histories, seed=seed, progress=steps.say, tracker=_tracker(settings))
     steps.say("promoting the first versions: writing the alias manifest")
