@@ -28,7 +28,8 @@ def lock_data_dir(data_dir: Path) -> int:
         holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
         os.close(fd)
         raise DataDirBusy(
-            f"{data_dir} is in use by another rpsquest up or serve (pid {holder}): stop it, or use another --data-dir"
+            f"{data_dir.resolve()} is in use by another rpsquest up or serve (pid {holder}):"
+            " stop it, or use another --data-dir"
         ) from None
     os.ftruncate(fd, 0)
     os.write(fd, f"{os.getpid()}\n".encode())
