@@ -92,7 +92,7 @@ def cold_start(settings: Settings) -> None:
         print("rpsquest: no models yet and the trainer is not installed (pip install 'rpsquest[train]');"
               " serving with the online predictor only", file=sys.stderr)  # fmt: skip
         return
-    print("rpsquest: first start: training the first models (a minute on 2 idle cores, longer on busy)", flush=True)
+    print("rpsquest: first start: training the first models (1-2 min on 2 quiet cores, longer on busy)", flush=True)
     subprocess.run(_trainer("bootstrap", "--data-dir", str(settings.data_dir)), check=True)
 
 
