@@ -2,18 +2,22 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+LOCK := requirements.lock
+# pip-tools (make lock) and pip-audit (make audit) live in their own venv, apart from the project's.
+TOOLS := .tools
+TOOLS_STAMP := $(TOOLS)/.installed
 DATA_DIR ?= ./data
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test bench lint clean
+.PHONY: install run test bench lint audit lock clean
 
-$(STAMP): pyproject.toml
+# Every dependency at the version and hash the lock names (torch's is the CPU build: any other torch pulls
+# a CUDA build), then the project itself, built with the lock's setuptools.
+$(STAMP): pyproject.toml $(LOCK)
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	# torch first: this exact pin is the CPU build; anything else pulls a CUDA build.
-	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[train,test]'
+	$(PY) -m pip install -q --require-hashes -r $(LOCK)
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -35,5 +39,20 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
+$(TOOLS_STAMP):
+	python3 -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install -q pip-tools==7.6.2 pip-audit==2.10.1
+	touch $(TOOLS_STAMP)
+
+# Known vulnerabilities of every locked package. pip-audit asks PyPI's JSON API (AUDIT_FLAGS='-s osv' asks
+# osv.dev): where neither answers, it lists each package as skipped instead of audited.
+audit: $(TOOLS_STAMP)
+	$(TOOLS)/bin/pip-audit --require-hashes --disable-pip --progress-spinner off -r $(LOCK) $(AUDIT_FLAGS)
+
+# Re-resolve the lock after a change to pyproject.toml (pins already in it are kept; --upgrade moves them).
+lock: $(TOOLS_STAMP)
+	CUSTOM_COMPILE_COMMAND="make lock" $(TOOLS)/bin/pip-compile -q --generate-hashes --allow-unsafe --strip-extras \
+		--extra train --extra test --no-emit-index-url --no-emit-find-links -o $(LOCK) $(LOCK_FLAGS) pyproject.toml
+
 clean:
-	rm -rf $(VENV) test-artifacts
+	rm -rf $(VENV) $(TOOLS) test-artifacts

@@ -19,14 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import uvloop
 from websockets.asyncio.client import connect
 
 from bench.common import ROOT, Server, free_port, percentiles
 from bench.pgcluster import PostgresCluster, find_bindir
+from clients.client import Client, ClientGame
+from clients.loadtest import loadtest
 from inference.store import LocalStore, read_manifest, write_manifest
-from server.client import Client, ClientGame
-from server.loadtest import loadtest
 
 TOKEN = "bench-admin-token"
 NO_LIMIT = {"RPSQUEST_RATE_LIMIT": "0", "RPSQUEST_ADMIN_TOKEN": TOKEN}
@@ -106,7 +105,7 @@ def roundtrip(root: Path, store: Path, n: int = 4000, blocks: int = 8) -> dict[s
     server = _fresh(root, "roundtrip", store)
     try:
         with _echo_server() as url:
-            floor, game = uvloop.run(_roundtrips(url, server.ws_url, n, blocks))
+            floor, game = asyncio.run(_roundtrips(url, server.ws_url, n, blocks))
     finally:
         server.stop()
     f, g = percentiles(floor), percentiles(game)
@@ -118,7 +117,7 @@ def _run_load(server: Server | list[Server], sessions: int, **kwargs: Any) -> di
     several servers, replicas of one service, their sum; the sessions are spread over them)."""
     servers = server if isinstance(server, list) else [server]
     cpu = sum(s.cpu_seconds() for s in servers)
-    report = uvloop.run(loadtest([s.ws_url for s in servers], sessions, **kwargs))
+    report = asyncio.run(loadtest([s.ws_url for s in servers], sessions, **kwargs))
     cpu = sum(s.cpu_seconds() for s in servers) - cpu
     summary = report.summary()
     summary["server_rss_mib"] = round(sum(s.rss_mib() for s in servers), 1)
@@ -169,7 +168,7 @@ def saturation(root: Path, store: Path, sessions: int = 1000, seconds: float = 3
     """`sessions` max-pace sessions, next to the same number of connections echoing flat out against the bare echo
     server with as many workers (the floor: what the machine gets through with no game at all)."""
     with _echo_server(WORKERS) as url:
-        floor = uvloop.run(_echo_flood(url, sessions, seconds / 2))
+        floor = asyncio.run(_echo_flood(url, sessions, seconds / 2))
     return {**paced(root, store, "max", sessions, seconds, 5), "echo_floor_messages_per_second": round(floor)}
 
 
@@ -273,7 +272,7 @@ def game_memory(
     server = Server(data_dir, store, env)
     try:
         time.sleep(2)
-        return uvloop.run(_memory_steps(server, games, connections, rounds, clients))
+        return asyncio.run(_memory_steps(server, games, connections, rounds, clients))
     finally:
         server.stop()
 
@@ -312,7 +311,7 @@ def hot_swap(root: Path, store: Path, sessions: int = 300, seconds: float = 30, 
         return report.summary()
 
     try:
-        summary = uvloop.run(run())
+        summary = asyncio.run(run())
     finally:
         server.stop()
     return {

@@ -18,13 +18,13 @@ from typing import Any
 import numpy as np
 
 from bench.common import ROOT, Server, percentiles
+from clients.simulate import simulate
 from engine.features import FeatureTracker
 from engine.opponents import FAMILIES, OPPONENTS
 from engine.predictor import Priors
 from engine.rules import Game, outcome
 from inference.pool import ModelPool
 from inference.store import LocalStore
-from server.simulate import simulate
 from storage.history import winners_by_opponent
 from trainer.config import load_config
 from trainer.cycle import RECORDED, VALID_SHARE

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from bench.common import Server
+from clients.client import Client
 from engine.bot import Bot
 from engine.openings import OPENING_ROUNDS, OPENINGS, Opening, draw_opening
 from engine.opponents import OPPONENTS
@@ -44,7 +45,6 @@ from engine.people import (
 )
 from engine.players import population
 from engine.rules import Game, Round, winner
-from server.client import Client
 from trainer.cycle import RECORDED_HOLDOUT, recorded_histories
 from trainer.datasets import histories_from_csv
 

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import Server, percentiles
+from clients.loadtest import loadtest
 from inference.store import LocalStore, read_manifest, write_manifest
-from server.loadtest import loadtest
 from storage.benchdata import fill
 
 TOKEN = "bench-admin-token"

@@ -8,6 +8,7 @@ import importlib.util
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -18,6 +19,7 @@ from engine.opponents import FAMILIES, OPPONENTS
 from inference.settings import Settings, SettingsError
 from inference.store import open_store, read_manifest
 from server.connections import raise_open_file_limit
+from server.datalock import DataDirBusy, lock_data_dir
 from server.messages import MAX_FRAME
 from storage.database import prepare
 
@@ -97,7 +99,7 @@ def cold_start(settings: Settings) -> None:
         print("rpsquest: no models yet and the trainer is not installed (pip install 'rpsquest[train]');"
               " serving with the online predictor only", file=sys.stderr)  # fmt: skip
         return
-    print("rpsquest: first start: training the first models (about a minute)", flush=True)
+    print("rpsquest: first start: training the first models (1-2 min on 2 quiet cores, longer on busy)", flush=True)
     subprocess.run(_trainer("bootstrap", "--data-dir", str(settings.data_dir)), check=True)
 
 
@@ -139,6 +141,45 @@ def serve(settings: Settings, host: str, port: int) -> None:
     )
 
 
+class Stopped(Exception):
+    """SIGINT or SIGTERM reached `up` or `serve`."""
+
+
+def _stop(signum: int, _frame: object) -> None:
+    raise Stopped(signum)
+
+
+def run_server(settings: Settings, with_trainer: bool, host: str, port: int) -> int:
+    """`up` and `serve`: hold the data dir, train on a cold start, serve (with the training loop under `up`).
+
+    uvicorn handles SIGINT and SIGTERM while it serves, then puts back the handlers it found and
+    raises the signal again. The handler put here turns either signal into Stopped, so the trainer
+    always ends with this process (SIGTERM's default action would end it at once and leave the
+    trainer running). The trainer runs in its own session: a terminal's Ctrl-C reaches it only
+    through this process.
+    """
+    try:
+        lock_data_dir(settings.data_dir)
+    except DataDirBusy as exc:
+        print(f"rpsquest: {exc}", file=sys.stderr)
+        return 2
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _stop)
+    trainer: subprocess.Popen[bytes] | None = None
+    try:
+        cold_start(settings)
+        if with_trainer and trainer_available():
+            trainer = subprocess.Popen(_trainer("loop", "--data-dir", str(settings.data_dir)), start_new_session=True)
+        serve(settings, host, port)
+    except Stopped:
+        pass
+    finally:
+        if trainer is not None:
+            trainer.terminate()
+            trainer.wait()
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -154,21 +195,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 argv_out += ["--data", args.data] + (["--json"] if args.json else [])
             return subprocess.run(_trainer(*argv_out), check=False).returncode
         if args.command in ("serve", "up"):
-            cold_start(settings)
-            if args.command == "up" and trainer_available():
-                with subprocess.Popen(_trainer("loop", "--data-dir", str(settings.data_dir))) as trainer:
-                    try:
-                        serve(settings, args.host, args.port)
-                    finally:
-                        trainer.terminate()
-            else:
-                serve(settings, args.host, args.port)
-        elif args.command == "loadtest":
-            from server.loadtest import run
+            return run_server(settings, args.command == "up", args.host, args.port)
+        if args.command == "loadtest":
+            from clients.loadtest import run
 
             return run(args)
-        elif args.command == "simulate":
-            from server.simulate import simulate
+        if args.command == "simulate":
+            from clients.simulate import simulate
 
             report = asyncio.run(simulate(args.url, args.games, args.concurrency, args.seed))
             print(

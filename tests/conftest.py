@@ -28,10 +28,13 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    """`rpsquest serve` in a subprocess, with its own data dir and port."""
+    """`rpsquest serve` (or `command`, e.g. up) in a subprocess, with its own data dir and port."""
 
-    def __init__(self, data_dir: Path, env: dict[str, str] | None = None, store: Path | None = None) -> None:
+    def __init__(
+        self, data_dir: Path, env: dict[str, str] | None = None, store: Path | None = None, command: str = "serve"
+    ) -> None:
         self.data_dir = data_dir
+        self.command = command
         self.store = store
         self.port = free_port()
         self.env = {**os.environ, **(env or {})}
@@ -56,7 +59,7 @@ class ServerProcess:
                     sys.executable,
                     "-m",
                     "server.cli",
-                    "serve",
+                    self.command,
                     "--port",
                     str(self.port),
                     "--data-dir",

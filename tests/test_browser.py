@@ -24,7 +24,7 @@ from axe_playwright_python.sync_playwright import Axe
 from conftest import ServerProcess
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
-from server.client import Client
+from clients.client import Client
 
 CHROMIUM = shutil.which("chromium")
 pytestmark = pytest.mark.skipif(

@@ -16,8 +16,8 @@ from test_http import play_to_end
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
+from clients.client import Client
 from inference.settings import Settings
-from server.client import Client
 from server.connections import ConnectionGuard, Limits, client_address, limits_for
 
 # -- the guard alone ---------------------------------------------------------------------------------------

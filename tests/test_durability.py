@@ -12,8 +12,8 @@ from conftest import ServerProcess
 from websockets.exceptions import ConnectionClosed
 
 from bench.pgcluster import PostgresCluster
+from clients.client import Client, ClientGame, check_result
 from engine.rules import MOVE_INDEX
-from server.client import Client, ClientGame, check_result
 
 Answers = dict[str, list[dict[str, Any]]]  # game id -> the results the server answered, in order
 

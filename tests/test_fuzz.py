@@ -39,7 +39,7 @@ from hypothesis import strategies as st
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from server.client import Client
+from clients.client import Client
 from server.messages import BadMessage, decode
 
 TOKEN = "fuzz-admin-token"

@@ -18,8 +18,8 @@ import msgspec
 from conftest import ServerProcess
 from prometheus_client.parser import text_string_to_metric_families
 
+from clients.client import Client, ClientGame
 from engine.rules import MOVES
-from server.client import Client, ClientGame
 from storage.records import Decision
 
 T = TypeVar("T")

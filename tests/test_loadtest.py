@@ -16,9 +16,9 @@ from typing import Any
 from conftest import ROOT, ServerProcess, free_port
 from websockets.asyncio.server import ServerConnection, serve
 
+from clients.loadtest import LoadReport, format_report, loadtest
 from engine.fairplay import commitment
 from engine.rules import MOVES, round_values
-from server.loadtest import LoadReport, format_report, loadtest
 
 
 def test_counts_games_and_rounds_exactly(server_factory: Callable[..., ServerProcess]) -> None:

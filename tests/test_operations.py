@@ -25,7 +25,7 @@ from inference.store import LocalStore, read_manifest
 from server.metrics import LifecycleCollector
 from storage import Decision, GameRecord, LifecycleFigures, RoundRecord, SQLiteStorage
 from storage.lifecycle import Lifecycle
-from trainer.__main__ import _histories
+from trainer.__main__ import Steps, _histories
 from trainer.budget import MemoryBudget, MemoryBudgetExceeded
 from trainer.coldstart import cached_simulation, simulated_histories
 
@@ -149,7 +149,7 @@ def test_a_cycle_reads_the_games_of_its_window_only(tmp_path: Path) -> None:
     asyncio.run(_store_game(db, "new", time.time() - 3600))
 
     def stored(days: float) -> list[str]:
-        histories = _histories(Settings(data_dir=tmp_path, training_window_days=days), 10, 0)
+        histories = _histories(Settings(data_dir=tmp_path, training_window_days=days), 10, 0, Steps())
         return sorted(h.key for h in histories if h.source == "human")
 
     assert stored(7) == ["new"]

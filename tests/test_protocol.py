@@ -14,9 +14,9 @@ from conftest import ServerProcess
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from clients.client import Client, ClientGame
 from engine.fairplay import verify
 from engine.rules import MOVE_INDEX, MOVES
-from server.client import Client, ClientGame
 
 T = TypeVar("T")
 
@@ -331,7 +331,7 @@ def test_idle_connection_is_closed(server_factory: Callable[..., ServerProcess])
 
 
 def test_simulated_run_of_1000_games_has_no_protocol_errors(live_server: ServerProcess) -> None:
-    from server.simulate import simulate
+    from clients.simulate import simulate
 
     report = run(simulate(live_server.ws_url, games=1000, concurrency=64, seed=11))
     assert report.violations == []

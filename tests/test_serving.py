@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 from conftest import ServerProcess
 
+from clients.client import Client, ClientGame
 from engine.features import FeatureTracker
 from engine.opponents import ALIASES
 from inference.store import LocalStore, read_manifest, write_manifest
-from server.client import Client, ClientGame
 from trainer.datasets import histories_from_db
 
 TOKEN = "test-admin-token"

@@ -18,9 +18,9 @@ from typing import Any
 
 from conftest import ServerProcess
 
+from clients.client import Client, ClientGame
 from engine.opponents import ALIASES
 from inference.store import LocalStore, read_manifest, write_manifest
-from server.client import Client, ClientGame
 from storage import GameRecord, SQLiteStorage
 
 TOKEN = "test-admin-token"

@@ -17,8 +17,8 @@ import pytest
 from conftest import ServerProcess
 from test_storage import advance, new_game, run
 
+from clients.client import Client, ClientGame, Refused
 from inference.settings import Settings, SettingsError
-from server.client import Client, ClientGame, Refused
 from server.games import GameService, result_message
 from server.messages import Result
 from storage import SQLiteStorage, StorageUnavailable

@@ -258,14 +258,19 @@ def test_training_holds_out_the_latest_database_games(tmp_path: Path) -> None:
     rng = np.random.default_rng(8)
     played = [_history(f"db-{i:02d}", "human", [(int(rng.integers(3)), int(rng.integers(3))) for _ in range(12)],
                        start=1000.0 * (i + 1)) for i in range(30)]  # fmt: skip
+    steps: list[str] = []
     with Lifecycle(tmp_path / "rpsquest.db") as lifecycle:
         report = train_cycle(LocalStore(tmp_path / "store"), played + recorded_histories(), families=["logistic"],
-                             lifecycle=lifecycle, progress=lambda message: None)  # fmt: skip
+                             lifecycle=lifecycle, progress=steps.append)  # fmt: skip
     assert report.recent_games == ["db-27", "db-28", "db-29"]  # the latest tenth of the 30 timed games
     for alias in ALIASES:
         recent = report.cards["logistic"][alias]["metrics"]["recent_holdout"]
         assert recent["rows"] == 3 * 9  # rounds 4-12 of each held-out game
         assert 0.0 <= recent["accuracy"] <= 1.0
+        # and a progress line for each step (no tracker here: nothing is registered in MLflow)
+        training = next(i for i, step in enumerate(steps) if step.startswith(f"training logistic {alias} "))
+        assert steps[training + 1] == f"exporting logistic {alias} to ONNX and checking it"
+    assert steps[0].startswith("features of ")
 
 
 # -- offline evaluation --------------------------------------------------------------------------

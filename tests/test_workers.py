@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from conftest import ServerProcess
 
-from server.client import Client, ClientGame
+from clients.client import Client, ClientGame
 
 
 def _metric(server: ServerProcess, pattern: str) -> float:

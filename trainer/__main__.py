@@ -32,6 +32,16 @@ def _say(message: str) -> None:
     print(f"[trainer {time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
+class Steps:
+    """Progress lines of one run, each with the seconds since the run started."""
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+
+    def say(self, message: str) -> None:
+        _say(f"{time.perf_counter() - self.started:5.0f} s  {message}")
+
+
 def _tracker(settings: Settings) -> Tracker | None:
     try:
         return Tracker(settings.mlflow_uri_or_default(), settings.data_dir / "mlflow-artifacts")
@@ -65,10 +75,10 @@ def recorded(settings: Settings, command: str) -> Iterator[RunRecord]:
         lifecycle.finish_training_run(run_id, run.outcome, run.rows, run.versions, run.detail)
 
 
-def _histories(settings: Settings, games: int, seed: int) -> list[History]:
+def _histories(settings: Settings, games: int, seed: int, steps: Steps) -> list[History]:
     """The simulated games (played once, then read from the data dir), the recorded human play and the
     database's games of the training window."""
-    sims = cached_simulation(settings.data_dir / "cache", games, seed, lambda n: _say(f"  {n}/{games} games"))
+    sims = cached_simulation(settings.data_dir / "cache", games, seed, lambda n: steps.say(f"simulated {n}/{games}"))
     days = settings.training_window_days
     since = time.time() - days * 86400 if days else 0.0
     return gather(settings.database(), sims, since)
@@ -81,35 +91,39 @@ def bootstrap(settings: Settings, store: ModelStore, games: int, seed: int) -> i
             _say("models already exist: nothing to do")
             run.outcome, run.detail = "skipped", "models already exist"
             return 0
-        started = time.perf_counter()
-        _say(f"cold start: {games} games of simulated human-like players")
-        histories = _histories(settings, games, seed)
+        steps = Steps()
+        steps.say(f"cold start: {games} games of simulated human-like players, the recorded play, the database")
+        histories = _histories(settings, games, seed, steps)
+        steps.say("opening MLflow")
         tracker = _tracker(settings)
         budget = MemoryBudget(settings.trainer_memory_mb)
         with Lifecycle(settings.database()) as lifecycle:
             report = train_cycle(
-                store, histories, lifecycle=lifecycle, seed=seed, progress=_say, tracker=tracker, budget=budget
+                store, histories, lifecycle=lifecycle, seed=seed, progress=steps.say, tracker=tracker, budget=budget
             )
+            steps.say("promoting the first versions: writing the alias manifest")
             enter_new_versions(store, lifecycle, report, tracker)
         run.rows, run.versions = report.rows, report.versions
-    _say(f"cold start done in {time.perf_counter() - started:.0f} s: {report.versions}")
+    steps.say(f"cold start done: {report.versions}")
     return 0
 
 
 def train(settings: Settings, store: ModelStore, families: Sequence[str], seed: int, command: str = "train") -> int:
     """One training cycle (recorded as a training run), then the promotion rules."""
     with recorded(settings, command) as run:
-        histories = _histories(settings, COLD_START_GAMES, seed)
+        steps = Steps()
+        steps.say(f"{COLD_START_GAMES} games of simulated human-like players, the recorded play, the database")
+        histories = _histories(settings, COLD_START_GAMES, seed, steps)
         tracker = _tracker(settings)
         budget = MemoryBudget(settings.trainer_memory_mb)
         with Lifecycle(settings.database()) as lifecycle:
             report = train_cycle(
-                store, histories, families=families, lifecycle=lifecycle, seed=seed, progress=_say, tracker=tracker,
-                budget=budget,
+                store, histories, families=families, lifecycle=lifecycle, seed=seed, progress=steps.say,
+                tracker=tracker, budget=budget,
             )  # fmt: skip
             generation = enter_new_versions(store, lifecycle, report, tracker)
         run.rows, run.versions = report.rows, report.versions
-    _say(f"trained {report.rows} rounds in {report.seconds:.0f} s; manifest generation {generation}: {report.versions}")
+    steps.say(f"trained on {report.rows} rounds; manifest generation {generation}: {report.versions}")
     return promote(settings, store, families, dry_run=False, tracker=tracker)
 
 

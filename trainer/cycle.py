@@ -115,6 +115,7 @@ def train_cycle(
     """
     started = time.perf_counter()
     config_version, config = load_config()
+    progress(f"features of {len(histories)} games")
     data = examples(histories)
     if budget:
         budget.check(f"building {len(data)} examples")
@@ -144,12 +145,14 @@ def train_cycle(
             if len(recent):
                 extra["recent_holdout"] = metrics(model.predict(recent.x), recent)
             run_id = tracker.start(family, alias, params, config_version) if tracker else None
+            progress(f"exporting {family} {alias} to ONNX and checking it")
             version, card, onnx_bytes = publish(
                 store, model, version=lifecycle.allocate_version(family, versions(store, family)), config=alias,
                 config_version=config_version, params=params, valid=valid, window=span, extra_metrics=extra,
                 mlflow_run_id=run_id,
             )  # fmt: skip
             if tracker:
+                progress(f"registering {family} {alias} {version} in MLflow")
                 tracker.finish(card, onnx_bytes)
             report.versions[family][alias] = version
             report.cards[family][alias] = card

@@ -19,11 +19,10 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 import numpy as np
-import uvloop
 
+from clients.client import RETRY_CODES, Client, ProtocolViolation, Refused
 from engine.opponents import OPPONENTS
 from engine.players import population
-from server.client import RETRY_CODES, Client, ProtocolViolation, Refused
 
 DECIDE_SECONDS = 0.7  # a person's time to choose a move
 ROUND_SECONDS = 2.2  # a person's whole round, reading the result included
@@ -233,7 +232,7 @@ def format_report(summary: dict[str, Any]) -> str:
 def run(args: Any) -> int:
     """The `rpsquest loadtest` command."""
     urls = [u.strip() for given in args.url for u in given.split(",") if u.strip()]
-    report = uvloop.run(loadtest(
+    report = asyncio.run(loadtest(
         urls, args.sessions, duration=args.duration, games=args.games, ramp=args.ramp, pace=args.pace,
         opponent=args.opponent, seed=args.seed, rate=args.rate, progress=sys.stderr,
     ))  # fmt: skip

@@ -7,9 +7,9 @@ import random
 from collections import Counter
 from dataclasses import dataclass, field
 
+from clients.client import Client, ProtocolViolation, Refused
 from engine.opponents import OPPONENTS
 from engine.players import SimulatedPlayer, population
-from server.client import Client, ProtocolViolation, Refused
 
 
 @dataclass
