@@ -2,6 +2,10 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# checkov (scans the Helm chart's manifests in tests/test_chart.py) pins dozens of packages older than the
+# project's: it lives in a venv of its own.
+CHECKOV := .venv-checkov/bin/checkov
+CHECKOV_VERSION := 3.3.30
 DATA_DIR ?= ./data
 HOST ?= 127.0.0.1
 PORT ?= 8000
@@ -16,7 +20,11 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[train,test]'
 	touch $(STAMP)
 
-install: $(STAMP)
+$(CHECKOV):
+	python3 -m venv .venv-checkov
+	.venv-checkov/bin/python -m pip install -q checkov==$(CHECKOV_VERSION)
+
+install: $(STAMP) $(CHECKOV)
 	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || echo "chromium not installed: browser tests will be skipped"
 
 run: $(STAMP)
@@ -35,4 +43,4 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy
 
 clean:
-	rm -rf $(VENV) test-artifacts
+	rm -rf $(VENV) .venv-checkov test-artifacts

@@ -46,16 +46,27 @@ SCENARIOS: dict[str, dict[str, Any]] = {
         },
         "database": {"kind": "postgresql"},
         "mlflow": {"enabled": True, "backendStore": "postgresql"},
-        "metrics": {"serviceMonitor": {"enabled": True}, "prometheusRule": {"enabled": True}, "dashboards": {"enabled": True}},
+        "metrics": {
+            "serviceMonitor": {"enabled": True},
+            "prometheusRule": {"enabled": True},
+            "dashboards": {"enabled": True},
+        },
         "networkPolicy": {"enabled": True},
     },
     "minimal": {
         "server": {"ingress": {"enabled": False}},
         "trainer": {"enabled": False},
-        "objectStore": {"kind": "external", "existingSecret": "rps-s3", "external": {"endpoint": "http://s3.local:9000"}},
+        "objectStore": {
+            "kind": "external",
+            "existingSecret": "rps-s3",
+            "external": {"endpoint": "http://s3.local:9000"},
+        },
     },
     "minio": {
-        "objectStore": {"kind": "minio", "minio": {"image": {"repository": "registry.example/minio", "tag": "2025-09"}}},
+        "objectStore": {
+            "kind": "minio",
+            "minio": {"image": {"repository": "registry.example/minio", "tag": "2025-09"}},
+        },
         "mlflow": {"enabled": True},
         "networkPolicy": {"enabled": True},
     },
@@ -309,7 +320,18 @@ def test_checkov_finds_nothing_unaccepted(manifests: dict[str, list[dict[str, An
     for name, docs in manifests.items():
         (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump_all(docs))
     run = subprocess.run(
-        [str(CHECKOV), "-d", str(tmp_path), "--framework", "kubernetes", "--output", "json", "--quiet", "--compact", "--skip-download"],
+        [
+            str(CHECKOV),
+            "-d",
+            str(tmp_path),
+            "--framework",
+            "kubernetes",
+            "--output",
+            "json",
+            "--quiet",
+            "--compact",
+            "--skip-download",
+        ],
         capture_output=True,
         text=True,
         timeout=600,
