@@ -6,6 +6,10 @@ LOCK := requirements.lock
 # pip-tools (make lock) and pip-audit (make audit) live in their own venv, apart from the project's.
 TOOLS := .tools
 TOOLS_STAMP := $(TOOLS)/.installed
+# checkov (scans the Helm chart's manifests in tests/test_chart.py) pins dozens of packages older than the
+# project's: it lives in a venv of its own.
+CHECKOV := .venv-checkov/bin/checkov
+CHECKOV_VERSION := 3.3.30
 DATA_DIR ?= ./data
 HOST ?= 127.0.0.1
 PORT ?= 8000
@@ -20,7 +24,11 @@ $(STAMP): pyproject.toml $(LOCK)
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
-install: $(STAMP)
+$(CHECKOV):
+	python3 -m venv .venv-checkov
+	.venv-checkov/bin/python -m pip install -q checkov==$(CHECKOV_VERSION)
+
+install: $(STAMP) $(CHECKOV)
 	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || echo "chromium not installed: browser tests will be skipped"
 	@ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || command -v pg_ctl >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null) || echo "postgresql not installed: PostgreSQL tests will be skipped"
 
@@ -55,4 +63,4 @@ lock: $(TOOLS_STAMP)
 		--extra train --extra test --no-emit-index-url --no-emit-find-links -o $(LOCK) $(LOCK_FLAGS) pyproject.toml
 
 clean:
-	rm -rf $(VENV) $(TOOLS) test-artifacts
+	rm -rf $(VENV) $(TOOLS) .venv-checkov test-artifacts

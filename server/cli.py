@@ -71,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="one training cycle: train, export and register new versions")
     _add_common(train)
     train.add_argument("--family", choices=FAMILIES, help="train one family only")
+    train.add_argument("--min-rounds", type=int, default=0, help="train only when this many new rounds arrived")
     promote = commands.add_parser("promote", help="run the promotion rules now (docs/promotion.md)")
     _add_common(promote)
     promote.add_argument("--family", choices=FAMILIES, help="one family only")
@@ -189,6 +190,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             argv_out = [args.command, "--data-dir", str(settings.data_dir)]
             if args.command in ("train", "promote") and args.family:
                 argv_out += ["--family", args.family]
+            if args.command == "train" and args.min_rounds:
+                argv_out += ["--min-rounds", str(args.min_rounds)]
             if args.command == "promote" and args.dry_run:
                 argv_out.append("--dry-run")
             if args.command == "evaluate":

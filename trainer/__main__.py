@@ -26,6 +26,7 @@ from trainer.tracking import Tracker
 
 COLD_START_GAMES = 3000
 NICENESS = 10  # a training cycle yields the CPU to the game server
+STATE = "trainer-state.json"  # {"last": the time the last training started}
 
 
 def _say(message: str) -> None:
@@ -140,9 +141,33 @@ def promote(
     return 0
 
 
+def enough_data(settings: Settings, store: ModelStore, min_rounds: int) -> bool:
+    """The data gate of `train --min-rounds` (a CronJob's run): train when the store has no models yet or when
+    `min_rounds` rounds of counted games arrived since the last training started."""
+    if min_rounds <= 0 or read_manifest(store) is None:
+        return True
+    state_path = settings.data_dir / STATE
+    since = float(json.loads(state_path.read_text())["last"]) if state_path.exists() else 0.0
+    arrived = rounds_since(settings.database_path(), since, settings.stats_tags)
+    if arrived < min_rounds:
+        _say(f"{arrived} new rounds, fewer than {min_rounds}: no training this time")
+    return arrived >= min_rounds
+
+
+def gated_train(settings: Settings, store: ModelStore, families: Sequence[str], seed: int, min_rounds: int) -> int:
+    """`train --min-rounds N`: train past the data gate, else only run the promotion rules."""
+    started = time.time()
+    if not enough_data(settings, store, min_rounds):
+        return promote(settings, store, families, dry_run=False, tracker=_tracker(settings))
+    code = train(settings, store, families, seed)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    (settings.data_dir / STATE).write_text(json.dumps({"last": started}))
+    return code
+
+
 def loop(settings: Settings, store: ModelStore, interval: float, min_rounds: int, seed: int) -> int:
     """The schedule under `rpsquest up`: train whenever `min_rounds` new rounds have arrived."""
-    state_path = settings.data_dir / "trainer-state.json"
+    state_path = settings.data_dir / STATE
     state = json.loads(state_path.read_text()) if state_path.exists() else {"last": time.time()}
     tags = "/".join(settings.stats_tags)
     _say(f"training loop: every {interval:.0f} s, when {min_rounds} new rounds of {tags} games have arrived")
@@ -179,6 +204,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sub.add_argument("--seed", type=int, default=0)
     commands.choices["bootstrap"].add_argument("--games", type=int, default=COLD_START_GAMES)
     commands.choices["train"].add_argument("--family", choices=FAMILIES)
+    commands.choices["train"].add_argument("--min-rounds", type=int, default=0, help="the data gate (0: always)")
     commands.choices["promote"].add_argument("--family", choices=FAMILIES)
     commands.choices["promote"].add_argument("--dry-run", action="store_true")
     commands.choices["evaluate"].add_argument("--data", type=Path, required=True)
@@ -194,7 +220,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command in ("train", "loop"):
             os.nice(NICENESS)
         if args.command == "train":
-            return train(settings, store, [args.family] if args.family else FAMILIES, args.seed)
+            families = [args.family] if args.family else FAMILIES
+            return gated_train(settings, store, families, args.seed, args.min_rounds)
         if args.command == "promote":
             families = [args.family] if args.family else FAMILIES
             return promote(settings, store, families, args.dry_run, None if args.dry_run else _tracker(settings))
