@@ -11,14 +11,14 @@ from test_storage import advance, new_game, run
 
 from inference.settings import Settings
 from inference.store import LocalStore, write_manifest
-from storage import SQLiteStorage
+from storage.database import open_storage, prepare
 from trainer.__main__ import STATE, enough_data
 from trainer.__main__ import main as trainer_main
 
 
 def stored_rounds(settings: Settings, tag: str, count: int, at: float) -> None:
     async def play() -> None:
-        storage = SQLiteStorage(settings.database_path())
+        storage = await open_storage(settings.database())
         try:
             game = new_game(f"gate{tag}", tag=tag, created=at)
             await storage.create_game(game)
@@ -56,7 +56,7 @@ def test_a_gated_run_skips_training_and_still_runs_the_promotion_rules(
     monkeypatch.setattr("trainer.__main__._tracker", lambda settings: None)  # MLflow is not what this checks
     store = LocalStore(tmp_path / "store")
     write_manifest(store, {"mlp": {"Production": "v1"}})
-    SQLiteStorage.prepare(tmp_path / "rpsquest.db")
+    prepare(tmp_path / "rpsquest.db")
     assert trainer_main(["train", "--data-dir", str(tmp_path), "--min-rounds", "10", "--family", "mlp"]) == 0
     out = capsys.readouterr().out
     assert "0 new rounds, fewer than 10: no training this time" in out

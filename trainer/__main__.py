@@ -148,7 +148,7 @@ def enough_data(settings: Settings, store: ModelStore, min_rounds: int) -> bool:
         return True
     state_path = settings.data_dir / STATE
     since = float(json.loads(state_path.read_text())["last"]) if state_path.exists() else 0.0
-    arrived = rounds_since(settings.database_path(), since, settings.stats_tags)
+    arrived = rounds_since(settings.database(), since, settings.stats_tags)
     if arrived < min_rounds:
         _say(f"{arrived} new rounds, fewer than {min_rounds}: no training this time")
     return arrived >= min_rounds
