@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import tempfile
 from dataclasses import dataclass
@@ -167,14 +168,28 @@ class LocalStore:
         return sorted(k for k in found if k.startswith(prefix) and not k.rsplit("/", 1)[-1].startswith(_TMP))
 
 
+STORE_CONNECT_TIMEOUT = 3.0  # seconds
+STORE_READ_TIMEOUT = 30.0
+
+
 class S3Store:
     """A model store in an S3 bucket (MinIO in the cluster), through the minio client."""
 
     def __init__(self, endpoint: str, bucket: str, access_key: str, secret_key: str) -> None:
+        import urllib3
         from minio import Minio
 
         url = urlparse(endpoint if "://" in endpoint else f"http://{endpoint}")
-        self.client = Minio(url.netloc, access_key=access_key, secret_key=secret_key, secure=url.scheme == "https")
+        # Fail fast when the store is down (the callers keep the last good state and say why): two quick
+        # retries, not the client's default of five with back-off (about 12 s of a reload per attempt).
+        http = urllib3.PoolManager(
+            timeout=urllib3.Timeout(connect=STORE_CONNECT_TIMEOUT, read=STORE_READ_TIMEOUT),
+            retries=urllib3.Retry(total=2, backoff_factor=0.2, status_forcelist=(500, 502, 503, 504)),
+        )
+        logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)  # a retry is not news; a failure is
+        self.client = Minio(
+            url.netloc, access_key=access_key, secret_key=secret_key, secure=url.scheme == "https", http_client=http
+        )
         self.bucket = bucket
         if not self.client.bucket_exists(bucket):
             self.client.make_bucket(bucket)

