@@ -21,6 +21,7 @@ from inference.store import open_store, read_manifest
 from server.connections import raise_open_file_limit
 from server.datalock import DataDirBusy, lock_data_dir
 from server.messages import MAX_FRAME
+from server.supervisor import Supervisor
 from storage.database import prepare
 
 # The server's event loop is asyncio's own. uvloop (libuv) accepts one connection per turn of the loop: at
@@ -157,7 +158,7 @@ def run_server(settings: Settings, with_trainer: bool, host: str, port: int) -> 
     raises the signal again. The handler put here turns either signal into Stopped, so the trainer
     always ends with this process (SIGTERM's default action would end it at once and leave the
     trainer running). The trainer runs in its own session: a terminal's Ctrl-C reaches it only
-    through this process.
+    through this process. A trainer that exits on its own is started again (server/supervisor.py).
     """
     try:
         lock_data_dir(settings.data_dir)
@@ -166,18 +167,18 @@ def run_server(settings: Settings, with_trainer: bool, host: str, port: int) -> 
         return 2
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, _stop)
-    trainer: subprocess.Popen[bytes] | None = None
+    trainer: Supervisor | None = None
     try:
         cold_start(settings)
         if with_trainer and trainer_available():
-            trainer = subprocess.Popen(_trainer("loop", "--data-dir", str(settings.data_dir)), start_new_session=True)
+            trainer = Supervisor(_trainer("loop", "--data-dir", str(settings.data_dir)), settings.database())
+            trainer.start()
         serve(settings, host, port)
     except Stopped:
         pass
     finally:
         if trainer is not None:
-            trainer.terminate()
-            trainer.wait()
+            trainer.stop()
     return 0
 
 

@@ -215,6 +215,12 @@ class Lifecycle:
         finally:
             conn.rollback_open()
 
+    def training_runs(self, command: str) -> list[tuple[str | None, str]]:
+        """(outcome, detail) of the training runs of `command`, oldest first (outcome None while one runs)."""
+        query = "SELECT outcome, detail FROM training_runs WHERE command = ? ORDER BY id"
+        with closing(self._conn.execute(query, (command,))) as rows:
+            return [(outcome, detail) for outcome, detail in rows]
+
     def arm(self, family: str, alias: str, version: str, since: float, tags: tuple[str, ...]) -> ArmCounts:
         """The games `version` of `family` served as `alias` that started at `since` or later, tagged one of `tags`."""
         marks = ", ".join("?" * len(tags))
