@@ -449,6 +449,7 @@ class GameService:
                 _count_predictions(record, decision, played.player_move)
             if won is not None:
                 metrics.games_finished.labels(record.opponent, record.tag, won).inc()
+                metrics.count_game(record.family, record.alias, record.version, won)
                 self.live.pop(game_id, None)
             return result_message(record, round_number - 1)
 

@@ -124,9 +124,17 @@ model_correct_predictions = Counter(
     registry=registry,
 )
 
+arm_games = Counter(
+    "rpsquest_arm_games_total",
+    "Finished games per arm: the version that served them as its alias, and who won",
+    ["family", "alias", "version", "winner"],
+    registry=registry,
+)
+
 _Labels = tuple[str, str, str, str]
 _predictions: dict[_Labels, tuple[Counter, Counter]] = {}  # label sets in use, with their children
 _serving: set[tuple[str, str, str]] = set()  # (family, alias, version) label sets of model_serving
+_arms: set[_Labels] = set()  # (family, alias, version, winner) label sets of arm_games
 
 
 def count_prediction(family: str, alias: str, version: str, kind: str, correct: bool) -> None:
@@ -156,6 +164,16 @@ def show_models(serving: set[tuple[str, str, str]], used: set[tuple[str, str]]) 
         del _predictions[counted]
         model_predictions.remove(*counted)
         model_correct_predictions.remove(*counted)
+    for finished in [a for a in _arms if (a[0], a[2]) not in used]:
+        _arms.discard(finished)
+        arm_games.remove(*finished)
+
+
+def count_game(family: str, alias: str, version: str, winner: str) -> None:
+    """A finished game of one arm."""
+    labels = (family, alias, version, winner)
+    _arms.add(labels)
+    arm_games.labels(*labels).inc()
 
 
 FIGURES_MAX_AGE = 15.0

@@ -35,7 +35,6 @@ PLANNED: dict[str, tuple[str, frozenset[str]]] = {
         ("rpsquest_training_runs_total", "counter", ("outcome",)),
         ("rpsquest_training_last_success_timestamp_seconds", "gauge", ()),
         ("rpsquest_training_last_duration_seconds", "gauge", ()),
-        ("rpsquest_trainer_restarts_total", "counter", ("reason",)),
     ]
 }
 # Not the server's: Prometheus' own `up` and the kubelet's cAdvisor container metrics (server-health dashboard).

@@ -148,6 +148,9 @@ def test_metrics_counters_move_after_a_game(live_server: ServerProcess) -> None:
     assert delta("rpsquest_rounds_total", opponent="logan", tag="loadtest") == played
     assert delta("rpsquest_games_started_total", opponent="logan", tag="loadtest") == 1
     assert delta("rpsquest_games_finished_total", opponent="logan", tag="loadtest", winner=str(game.winner)) == 1
+    assert game.final is not None  # the arm that served it is revealed at the end
+    arm = {"family": "logistic", "alias": game.final["insight"]["alias"], "version": game.final["insight"]["version"]}
+    assert delta("rpsquest_arm_games_total", winner=str(game.winner), **arm) == 1
     assert delta("rpsquest_move_seconds_count") == played
     assert delta("rpsquest_http_requests_total", method="GET", route="/healthz", status="200") == 3
     assert delta("rpsquest_http_requests_total", method="GET", route="/metrics", status="200") >= 1
