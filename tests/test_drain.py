@@ -16,6 +16,7 @@ from conftest import ServerProcess
 from websockets.exceptions import ConnectionClosed
 
 from clients.client import Client, ClientGame, Refused
+from inference.settings import Settings, SettingsError
 from server.drain import SHUTTING_DOWN, Drain
 
 CLOSE_SERVICE_RESTART = 1012
@@ -47,6 +48,18 @@ def test_a_game_resumed_while_draining_is_waited_for() -> None:
     assert not drain.done
     drain.played("a", 4)
     assert drain.done
+
+
+def test_the_setting_is_checked_and_documented(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RPSQUEST_DRAIN_TIMEOUT", "-1")
+    with pytest.raises(SettingsError, match="RPSQUEST_DRAIN_TIMEOUT"):
+        Settings.from_env()
+    monkeypatch.setenv("RPSQUEST_DRAIN_TIMEOUT", "0")
+    assert Settings.from_env().drain_timeout == 0.0
+    root = Path(__file__).resolve().parent.parent
+    for doc in ("README.md", "docs/protocol.md"):
+        assert "RPSQUEST_DRAIN_TIMEOUT" in (root / doc).read_text()
+    assert SHUTTING_DOWN in (root / "docs/protocol.md").read_text()
 
 
 # -- a real server ------------------------------------------------------------------------------------------
