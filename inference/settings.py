@@ -62,6 +62,7 @@ class Settings:
     game_idle: float = 300.0
     training_window_days: float = 30.0  # 0: every stored game
     trainer_memory_mb: int = 4096
+    drain_timeout: float = 30.0  # seconds a stopping server waits for open rounds (server/drain.py); 0: none
 
     @classmethod
     def from_env(cls, data_dir: str | None = None) -> Settings:
@@ -98,6 +99,7 @@ class Settings:
             game_idle=_number("RPSQUEST_GAME_IDLE", 300.0),
             training_window_days=_number("RPSQUEST_TRAINING_WINDOW_DAYS", 30.0),
             trainer_memory_mb=_number("RPSQUEST_TRAINER_MEMORY_MB", 4096),
+            drain_timeout=_number("RPSQUEST_DRAIN_TIMEOUT", 30.0),
         )
         if settings.rate_limit < 0:
             raise SettingsError("RPSQUEST_RATE_LIMIT must be 0 (no limit) or more")
@@ -135,6 +137,8 @@ class Settings:
             raise SettingsError("RPSQUEST_TRAINING_WINDOW_DAYS must be 0 (every stored game) or more")
         if settings.trainer_memory_mb < 1:
             raise SettingsError("RPSQUEST_TRAINER_MEMORY_MB must be 1 or more")
+        if settings.drain_timeout < 0:
+            raise SettingsError("RPSQUEST_DRAIN_TIMEOUT must be 0 (stop at once) or more")
         if settings.log_repeat_interval < 0:
             raise SettingsError("RPSQUEST_LOG_REPEAT_INTERVAL must be 0 (log every repeat) or more")
         for origin in settings.allowed_origins:

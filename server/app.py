@@ -30,6 +30,7 @@ from inference.pool import ManifestReport, ModelPool, ReloadReport
 from inference.settings import Settings
 from inference.store import ModelStore, open_store
 from server import logfilter, metrics
+from server.drain import SHUTTING_DOWN, Drain, intercept_sigterm
 from server.games import ONLINE_VERSION, TOO_MANY_GAMES, GameError, GameService
 from server.messages import PROTOCOL_VERSION, BadMessage, Error, Move, OpponentInfo, Resume, Start, Welcome
 from server.messages import decode as decode_message
@@ -103,6 +104,9 @@ class Server:
         self._tasks: list[asyncio.Task[None]] = []
         self._reloading = asyncio.Lock()  # one reload at a time: more would only hold threads waiting on the pool
         self.origins = OriginPolicy(settings.allowed_origins)
+        self.drain = Drain()
+        self._drained = asyncio.Event()
+        self._sessions: set[Session] = set()  # of the open WebSocket connections
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
@@ -124,6 +128,8 @@ class Server:
             asyncio.create_task(self._watch_models()),
             asyncio.create_task(self._count_log_repeats(repeats)),
         ]
+        if self.settings.drain_timeout > 0:
+            intercept_sigterm(asyncio.get_running_loop(), self._begin_drain)
         try:
             yield
         finally:
@@ -181,6 +187,37 @@ class Server:
             except StorageUnavailable:
                 log.warning("abandoned-game sweep skipped: storage unavailable")
 
+    # -- draining (server/drain.py) -------------------------------------------------------
+
+    def _begin_drain(self, stop: Callable[[], None]) -> None:
+        """SIGTERM: wait for the open rounds of the games in play here, at most RPSQUEST_DRAIN_TIMEOUT, then stop."""
+        assert self.service is not None
+        live = self.service.live
+        open_rounds = {
+            game_id: pending.round
+            for session in self._sessions
+            for game_id in session.playing
+            if game_id in live and (pending := live[game_id].record.pending) is not None
+        }
+        self.drain.begin(open_rounds)
+        log.warning(
+            "SIGTERM: draining; no new games, waiting at most %g s for %d open rounds",
+            self.settings.drain_timeout, len(open_rounds),
+        )  # fmt: skip
+        self._tasks.append(asyncio.create_task(self._stop_when_drained(stop)))
+        self._check_drained()
+
+    async def _stop_when_drained(self, stop: Callable[[], None]) -> None:
+        try:
+            await asyncio.wait_for(self._drained.wait(), self.settings.drain_timeout)
+        except TimeoutError:
+            log.warning("drain timeout: %d open rounds were not played; closing", len(self.drain.waiting))
+        stop()
+
+    def _check_drained(self) -> None:
+        if self.drain.done:
+            self._drained.set()
+
     # -- WebSocket -----------------------------------------------------------------------
 
     async def websocket(self, websocket: WebSocket) -> None:
@@ -191,38 +228,53 @@ class Server:
             return
         await websocket.accept()
         metrics.ws_connections.inc()
+        session = Session(self.settings.rate_limit, self.settings.max_games_per_connection)
+        self._sessions.add(session)
         try:
-            await self._converse(websocket)
+            await self._converse(websocket, session)
         except WebSocketDisconnect:
             pass
         finally:
             metrics.ws_connections.dec()
+            self._sessions.discard(session)
+            self.drain.gone(session.owned)
+            self._check_drained()
 
-    async def _converse(self, websocket: WebSocket) -> None:
-        session = Session(self.settings.rate_limit, self.settings.max_games_per_connection)
+    async def _converse(self, websocket: WebSocket, session: Session) -> None:
         await websocket.send_text(_WELCOME)
         while True:
             frame = await websocket.receive()
             if frame["type"] == "websocket.disconnect":
                 return
-            started = time.perf_counter()
-            reply: Error | str
-            if not session.admit(time.monotonic()):
-                reply = Error("rate_limited", f"more than {session.rate_limit} messages in a second; slow down")
-            else:
-                reply = await self._answer(session, frame)
-            if isinstance(reply, Error):
-                metrics.ws_errors.labels(reply.code).inc()
-                await websocket.send_text(encode_message(reply))
-                if reply.code not in _NOT_BAD and session.bad():
-                    metrics.ws_closes.labels(str(CLOSE_POLICY)).inc()
-                    await websocket.close(CLOSE_POLICY, "too many bad messages in a row")
+            self.drain.enter()
+            try:
+                if not await self._reply(websocket, session, frame):
                     return
-                continue
-            session.good()
-            await websocket.send_text(reply)
-            if reply.startswith('{"type":"result"'):
-                metrics.move_latency.observe(time.perf_counter() - started)
+            finally:
+                self.drain.leave()
+                self._check_drained()
+
+    async def _reply(self, websocket: WebSocket, session: Session, frame: Message) -> bool:
+        """Answer one frame; False when the connection was closed for bad messages."""
+        started = time.perf_counter()
+        reply: Error | str
+        if not session.admit(time.monotonic()):
+            reply = Error("rate_limited", f"more than {session.rate_limit} messages in a second; slow down")
+        else:
+            reply = await self._answer(session, frame)
+        if isinstance(reply, Error):
+            metrics.ws_errors.labels(reply.code).inc()
+            await websocket.send_text(encode_message(reply))
+            if reply.code not in _NOT_BAD and session.bad():
+                metrics.ws_closes.labels(str(CLOSE_POLICY)).inc()
+                await websocket.close(CLOSE_POLICY, "too many bad messages in a row")
+                return False
+            return True
+        session.good()
+        await websocket.send_text(reply)
+        if reply.startswith('{"type":"result"'):
+            metrics.move_latency.observe(time.perf_counter() - started)
+        return True
 
     async def _answer(self, session: Session, frame: Message) -> Error | str:
         """The text to send back for one frame, or the error."""
@@ -240,6 +292,8 @@ class Server:
         try:
             if isinstance(message, Start):
                 _MESSAGES["start"].inc()
+                if self.drain.draining:
+                    raise GameError("unavailable", SHUTTING_DOWN)
                 self._make_room(session, None)
                 game = await service.start(message.opponent, message.player, message.tag)
                 session.take(game.game_id)
@@ -251,6 +305,8 @@ class Server:
                 if not game.over and game.game_id not in session.playing:
                     self._make_room(session, game.game_id)
                 session.take(game.game_id, playing=not game.over)
+                if game.next is not None:
+                    self.drain.resumed(game.game_id, game.next.round)
                 return encode_message(game)
             _MESSAGES["move"].inc()
             return await self._move(session, message)
@@ -287,6 +343,7 @@ class Server:
                 raise GameError("not_yours", "start or resume this game on this connection first", message.game_id)
             raise GameError("unknown_game", "no such game", message.game_id)
         result = await self.service.move(message.game_id, message.round, message.move)
+        self.drain.played(message.game_id, result.round)
         return encode_message(result)
 
     # -- HTTP ------------------------------------------------------------------------------
@@ -295,6 +352,8 @@ class Server:
         return JSONResponse({"status": "ok"})
 
     async def readyz(self, request: Request) -> Response:
+        if self.drain.draining:
+            return JSONResponse({"status": "draining"}, status_code=503)
         if self.service is None or self.pool is None:
             return JSONResponse({"status": "starting"}, status_code=503)
         pool = self.pool

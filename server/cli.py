@@ -29,6 +29,7 @@ from storage.database import prepare
 # and timed out (63-588 of 1,000 max-pace sessions); asyncio accepts every waiting connection each turn, and
 # served as many rounds per second (bench/RESULTS.md).
 EVENT_LOOP = "asyncio"
+CLOSE_GRACE = 5  # seconds the answers still being sent get once the drain is over (the chart allows 5)
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -138,6 +139,7 @@ def serve(settings: Settings, host: str, port: int) -> None:
         ws_ping_timeout=settings.idle_timeout * 2.0 / 3.0,
         ws_per_message_deflate=settings.ws_deflate,
         lifespan="on",
+        timeout_graceful_shutdown=CLOSE_GRACE,  # after the drain (server/drain.py): the WebSockets are closed
         access_log=False,
         log_level="warning",
     )
