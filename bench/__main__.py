@@ -13,12 +13,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import load, ml, people, promotion, serving, slow
+from bench import load, ml, people, promotion, returning, serving, slow
 from bench.common import machine
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 RAW = Path(__file__).with_name("results.json")
-STANDALONE = ("training_100k", "people_splits", "promotion", "openings")  # sections that need no trained models
+# sections that need no trained models
+STANDALONE = ("training_100k", "people_splits", "promotion", "openings", "returning")
 
 
 def main(argv: list[str]) -> int:
@@ -34,6 +35,7 @@ def main(argv: list[str]) -> int:
             "play_strength": lambda: ml.play_strength(root / "strength", trained / "store"),
             "people_yardstick": lambda: people.people_yardstick(root / "yardstick", trained / "store"),
             "openings": people.openings,
+            "returning": returning.returning,
             "training_100k": lambda: ml.training(),
             "roundtrip": lambda: load.roundtrip(root, trained / "store"),
             "memory_at_rest": lambda: load.memory_at_rest(root, trained / "store"),

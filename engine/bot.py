@@ -33,9 +33,14 @@ class Bot:
         self,
         history: Sequence[Round] = (),
         models: Sequence[Probs | None] | None = None,
+        memory: Sequence[Sequence[Round]] = (),
     ) -> None:
-        """A bot that has seen `history`; `models[i]` is the model's prediction for round i+1, if any."""
+        """A bot that has seen `history`; `models[i]` is the model's prediction for round i+1, if any.
+
+        `memory` holds the player's own past games (oldest first): the predictor starts from their habits.
+        """
         self.predictor = OnlinePredictor()
+        self.predictor.remember(memory)
         for i, played in enumerate(history):
             self.observe(played, models[i] if models else None)
 

@@ -73,6 +73,9 @@ _PATTERN_MAX = 4
 # log odds _OWN_LOG_ODDS.
 _OWN_STRENGTH = 1.0
 _OWN_LOG_ODDS = -2.0
+# A returning player's past games count as at most this many rounds of this game (each past round weighs less when
+# there are more): enough to start from their habits, little enough that this game's rounds soon outweigh them.
+MEMORY_ROUNDS = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +118,13 @@ class _Counts:
     def add(self, context: object, index: int) -> None:
         self.table.setdefault(context, [0.0, 0.0, 0.0])[index] += 1.0
 
+    def fold(self, other: _Counts, weight: float) -> None:
+        """Add `other`'s counts, each times `weight`."""
+        for context, seen in other.table.items():
+            mine = self.table.setdefault(context, [0.0, 0.0, 0.0])
+            for k in range(3):
+                mine[k] += weight * seen[k]
+
 
 def _from_relative(relative: Sequence[float], anchor: int) -> list[float]:
     """Turn P(anchor + k mod 3) into P(move)."""
@@ -152,6 +162,34 @@ class OnlinePredictor:
         self._cached: tuple[tuple[int, Values], list[list[float]], _Gate | None] | None = None
         for r in history:
             self.observe(r)
+
+    def remember(self, games: Sequence[Sequence[Round]], rounds: float = MEMORY_ROUNDS) -> None:
+        """Start from a returning player's own past `games` (oldest first) instead of the population alone.
+
+        Each past game is learned as this game would learn it, and its counts (and its evidence for a habit of
+        the player's own) are folded in, all the past rounds together weighing at most `rounds` rounds. The
+        experts' standing is not carried over: which expert reads this player best is this game's to learn.
+        """
+        if self.rounds:
+            raise ValueError("remember before the game's first round")
+        total = sum(len(g) for g in games)
+        if not total:
+            return
+        weight = min(1.0, rounds / total)
+        for played in games:
+            past = OnlinePredictor(played, self.priors)
+            self.own_log_odds += weight * (past.own_log_odds - _OWN_LOG_ODDS)
+            for mine, theirs in (
+                (self.shift_any, past.shift_any),  # also self.own's table
+                (self.shift, past.shift),
+                (self.context, past.context),
+                (self.counter_any, past.counter_any),
+                (self.counter, past.counter),
+                (self.rank, past.rank),
+                (self.frequency, past.frequency),
+            ):
+                mine.fold(theirs, weight)
+        self._cached = None
 
     def _experts(self, values: Values) -> tuple[list[list[float]], _Gate | None]:
         rounds = self.rounds

@@ -31,8 +31,18 @@ from inference.settings import Settings
 from inference.store import ModelStore, open_store
 from server import logfilter, metrics
 from server.drain import SHUTTING_DOWN, Drain, intercept_sigterm
-from server.games import ONLINE_VERSION, TOO_MANY_GAMES, GameError, GameService
-from server.messages import PROTOCOL_VERSION, BadMessage, Error, Move, OpponentInfo, Resume, Start, Welcome
+from server.games import ONLINE_VERSION, TOO_MANY_GAMES, GameError, GameService, key_hash
+from server.messages import (
+    PROTOCOL_VERSION,
+    BadMessage,
+    Error,
+    Move,
+    OpponentInfo,
+    Resume,
+    Start,
+    Welcome,
+    valid_player_key,
+)
 from server.messages import decode as decode_message
 from server.messages import encode as encode_message
 from server.origins import OriginPolicy
@@ -295,7 +305,7 @@ class Server:
                 if self.drain.draining:
                     raise GameError("unavailable", SHUTTING_DOWN)
                 self._make_room(session, None)
-                game = await service.start(message.opponent, message.player, message.tag)
+                game = await service.start(message.opponent, message.player, message.tag, message.key)
                 session.take(game.game_id)
                 metrics.games_started.labels(game.opponent, message.tag or "human").inc()
                 return encode_message(game)
@@ -418,6 +428,14 @@ class Server:
         if over:
             body.update(alias=record.alias, version=record.version, opening=record.opening)
         return JSONResponse(body)
+
+    async def forget_player(self, request: Request) -> Response:
+        """Unlink a returning player's games from their key (DELETE /api/players/{key}): the bot forgets them."""
+        key = request.path_params["key"]
+        if not valid_player_key(key):
+            return JSONResponse({"error": "bad_request", "message": "key must be 16-64 letters, digits, '_' or '-'"},
+                                status_code=400)  # fmt: skip
+        return JSONResponse({"forgotten": await self._storage_call(lambda s: s.forget(key_hash(key)))})
 
     async def replay(self, request: Request) -> Response:
         """The replay page of a game (web/replay.html reads the game from /api/games/{id})."""
@@ -595,6 +613,7 @@ def create_app(settings: Settings, storage: Storage | None = None, store: ModelS
         Route("/api/opponents", server.opponents),
         Route("/api/games/{game_id}", server.game),
         Route("/games/{game_id}", server.replay),
+        Route("/api/players/{key}", server.forget_player, methods=["DELETE"]),
         Route("/api/leaderboard", server.leaderboard),
         Route("/api/models", server.models),
         Route("/api/promotions", server.promotions),

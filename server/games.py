@@ -17,7 +17,7 @@ import hmac
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
@@ -48,6 +48,7 @@ log = logging.getLogger("rpsquest")
 ONLINE_VERSION = "online-1"
 POLICY_OPENING = "policy"  # how rounds 1-3 are played (games before it name a scripted opening: docs/bot.md)
 ABANDON_AFTER = 30 * 60.0
+MEMORY_GAMES = 10  # a returning player's last finished games the bot starts from
 TOO_MANY_GAMES = "too_many_games"
 _rng = Entropy()
 
@@ -64,6 +65,11 @@ class GameError(Exception):
 
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def key_hash(key: str) -> str:
+    """What is stored of a returning player's key: its SHA-256 (the key is random, so unguessable)."""
+    return hashlib.sha256(b"rpsquest-player-key:" + key.encode()).hexdigest()
 
 
 def _tenths(value: int) -> float:
@@ -120,16 +126,25 @@ class LiveGame:
     stale: bool = False  # set when a write failed after the engine moved on: reload before use
     model: object | None = None  # the game's model version, held so that it stays loaded while the game is live
     shadows_due: bool = False  # the open round waits in the shadow batch
+    remembered: int = 0  # the returning player's past games the bot started from
 
     @classmethod
-    def from_record(cls, record: GameRecord) -> LiveGame:
+    def from_record(cls, record: GameRecord, memory: Sequence[Sequence[Round]] = ()) -> LiveGame:
+        """The game of `record`; `memory` is its player's past games (oldest first) when they have a key."""
         game = Game(record.id)
         for r in record.rounds:
             game.play(r.player_move, r.decision.bot_move)
         served = [r.decision.models.get(record.alias) for r in record.rounds]
         models = [None if m is None else m.probs for m in served]
-        bot = Bot(game.rounds, models)
-        return cls(record, game, bot, FeatureTracker(game.rounds))
+        bot = Bot(game.rounds, models, memory)
+        return cls(record, game, bot, FeatureTracker(game.rounds), remembered=len(memory))
+
+    def message(self, token: str | None = None) -> GameMessage:
+        """The `game` message, with how many past games the bot remembers when the player has a key."""
+        message = game_message(self.record, token)
+        if self.record.key_hash is not None:
+            message.remembered = self.remembered
+        return message
 
     def play(self, move: int, decision: Decision) -> Round:
         """Play the open round on the engine, the bot and the features."""
@@ -330,7 +345,8 @@ class GameService:
         self._batch = PredictionBatch(predictors, self._store_shadows) if predictors is not None else None
         self._writes: set[asyncio.Task[None]] = set()  # shadow writes under way
 
-    async def start(self, opponent_id: str, player: str | None, tag: str | None) -> GameMessage:
+    async def start(self, opponent_id: str, player: str | None, tag: str | None, key: str | None = None) -> GameMessage:
+        """A new game; with a returning player's `key` the bot starts from their last finished games."""
         opponent = OPPONENT_BY_ID.get(opponent_id)
         if opponent is None:
             raise GameError("unknown_opponent", f"no opponent {opponent_id!r}; choose brian, forrest or logan")
@@ -356,14 +372,21 @@ class GameService:
             token_hash=token_hash(token),
             created=now,
             updated=now,
+            key_hash=None if key is None else key_hash(key),
         )
-        live = LiveGame.from_record(record)
+        live = LiveGame.from_record(record, await self._memory(record))
         if self.predictors is not None and version is not None:
             live.model = self.predictors.pin(record.family, version)
         record.pending = await self._decide(live)
         await self.storage.create_game(record)
         self.live[record.id] = live
-        return game_message(record, token)
+        return live.message(token)
+
+    async def _memory(self, record: GameRecord) -> list[list[Round]]:
+        """The past games of the game's returning player that finished before it started (none without a key)."""
+        if record.key_hash is None:
+            return []
+        return await self.storage.remembered(record.key_hash, record.created, MEMORY_GAMES)
 
     async def get(self, game_id: str) -> LiveGame | None:
         """The live game, loaded from storage when this process does not hold it.
@@ -381,7 +404,7 @@ class GameService:
                 # A game from before a swap or a restart may need a version the pool has not loaded:
                 # load (and check) it off the event loop now; predicting never loads.
                 model = await asyncio.to_thread(self.predictors.preload, record.family, record.version)
-            live = self.live.get(game_id) or LiveGame.from_record(record)
+            live = self.live.get(game_id) or LiveGame.from_record(record, await self._memory(record))
             if record.pending is not None and game_id not in self.live:
                 live.model = model
                 if len(self.live) < self.max_live:
@@ -400,7 +423,7 @@ class GameService:
             raise GameError("unknown_game", "no such game", game_id)
         if not hmac.compare_digest(token_hash(token), live.record.token_hash):
             raise GameError("bad_token", "the token does not open this game", game_id)
-        return game_message(live.record)
+        return live.message()
 
     async def move(self, game_id: str, round_number: int, move: str) -> Result:
         live = await self.get(game_id)

@@ -17,6 +17,7 @@ class Start(msgspec.Struct, tag="start", tag_field="type"):
     opponent: str
     player: str | None = None
     tag: Tag | None = None
+    key: str | None = None  # a returning player's key (valid_player_key)
 
 
 class Move(msgspec.Struct, tag="move", tag_field="type"):
@@ -34,6 +35,7 @@ ClientMessage = Start | Move | Resume
 _decoder = msgspec.json.Decoder(ClientMessage)
 _encoder = msgspec.json.Encoder()
 _NAME_EXTRA = frozenset(" _-")
+_KEY_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
 _NAME_CATEGORIES = frozenset(("Lu", "Ll", "Lt", "Lm", "Lo", "Nd"))
 
 
@@ -53,6 +55,11 @@ def valid_player_name(name: str) -> bool:
         and not name.isspace()
         and all(ch in _NAME_EXTRA or unicodedata.category(ch) in _NAME_CATEGORIES for ch in name)
     )
+
+
+def valid_player_key(key: str) -> bool:
+    """16-64 URL-safe characters (letters, digits, '_' or '-'): a random key the browser keeps."""
+    return 16 <= len(key) <= 64 and all(ch in _KEY_CHARS for ch in key)
 
 
 def _not_json(frame: str | bytes) -> str | None:
@@ -83,6 +90,8 @@ def decode(frame: str | bytes) -> ClientMessage:
         raise BadMessage("bad_message", f"invalid message: {exc}") from None
     if isinstance(message, Start) and message.player is not None and not valid_player_name(message.player):
         raise BadMessage("bad_message", "player must be 1-24 letters, digits, spaces, '_' or '-'")
+    if isinstance(message, Start) and message.key is not None and not valid_player_key(message.key):
+        raise BadMessage("bad_message", "key must be 16-64 letters, digits, '_' or '-'")
     return message
 
 
@@ -128,6 +137,7 @@ class GameMessage(msgspec.Struct, tag="game", tag_field="type", omit_defaults=Tr
     history: list[Result]
     next: OpenRound | None
     token: str | None = None
+    remembered: int | None = None  # games with a returning player's key the bot started from (games with a key)
 
 
 class OpponentInfo(msgspec.Struct):

@@ -25,8 +25,9 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from engine.features import FIRST_MODEL_ROUND
-from engine.rules import MOVES, OUTCOMES, outcome, points
+from engine.rules import MOVES, OUTCOMES, Round, outcome, points
 from storage.records import (
+    MEMORY_SQL,
     Decision,
     GameRecord,
     LeaderboardRow,
@@ -35,6 +36,7 @@ from storage.records import (
     OpponentStats,
     RoundRecord,
     VersionStats,
+    memory_games,
     prediction_counts,
 )
 from storage.sqlite import FIGURES_SQL, StorageConflict, StorageUnavailable, lifecycle_figures, models_decoder
@@ -202,6 +204,10 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX training_runs_finished ON training_runs (outcome, finished);
     """,
+    """
+    ALTER TABLE games ADD COLUMN key_hash TEXT;
+    CREATE INDEX games_key ON games (key_hash, finished) WHERE key_hash IS NOT NULL;
+    """,
 )
 _COUNT_PREDICTION = (
     "INSERT INTO prediction_stats VALUES (%s, %s, %s, %s, %s, 1, %s) ON CONFLICT (family, alias, version, kind, tag)"
@@ -355,8 +361,8 @@ class PostgresStorage:
                 )
             await conn.execute(
                 "INSERT INTO games (id, opponent, family, alias, version, opening, tag, player_id, token_hash,"
-                " state, pending, created, updated) VALUES (%s, %s, %s, %s, %s, %s, %s,"
-                " (SELECT id FROM players WHERE name = %s), %s, 'open', %s, %s, %s)",
+                " state, pending, created, updated, key_hash) VALUES (%s, %s, %s, %s, %s, %s, %s,"
+                " (SELECT id FROM players WHERE name = %s), %s, 'open', %s, %s, %s, %s)",
                 (
                     game.id,
                     game.opponent,
@@ -370,6 +376,7 @@ class PostgresStorage:
                     _encode_pending(game.pending),
                     game.created,
                     game.updated,
+                    game.key_hash,
                 ),
             )
 
@@ -452,6 +459,25 @@ class PostgresStorage:
 
     async def load_game(self, game_id: str) -> GameRecord | None:
         return await self._read(lambda conn: _load_game(conn, game_id))
+
+    async def remembered(self, key_hash: str, before: float, games: int) -> list[list[Round]]:
+        async def query(conn: AsyncConnection[Any]) -> list[list[Round]]:
+            cursor = await conn.execute(MEMORY_SQL.replace("?", "%s"), (key_hash, before, games))
+            return memory_games(await cursor.fetchall())
+
+        return await self._read(query)
+
+    async def forget(self, key_hash: str) -> int:
+        async def update(conn: AsyncConnection[Any]) -> int:
+            cursor = await conn.execute(
+                "WITH gone AS (UPDATE games SET key_hash = NULL WHERE key_hash = %s RETURNING 1)"
+                " SELECT COUNT(*) FROM gone",
+                (key_hash,),
+            )
+            row = await cursor.fetchone()
+            return int(row[0]) if row else 0
+
+        return await self._write(update)
 
     async def mark_abandoned(self, idle_before: float) -> int:
         async def update(conn: AsyncConnection[Any]) -> int:
@@ -556,7 +582,8 @@ async def _load_game(conn: AsyncConnection[Any], game_id: str) -> GameRecord | N
         await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         game = await conn.execute(
             "SELECT g.id, g.opponent, g.family, g.alias, g.version, g.opening, g.tag, p.name, g.token_hash,"
-            " g.created, g.updated, g.pending, g.abandoned FROM games g LEFT JOIN players p ON p.id = g.player_id"
+            " g.created, g.updated, g.pending, g.abandoned, g.key_hash FROM games g"
+            " LEFT JOIN players p ON p.id = g.player_id"
             " WHERE g.id = %s",
             (game_id,),
         )
@@ -605,4 +632,5 @@ async def _load_game(conn: AsyncConnection[Any], game_id: str) -> GameRecord | N
         rounds=rounds,
         pending=None if row[11] is None else _decision_decoder.decode(row[11]),
         abandoned=bool(row[12]),
+        key_hash=row[13],
     )

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 import msgspec
 
 from engine.features import FIRST_MODEL_ROUND
+from engine.rules import MOVES, Round
 
 
 class ModelPrediction(msgspec.Struct, frozen=True, gc=False):
@@ -55,6 +59,7 @@ class GameRecord(msgspec.Struct):
     rounds: list[RoundRecord] = []
     pending: Decision | None = None
     abandoned: bool = False
+    key_hash: str | None = None  # the SHA-256 of a returning player's key (never the key itself)
 
 
 class OpponentStats(msgspec.Struct, frozen=True):
@@ -75,6 +80,26 @@ class VersionStats(msgspec.Struct, frozen=True):
     correct: dict[str, int] = {}  # kind -> of those, the ones whose most likely move was the player's
     games: int = 0
     bot_wins: int = 0
+
+
+# A returning player's last finished games (before a moment), oldest first, with their rounds: one query on the
+# games_key index. Parameters: key hash, before, how many games. Rows as `memory_games` reads them.
+MEMORY_SQL = (
+    "SELECT r.game_id, r.round, r.rock_value, r.paper_value, r.scissors_value, r.player_move, r.bot_move,"
+    " r.score_player, r.score_bot FROM (SELECT id, finished FROM games WHERE key_hash = ? AND state = 'over'"
+    " AND finished < ? ORDER BY finished DESC LIMIT ?) g JOIN rounds r ON r.game_id = g.id"
+    " ORDER BY g.finished, g.id, r.round"
+)
+
+
+def memory_games(rows: Iterable[tuple[Any, ...]]) -> list[list[Round]]:
+    """MEMORY_SQL's rows as the engine's rounds, one list per game."""
+    games: dict[str, list[Round]] = {}
+    for game_id, number, rock, paper, scissors, player, bot, score_player, score_bot in rows:
+        games.setdefault(game_id, []).append(
+            Round(number, (rock, paper, scissors), MOVES.index(player), MOVES.index(bot), score_player, score_bot)
+        )
+    return list(games.values())
 
 
 def top_move(probs: tuple[float, float, float]) -> int:

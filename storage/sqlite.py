@@ -37,8 +37,9 @@ from typing import Any, Protocol, TypeVar
 import msgspec
 
 from engine.features import FIRST_MODEL_ROUND
-from engine.rules import MOVES, OUTCOMES, outcome, points
+from engine.rules import MOVES, OUTCOMES, Round, outcome, points
 from storage.records import (
+    MEMORY_SQL,
     Decision,
     GameRecord,
     LeaderboardRow,
@@ -48,6 +49,7 @@ from storage.records import (
     OpponentStats,
     RoundRecord,
     VersionStats,
+    memory_games,
     prediction_counts,
 )
 
@@ -229,6 +231,11 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX training_runs_finished ON training_runs (outcome, finished);
     """,
+    # A returning player's games: the SHA-256 of the key their browser keeps (NULL once they ask to be forgotten).
+    """
+    ALTER TABLE games ADD COLUMN key_hash TEXT;
+    CREATE INDEX games_key ON games (key_hash, finished) WHERE key_hash IS NOT NULL;
+    """,
 )
 _COUNT_PREDICTION = (
     "INSERT INTO prediction_stats VALUES (?, ?, ?, ?, ?, 1, ?) ON CONFLICT (family, alias, version, kind, tag)"
@@ -260,6 +267,14 @@ class Storage(Protocol):
     async def load_game(self, game_id: str) -> GameRecord | None: ...
 
     async def mark_abandoned(self, idle_before: float) -> int: ...
+
+    async def remembered(self, key_hash: str, before: float, games: int) -> list[list[Round]]:
+        """The rounds of the last `games` games with `key_hash` that finished before `before`, oldest first."""
+        ...
+
+    async def forget(self, key_hash: str) -> int:
+        """Unlink every game from `key_hash` (the games stay, anonymous); returns how many there were."""
+        ...
 
     async def delete_unplayed(self, created_before: float) -> int:
         """Delete the open games created before `created_before` in which no round was played; their count."""
@@ -580,7 +595,7 @@ class SQLiteStorage:
                 player_id = conn.execute("SELECT id FROM players WHERE name = ?", (game.player,)).fetchone()[0]
             conn.execute(
                 "INSERT INTO games (id, opponent, family, alias, version, opening, tag, player_id, token_hash,"
-                " state, pending, created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'open', ?, ?, ?)",
+                " state, pending, created, updated, key_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'open', ?, ?, ?, ?)",
                 (
                     game.id,
                     game.opponent,
@@ -594,6 +609,7 @@ class SQLiteStorage:
                     _encode_pending(game.pending),
                     game.created,
                     game.updated,
+                    game.key_hash,
                 ),
             )
 
@@ -659,6 +675,15 @@ class SQLiteStorage:
 
     async def load_game(self, game_id: str) -> GameRecord | None:
         return await self._read(lambda conn: _load_game(conn, game_id))
+
+    async def remembered(self, key_hash: str, before: float, games: int) -> list[list[Round]]:
+        return await self._read(lambda conn: memory_games(conn.execute(MEMORY_SQL, (key_hash, before, games))))
+
+    async def forget(self, key_hash: str) -> int:
+        def update(conn: sqlite3.Connection) -> int:
+            return conn.execute("UPDATE games SET key_hash = NULL WHERE key_hash = ?", (key_hash,)).rowcount
+
+        return await self._write(update)
 
     async def mark_abandoned(self, idle_before: float) -> int:
         def update(conn: sqlite3.Connection) -> int:
@@ -769,7 +794,8 @@ def _encode_pending(pending: Decision | None) -> bytes | None:
 def _load_game(conn: sqlite3.Connection, game_id: str) -> GameRecord | None:
     row = conn.execute(
         "SELECT g.id, g.opponent, g.family, g.alias, g.version, g.opening, g.tag, p.name, g.token_hash, g.created,"
-        " g.updated, g.pending, g.abandoned FROM games g LEFT JOIN players p ON p.id = g.player_id WHERE g.id = ?",
+        " g.updated, g.pending, g.abandoned, g.key_hash FROM games g LEFT JOIN players p ON p.id = g.player_id"
+        " WHERE g.id = ?",
         (game_id,),
     ).fetchone()
     if row is None:
@@ -814,4 +840,5 @@ def _load_game(conn: sqlite3.Connection, game_id: str) -> GameRecord | None:
         rounds=rounds,
         pending=None if row[11] is None else _decision_decoder.decode(row[11]),
         abandoned=bool(row[12]),
+        key_hash=row[13],
     )

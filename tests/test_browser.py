@@ -406,3 +406,35 @@ def test_replay_page_steps_through_a_finished_game(browser: Browser, live_server
         expect(page.locator("#replay-error")).to_have_text("There is no such game. Check the link.", timeout=TIMEOUT_MS)
     finally:
         context.close()
+
+
+def test_a_returning_player_is_remembered_and_can_be_forgotten(browser: Browser, live_server: LiveServer) -> None:
+    """The browser keeps a random key: the second game says Brian remembers the first; "Forget me" deletes it."""
+    context = new_context(browser, "desktop")
+    page = context.new_page()
+    errors = watch_errors(page)
+    memory = page.locator("#memory-text")
+    try:
+        page.goto(live_server.http_url + "/")
+        page.click('#opponents button[data-opponent="brian"]')
+        expect(memory).to_have_text("Brian has not played you before.", timeout=TIMEOUT_MS)
+        expect(page.locator("#forget-me")).to_be_hidden()
+        key = page.evaluate("JSON.parse(localStorage.getItem('rpsquest.key'))")
+        assert re.fullmatch(r"[A-Za-z0-9_-]{32}", key), key
+        while not page.locator("#game-over").is_visible():
+            play_round(page, "rock")
+        page.click("#play-again")
+        expect(memory).to_have_text("Brian remembers 1 game with you.", timeout=TIMEOUT_MS)
+        check_screen(page, "desktop-remembered")
+        page.click("#forget-me")
+        expect(page.locator("#toast")).to_contain_text("forgotten your past games", timeout=TIMEOUT_MS)
+        expect(page.locator("#memory")).to_be_hidden()
+        assert page.evaluate("localStorage.getItem('rpsquest.key')") is None
+        page.click("#leave-game")
+        page.get_by_role("button", name="Leave the game").click()
+        page.click('#opponents button[data-opponent="brian"]')
+        expect(memory).to_have_text("Brian has not played you before.", timeout=TIMEOUT_MS)
+        assert page.evaluate("JSON.parse(localStorage.getItem('rpsquest.key'))") not in (None, key)
+        assert errors == []
+    finally:
+        context.close()

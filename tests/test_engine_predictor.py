@@ -227,3 +227,62 @@ def test_real_human_data_rounds_4_to_30() -> None:
             history.append(played)
     assert total == 72 * 27
     assert hits / total > 0.40
+
+
+def _wsls_games(seed: int, games: int, rounds: int) -> list[list[Round]]:
+    rng = random.Random(seed)
+    out: list[list[Round]] = []
+    for g in range(games):
+        history: list[Round] = []
+        for n in range(1, rounds + 1):
+            history.append(_round(f"past-{seed}-{g}", n, _win_stay_lose_shift(history, rng), rng.randrange(3), history))
+        out.append(history)
+    return out
+
+
+def test_remembering_a_player_predicts_their_habit_from_the_first_rounds() -> None:
+    """A win-stay-lose-shift player met before is read at once; a stranger's first rounds are not."""
+    past = _wsls_games(seed=3, games=5, rounds=20)
+    hits = {False: 0, True: 0}
+    rng = random.Random(4)
+    for g in range(60):
+        game_id = f"now-{g}"
+        history: list[Round] = []
+        for n in range(1, 4):
+            move = _win_stay_lose_shift(history, rng)
+            history.append(_round(game_id, n, move, rng.randrange(3), history))
+        move = _win_stay_lose_shift(history, rng)
+        for remembered in (False, True):
+            predictor = OnlinePredictor()
+            if remembered:
+                predictor.remember(past)
+            for played in history:
+                predictor.observe(played)
+            hits[remembered] += int(np.argmax(predictor.predict(round_values(game_id, 4)))) == move
+    assert hits[True] > 0.8 * 60 and hits[True] > hits[False] + 10, hits
+
+
+def test_remembering_nothing_changes_nothing() -> None:
+    history = _random_history(5, 12)
+    fresh, empty = OnlinePredictor(), OnlinePredictor()
+    empty.remember([])
+    for played in history:
+        fresh.observe(played)
+        empty.observe(played)
+    assert np.allclose(fresh.predict(round_values("x", 13)), empty.predict(round_values("x", 13)))
+
+
+def test_memory_weighs_at_most_its_rounds() -> None:
+    """However long the past, it counts as MEMORY_ROUNDS rounds: a longer past is not a stronger prior."""
+    always_rock = [_history(f"rock-{g}", [ROCK] * 30, [PAPER] * 30) for g in range(10)]
+    short, long = OnlinePredictor(), OnlinePredictor()
+    short.remember(always_rock[:2])
+    long.remember(always_rock)
+    assert sum(short.frequency.table[None]) == pytest.approx(60.0)
+    assert sum(long.frequency.table[None]) == pytest.approx(60.0)
+
+
+def test_remember_after_the_first_round_is_refused() -> None:
+    predictor = OnlinePredictor(_random_history(6, 1))
+    with pytest.raises(ValueError, match="first round"):
+        predictor.remember(_wsls_games(seed=7, games=1, rounds=5))

@@ -15,8 +15,9 @@ import pytest
 
 import server.games as games_module
 from engine.fairplay import commitment, verify
-from engine.rules import MOVE_INDEX, MOVES, points, round_values
-from server.games import ABANDON_AFTER, ONLINE_VERSION, GameError, GameService, Predictors, Swept
+from engine.predictor import MEMORY_ROUNDS
+from engine.rules import MOVE_INDEX, MOVES, Round, points, round_values
+from server.games import ABANDON_AFTER, ONLINE_VERSION, GameError, GameService, Predictors, Swept, key_hash
 from server.messages import GameMessage, Result
 from storage import Storage, StorageUnavailable
 from storage.database import Database, open_storage
@@ -104,6 +105,25 @@ class FakeStorage:
         for game_id in gone:
             del self.games[game_id]
         return len(gone)
+
+    async def remembered(self, key_hash: str, before: float, games: int) -> list[list[Round]]:
+        await self._check()
+        done = sorted(
+            (g for g in self.games.values() if g.key_hash == key_hash and g.id in self.winners and g.updated < before),
+            key=lambda g: g.updated,
+        )
+        return [
+            [Round(r.decision.round, r.values, r.player_move, r.decision.bot_move, r.score_player, r.score_bot)
+             for r in g.rounds]
+            for g in done[len(done) - games :]
+        ]  # fmt: skip
+
+    async def forget(self, key_hash: str) -> int:
+        await self._check()
+        keyed = [g for g in self.games.values() if g.key_hash == key_hash]
+        for g in keyed:
+            g.key_hash = None
+        return len(keyed)
 
     async def opponent_stats(self) -> list[OpponentStats]:
         await self._check()
@@ -653,3 +673,44 @@ def test_two_processes_on_one_database_never_fork_a_game(database: Database) -> 
             await b_storage.close()
 
     run(scenario())
+
+
+# -- a returning player -----------------------------------------------------------------------------
+
+
+def test_a_returning_player_meets_a_bot_that_remembers_their_games(clock: Clock, tmp_path: Any) -> None:
+    """The key's finished games seed the bot (also after a rebuild); another key, or none, starts afresh;
+    forgetting unlinks them. On a real SQLite database: the memory is read with the storage's own query."""
+    key = "returning-player-key-0123"
+
+    async def scenario() -> dict[str, Any]:
+        storage = await open_storage(tmp_path / "rpsquest.db")
+        service = GameService(storage, ab_split=0.0)
+        rounds = 0
+        for _ in range(3):
+            game = await service.start("brian", None, None, key)
+            rounds += len(await play_to_end(service, game))
+            clock.now += 60.0
+        unfinished = await service.start("brian", None, None, key)  # not finished: not remembered
+        await service.move(unfinished.game_id, 1, "rock")
+        clock.now += 60.0
+        back = await service.start("brian", None, None, key)
+        counts = service.live[back.game_id].bot.predictor.frequency.table[None]
+        resumed = await service.resume(back.game_id, back.token or "")
+        stranger = await service.start("brian", None, None, "another-player-key-4567")
+        anonymous = await service.start("brian", None, None)
+        forgotten = await storage.forget(key_hash(key))
+        clock.now += 60.0
+        after = await service.start("brian", None, None, key)
+        await storage.close()
+        return {
+            "rounds": rounds, "back": back, "counts": counts, "resumed": resumed, "stranger": stranger,
+            "anonymous": anonymous, "forgotten": forgotten, "after": after,
+        }  # fmt: skip
+
+    seen = run(scenario())
+    assert seen["back"].remembered == 3 and seen["resumed"].remembered == 3
+    assert sum(seen["counts"]) == pytest.approx(min(MEMORY_ROUNDS, seen["rounds"]))
+    assert seen["stranger"].remembered == 0 and seen["anonymous"].remembered is None
+    assert seen["forgotten"] == 5 and seen["after"].remembered == 0  # 3 finished, 1 unfinished and `back`
+    assert "remembered" not in msgspec.json.decode(msgspec.json.encode(seen["anonymous"]))

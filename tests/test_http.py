@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import msgspec
 from conftest import ServerProcess
 from prometheus_client.parser import text_string_to_metric_families
+from websockets.asyncio.client import connect as websockets_connect
 
 from clients.client import Client, ClientGame
 from engine.rules import MOVES
@@ -43,9 +44,11 @@ class Reply:
         return json.loads(self.body)
 
 
-def get(server: ServerProcess, path: str) -> Reply:
+def get(server: ServerProcess, path: str, method: str = "GET") -> Reply:
     try:
-        with urllib.request.urlopen(server.http_url + path, timeout=10) as response:
+        with urllib.request.urlopen(
+            urllib.request.Request(server.http_url + path, method=method), timeout=10
+        ) as response:
             return Reply(response.status, response.headers, response.read())
     except urllib.error.HTTPError as error:
         with error:
@@ -337,3 +340,41 @@ def test_player_name_with_markup_is_never_stored(server_factory: Callable[..., S
     assert games == 1
     board = get(server, "/api/leaderboard").text
     assert "<" not in board and "script" not in board
+
+
+# -- /api/players/{key} -----------------------------------------------------------------------------
+
+
+def test_a_returning_player_is_remembered_until_they_ask_to_be_forgotten(live_server: ServerProcess) -> None:
+    key = "Http_returning-player-01"
+
+    async def start(connection: Any) -> dict[str, Any]:
+        await connection.send(json.dumps({"type": "start", "opponent": "brian", "key": key}))
+        answer: dict[str, Any] = json.loads(await connection.recv())
+        return answer
+
+    async def play(connection: Any, game: dict[str, Any]) -> None:
+        next_round = game["next"]
+        while next_round is not None:
+            move = {"type": "move", "game_id": game["game_id"], "round": next_round["round"], "move": "rock"}
+            await connection.send(json.dumps(move))
+            next_round = json.loads(await connection.recv())["next"]
+
+    async def scenario() -> tuple[int, int, Reply, int]:
+        async with websockets_connect(live_server.ws_url, compression=None) as connection:
+            await connection.recv()  # welcome
+            first = await start(connection)
+            await play(connection, first)
+            second = await start(connection)
+            await play(connection, second)
+            back = await start(connection)
+            forgotten = await asyncio.to_thread(get, live_server, f"/api/players/{key}", "DELETE")
+            after = await start(connection)
+            return first["remembered"], back["remembered"], forgotten, after["remembered"]
+
+    first, back, forgotten, after = run(scenario())
+    assert (first, back) == (0, 2)
+    assert forgotten.status == 200 and forgotten.json() == {"forgotten": 3}
+    assert after == 0
+    bad = get(live_server, "/api/players/short", "DELETE")
+    assert bad.status == 400 and bad.json()["error"] == "bad_request"

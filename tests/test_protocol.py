@@ -114,6 +114,11 @@ def test_start_errors(live_server: ServerProcess) -> None:
             await ask(connection, {"type": "start", "opponent": "brian", "player": "   "}),
             await ask(connection, {"type": "start", "opponent": "brian", "tag": "human"}),
             await ask(connection, {"type": "start", "opponent": "brian", "player": "Zoë_2 -x"}),
+            await ask(connection, {"type": "start", "opponent": "brian", "key": "x" * 15}),
+            await ask(connection, {"type": "start", "opponent": "brian", "key": "x" * 65}),
+            await ask(connection, {"type": "start", "opponent": "brian", "key": "a/b+c=" * 4}),
+            await ask(connection, {"type": "start", "opponent": "brian", "key": 12345678901234567}),
+            await ask(connection, {"type": "start", "opponent": "brian", "key": "Zz09_-" * 3}),
         ]
         await connection.close()
         return answers
@@ -121,7 +126,9 @@ def test_start_errors(live_server: ServerProcess) -> None:
     answers = run(scenario())
     assert answers[0]["type"] == "error" and answers[0]["code"] == "unknown_opponent"
     assert [a["code"] for a in answers[1:6]] == ["bad_message"] * 5
-    assert answers[6]["type"] == "game"
+    assert answers[6]["type"] == "game" and "remembered" not in answers[6]
+    assert [a["code"] for a in answers[7:11]] == ["bad_message"] * 4
+    assert answers[11]["type"] == "game" and answers[11]["remembered"] == 0
 
 
 def test_bad_frames_get_errors_and_change_nothing(live_server: ServerProcess) -> None:

@@ -526,3 +526,42 @@ def test_live_totals_are_the_same_on_both_backends(database: Database) -> None:
     # shadow1 (v3) always says scissors: right in the human rounds from 4 on where the player chose it
     scissors = sum((n * (i + 1)) % 3 == 2 for i, (tag, _) in enumerate(plan) if tag == "human" for n in range(3, 8))
     assert by_alias[("shadow1", "v3")].correct == {"model": scissors}
+
+
+# -- a returning player's memory --------------------------------------------------------------------
+
+
+def test_remembered_games_are_the_keys_last_finished_ones_and_forget_unlinks_them(database: Database) -> None:
+    """Only finished games of the key that ended before the moment, the latest `games` of them, oldest first;
+    forgetting keeps the games (anonymous, for training) and leaves other keys alone."""
+
+    async def scenario() -> tuple[list[list[Round]], list[list[Round]], list[list[Round]], int, int, GameRecord | None]:
+        storage = await open_storage(database)
+        keyed = [msgspec.structs.replace(new_game(f"k{i}", created=100.0 * i), key_hash="a" * 64) for i in range(4)]
+        other = msgspec.structs.replace(new_game("other", created=50.0), key_hash="b" * 64)
+        open_one = msgspec.structs.replace(new_game("open", created=60.0), key_hash="a" * 64)
+        for game in (*keyed, other, open_one):
+            await storage.create_game(game)
+        for i, game in enumerate(keyed):
+            for r in range(i):  # game k{i} has i + 1 rounds
+                await advance(storage, game, r % 3, 100.0 * i + r, None)
+            await advance(storage, game, 2, 100.0 * i + 50.0, "bot")
+        await advance(storage, other, 1, 70.0, "player")
+        await advance(storage, open_one, 1, 70.0, None)
+        last_two = await storage.remembered("a" * 64, 1_000.0, 2)
+        before_k3 = await storage.remembered("a" * 64, 300.0, 10)
+        forgotten = await storage.forget("a" * 64)
+        again = await storage.forget("a" * 64)
+        after = await storage.remembered("a" * 64, 1_000.0, 10)
+        kept = await storage.load_game("k1")
+        others = await storage.remembered("b" * 64, 1_000.0, 10)
+        await storage.close()
+        assert others and len(others[0]) == 1
+        return last_two, before_k3, after, forgotten, again, kept
+
+    last_two, before_k3, after, forgotten, again, kept = run(scenario())
+    assert [len(g) for g in last_two] == [3, 4]  # k2 then k3
+    assert [len(g) for g in before_k3] == [1, 2, 3]  # k3 finished at 350
+    assert [r.number for r in last_two[1]] == [1, 2, 3, 4] and last_two[1][-1].player == 2
+    assert forgotten == 5 and again == 0 and after == []
+    assert kept is not None and kept.key_hash is None and len(kept.rounds) == 2

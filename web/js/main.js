@@ -129,12 +129,27 @@ function dispatch(event) {
 function render() {
   renderConnection(state, Date.now());
   renderNotice(state);
-  renderPicker(state, stats, (opponent) => dispatch({ type: "start", opponent, name: $("player-name").value }));
+  renderPicker(state, stats, (opponent) => dispatch({ type: "start", opponent, name: $("player-name").value, key: storage.playerKey() }));
   renderBoard(state, shortcuts);
   renderEndCard(state);
   renderResult(state, verify);
   renderInsight(state, knownValues);
   renderHistory(state, { values, verify, select: (round) => dispatch({ type: "select", round }) });
+}
+
+/** Delete this browser's key's history on the server, then drop the key. */
+async function forgetMe() {
+  const key = storage.playerKey();
+  try {
+    const r = await fetch(`/api/players/${encodeURIComponent(key)}`, { method: "DELETE", headers: { Accept: "application/json" } });
+    if (!r.ok) {
+      throw new Error(`HTTP ${r.status}`);
+    }
+    storage.dropPlayerKey();
+    dispatch({ type: "forgotten", ok: true });
+  } catch {
+    dispatch({ type: "forgotten", ok: false });
+  }
 }
 
 function leave() {
@@ -173,9 +188,10 @@ function init() {
   });
   $("play-again").addEventListener("click", () => {
     const opponent = (state.game && state.game.opponent) || state.lastOpponent;
-    dispatch(opponent ? { type: "start", opponent, name: $("player-name").value } : { type: "leave" });
+    dispatch(opponent ? { type: "start", opponent, name: $("player-name").value, key: storage.playerKey() } : { type: "leave" });
   });
   $("change-opponent").addEventListener("click", () => dispatch({ type: "leave" }));
+  $("forget-me").addEventListener("click", forgetMe);
   $("leave-game").addEventListener("click", leave);
   $("leave-dialog").addEventListener("close", () => {
     if ($("leave-dialog").returnValue === "leave") {

@@ -4,14 +4,17 @@
  * carries out the effects.
  *
  * Events: {type: "connecting"} | {type: "offline", retryAt} | {type: "message", msg}
- *   | {type: "start", opponent, name} | {type: "move", move} | {type: "leave"}
+ *   | {type: "start", opponent, name, key} | {type: "move", move} | {type: "leave"}
  *   | {type: "select", round} | {type: "resumeAgain", gameId} | {type: "nameInput", name}
+ *   | {type: "forgotten", ok}
  * Effects: {type: "send", msg} | {type: "save", game} | {type: "round", gameId, next}
  *   | {type: "savePlayer", name} | {type: "refresh"} | {type: "resumeLater", gameId}
  *   | {type: "focus", target: "moves" | "end" | "picker" | "name"}
  */
 import { MOVES } from "./format.js";
 
+export const FORGOTTEN = "Done: the bots have forgotten your past games.";
+const NOT_FORGOTTEN = "The server could not forget you just now: try again later.";
 const NAME_RE = /^[\p{L}\p{Nd} _-]{1,24}$/u; // the server's rule: Unicode letters, decimal digits
 
 /** The player's name as the server will accept it: {ok, name} (null for no name) or {ok: false, error}. */
@@ -112,7 +115,8 @@ function onGame(state, msg) {
     over: Boolean(msg.over),
     winner: msg.winner || null,
     next: msg.next || null,
-    history
+    history,
+    remembered: typeof msg.remembered === "number" ? msg.remembered : null // past games the bot starts from
   };
   if (game.next) {
     effects.push({ type: "round", gameId: game.game_id, next: game.next });
@@ -206,7 +210,7 @@ function offlineText(state) {
   return state.conn === "offline" ? "You are offline, so nothing was sent. Reconnecting…" : "Still connecting to the server…";
 }
 
-function start(state, opponent, rawName) {
+function start(state, opponent, rawName, key) {
   const check = validateName(rawName);
   if (!check.ok) {
     return [{ ...state, nameError: check.error }, [{ type: "focus", target: "name" }]];
@@ -221,6 +225,9 @@ function start(state, opponent, rawName) {
   const msg = { type: "start", opponent };
   if (check.name) {
     msg.player = check.name;
+  }
+  if (key) {
+    msg.key = key;
   }
   return [
     { ...next, pendingStart: opponent, lastOpponent: opponent },
@@ -253,7 +260,7 @@ export function step(state, event) {
     case "message":
       return onMessage(state, event.msg);
     case "start":
-      return start(state, event.opponent, event.name);
+      return start(state, event.opponent, event.name, event.key);
     case "move":
       return move(state, event.move);
     case "leave":
@@ -267,6 +274,10 @@ export function step(state, event) {
       return state.saved && state.saved.game_id === event.gameId && state.conn === "online" && !state.resuming
         ? resume(state, state.saved)
         : [state, []];
+    case "forgotten":
+      return event.ok
+        ? [notice(state.game ? { ...state, game: { ...state.game, remembered: null } } : state, FORGOTTEN), []]
+        : [notice(state, NOT_FORGOTTEN), []];
     case "nameInput": {
       const check = validateName(event.name);
       return [{ ...state, nameError: check.ok ? null : check.error }, []];

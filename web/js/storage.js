@@ -2,11 +2,13 @@
  * values, the player's name and settings. localStorage when it works, memory otherwise
  * (private mode, quota): the game still plays, only without resume after a reload.
  */
+import { newPlayerKey, validKey } from "./memory.js";
 
 const KEY_GAME = "rpsquest.game";
 const KEY_ROUNDS = "rpsquest.rounds";
 const KEY_PLAYER = "rpsquest.player";
 const KEY_SHORTCUTS = "rpsquest.shortcuts";
+const KEY_PLAYER_KEY = "rpsquest.key";
 const MAX_STORED_GAMES = 12;
 
 export class Storage {
@@ -75,6 +77,22 @@ export class Storage {
 
   savePlayerName(name) {
     this.set(KEY_PLAYER, name);
+  }
+
+  /** This browser's returning-player key (memory.js), made on first use. */
+  playerKey() {
+    const key = this.get(KEY_PLAYER_KEY);
+    if (validKey(key)) {
+      return key;
+    }
+    const fresh = newPlayerKey();
+    this.set(KEY_PLAYER_KEY, fresh);
+    return fresh;
+  }
+
+  /** Drop the key: the next game starts a stranger's. */
+  dropPlayerKey() {
+    this.set(KEY_PLAYER_KEY, null);
   }
 
   /** Single-key shortcuts (R, P, S, 1, 2, 3): on unless the player turned them off. */

@@ -3,6 +3,7 @@
  * the focus stays on the button the player pressed.
  */
 import { MOVES, MOVE_LABEL, fmt, target } from "../format.js";
+import { memoryText } from "../memory.js";
 import { canMove } from "../session.js";
 import { $, opponentName } from "./dom.js";
 
@@ -57,5 +58,9 @@ export function renderBoard(state, shortcuts) {
   $("opponent-name").textContent = name;
   renderScore(game, name);
   renderMoves(state);
+  const memory = memoryText(name, game.remembered);
+  $("memory").hidden = memory === "";
+  $("memory-text").textContent = memory;
+  $("forget-me").hidden = !game.remembered;
   $("shortcuts").checked = shortcuts;
 }
