@@ -461,70 +461,47 @@ def _totals(path: Path) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
         )
 
 
-def test_live_totals_kept_by_each_round_equal_a_recount_and_answer_version_stats(tmp_path: Path) -> None:
+TOTALS_PLAN = [("human", "Production"), ("human", "B"), ("sim", "B"), ("human", "B")]
+
+
+async def _play_totals(database: Database) -> list[Any]:
+    """Four games of 8 rounds (the fourth stays open) by TOTALS_PLAN's tags and aliases; the human totals."""
+    storage = await open_storage(database)
+    try:
+        for i, (tag, alias) in enumerate(TOTALS_PLAN):
+            game = new_game(f"t{i}", tag=tag, alias=alias)
+            await storage.create_game(game)
+            for n in range(8):
+                last = n == 7 and i < 3
+                await advance(
+                    storage, game, (n * (i + 1)) % 3, 1_001.0 + n, ("bot", "player", "bot")[i] if last else None
+                )
+        return await storage.version_stats(("human",))
+    finally:
+        await storage.close()
+
+
+def test_live_totals_kept_by_each_round_equal_a_recount(tmp_path: Path) -> None:
     path = tmp_path / "db.sqlite"
-
-    async def scenario() -> list[Any]:
-        storage = SQLiteStorage(path)
-        try:
-            for i, (tag, alias) in enumerate([("human", "Production"), ("human", "B"), ("sim", "B"), ("human", "B")]):
-                game = new_game(f"g{i}", tag=tag, alias=alias)
-                await storage.create_game(game)
-                for n in range(8):
-                    last = n == 7 and i < 3  # the fourth game stays open
-                    await advance(
-                        storage, game, (n * (i + 1)) % 3, 1_001.0 + n, ("bot", "player", "bot")[i] if last else None
-                    )
-            return await storage.version_stats(("human",))
-        finally:
-            await storage.close()
-
-    stats = run(scenario())
+    run(_play_totals(path))
     kept = _totals(path)
     with closing(storage_module.connect(path)) as conn:
         storage_module.rebuild_totals(conn)
     assert _totals(path) == kept  # what every round added up equals a count of all stored rounds
-    by_alias = {(s.alias, s.version): s for s in stats}
-    # games g0 (Production) and g1, g3 (B) are human; each has 5 rounds from round 4 on, all predicted by
+
+
+def test_live_totals_answer_version_stats_on_both_backends(database: Database) -> None:
+    by_alias = {(s.alias, s.version): s for s in run(_play_totals(database))}
+    # the human games t0 (Production), t1 and t3 (B) have 5 rounds each from round 4 on, all predicted by
     # shadow1 (v3), shadow2 (v4) and B (v2) as well
     production, b = by_alias[("Production", "v7")], by_alias[("B", "v7")]
     assert production.predictions == {"blend": 5} and b.predictions == {"blend": 10}
     assert (production.games, production.bot_wins, b.games, b.bot_wins) == (1, 1, 1, 0)
     assert by_alias[("shadow1", "v3")].predictions == {"model": 15}
     assert by_alias[("B", "v2")].predictions == {"model": 15}
-    with closing(sqlite3.connect(path)) as db:  # the top move of shadow1's (0.2, 0.3, 0.5) is scissors
-        hits = db.execute(
-            "SELECT COUNT(*) FROM rounds r JOIN games g ON g.id = r.game_id"
-            " WHERE g.tag = 'human' AND r.round > 3 AND r.player_move = 'scissors'"
-        ).fetchone()[0]
-    assert by_alias[("shadow1", "v3")].correct == {"model": hits}
-
-
-def test_live_totals_are_the_same_on_both_backends(database: Database) -> None:
-    plan = [("human", "Production"), ("human", "B"), ("sim", "B"), ("human", "B")]
-
-    async def scenario() -> list[Any]:
-        storage = await open_storage(database)
-        try:
-            for i, (tag, alias) in enumerate(plan):
-                game = new_game(f"t{i}", tag=tag, alias=alias)
-                await storage.create_game(game)
-                for n in range(8):
-                    last = n == 7 and i < 3  # the fourth game stays open
-                    await advance(
-                        storage, game, (n * (i + 1)) % 3, 1_001.0 + n, ("bot", "player", "bot")[i] if last else None
-                    )
-            return await storage.version_stats(("human",))
-        finally:
-            await storage.close()
-
-    by_alias = {(s.alias, s.version): s for s in run(scenario())}
-    production, b = by_alias[("Production", "v7")], by_alias[("B", "v7")]
-    assert production.predictions == {"blend": 5} and b.predictions == {"blend": 10}
-    assert (production.games, production.bot_wins, b.games, b.bot_wins) == (1, 1, 1, 0)
-    assert by_alias[("shadow1", "v3")].predictions == {"model": 15}
     # shadow1 (v3) always says scissors: right in the human rounds from 4 on where the player chose it
-    scissors = sum((n * (i + 1)) % 3 == 2 for i, (tag, _) in enumerate(plan) if tag == "human" for n in range(3, 8))
+    human = [i for i, (tag, _) in enumerate(TOTALS_PLAN) if tag == "human"]
+    scissors = sum((n * (i + 1)) % 3 == 2 for i in human for n in range(3, 8))
     assert by_alias[("shadow1", "v3")].correct == {"model": scissors}
 
 
