@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import http.client
 import json
+import os
 import re
 import subprocess
 import sys
@@ -96,10 +97,18 @@ def _probe_for(server: Server, seconds: float) -> tuple[list[float], int, float]
 
 
 def slow_sockets(
-    root: Path, store: Path, count: int = 20_000, helpers: int = 2, ramp: float = 10.0, hold: float = 30.0
+    root: Path,
+    store: Path,
+    count: int = 20_000,
+    helpers: int = 2,
+    ramp: float = 10.0,
+    hold: float = 30.0,
+    workers: int = os.cpu_count() or 1,
 ) -> dict[str, Any]:
+    """/healthz while `count` slow-header sockets are held against a server of `workers` processes (one per core,
+    as the load sections run it: each process has its own open-file limit and connection cap)."""
     log = root / "slow-sockets.log"
-    server = Server(root / "slow-sockets", store, log=log)
+    server = Server(root / "slow-sockets", store, {"RPSQUEST_WORKERS": str(workers)}, log=log)
     try:
         before, _, rss_before = _probe_for(server, 3.0)
         helper = [sys.executable, "-m", "bench.slow", str(server.port), str(count // helpers), str(ramp), str(hold)]
@@ -119,6 +128,7 @@ def slow_sockets(
     refused = dict(re.findall(r'rpsquest_connections_refused_total\{reason="(\w+)"\} ([0-9.e+]+)', exposition))
     return {
         "slow_sockets": count,
+        "server_workers": workers,
         "helper_processes": helpers,
         "ramp_s": ramp,
         "held_s": hold,
