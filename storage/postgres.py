@@ -17,6 +17,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import msgspec
@@ -210,13 +211,13 @@ MIGRATIONS: tuple[str, ...] = (
     """,
 )
 _COUNT_PREDICTION = (
-    "INSERT INTO prediction_stats VALUES (%s, %s, %s, %s, %s, 1, %s) ON CONFLICT (family, alias, version, kind, tag)"
-    " DO UPDATE SET predictions = prediction_stats.predictions + 1,"
+    "INSERT INTO prediction_stats VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (family, alias, version, kind, tag)"
+    " DO UPDATE SET predictions = prediction_stats.predictions + excluded.predictions,"
     " correct = prediction_stats.correct + excluded.correct"
 )
 _COUNT_GAME = (
-    "INSERT INTO arm_stats VALUES (%s, %s, %s, %s, %s, 1) ON CONFLICT (family, alias, version, tag, winner)"
-    " DO UPDATE SET games = arm_stats.games + 1"
+    "INSERT INTO arm_stats VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (family, alias, version, tag, winner)"
+    " DO UPDATE SET games = arm_stats.games + excluded.games"
 )
 
 
@@ -241,7 +242,36 @@ def connect(url: str) -> psycopg.Connection[Any]:
     return psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT)
 
 
-_Job = tuple[Callable[[AsyncConnection[Any]], Awaitable[Any]], "asyncio.Future[Any]"]
+_Work = Callable[[AsyncConnection[Any]], Awaitable[Any]]
+_Job = tuple[_Work, "Totals", "asyncio.Future[Any]"]
+
+
+@dataclass
+class Totals:
+    """What a write adds to the live totals: predictions (key -> (count, correct)) and finished games (key ->
+    count). A transaction adds its jobs' totals up and writes them last, in key order: replicas updating the
+    same rows then take their locks in one order, so they wait for each other rather than deadlock."""
+
+    predictions: dict[tuple[str, str, str, str, str], list[int]] = field(default_factory=dict)
+    games: dict[tuple[str, str, str, str, str], int] = field(default_factory=dict)
+
+    def add(self, other: Totals) -> None:
+        for key, (n, correct) in other.predictions.items():
+            count = self.predictions.setdefault(key, [0, 0])
+            count[0] += n
+            count[1] += correct
+        for key, n in other.games.items():
+            self.games[key] = self.games.get(key, 0) + n
+
+    async def write(self, conn: AsyncConnection[Any]) -> None:
+        async with conn.cursor() as cursor:
+            if self.predictions:
+                rows = [(*key, n, correct) for key, (n, correct) in sorted(self.predictions.items())]
+                await cursor.executemany(_COUNT_PREDICTION, rows)
+            if self.games:
+                await cursor.executemany(_COUNT_GAME, [(*key, n) for key, n in sorted(self.games.items())])
+
+
 _models_encoder = msgspec.json.Encoder()
 _decision_encoder = msgspec.msgpack.Encoder()
 _decision_decoder = msgspec.msgpack.Decoder(Decision)
@@ -299,11 +329,11 @@ class PostgresStorage:
         Should one job fail, the transaction is rolled back and each job runs again in a transaction of its
         own: one job's failure is its caller's alone. When the connection fails, every job gets the error.
         """
-        outcomes = await self._attempt([fn for fn, _ in batch])
+        outcomes = await self._attempt([(fn, totals) for fn, totals, _ in batch])
         ok, error = outcomes[0]
         if len(batch) > 1 and not ok and not isinstance(error, psycopg.OperationalError):
-            outcomes = [(await self._attempt([fn]))[0] for fn, _ in batch]
-        for (_, future), (ok, value) in zip(batch, outcomes, strict=True):
+            outcomes = [(await self._attempt([(fn, totals)]))[0] for fn, totals, _ in batch]
+        for (_, _, future), (ok, value) in zip(batch, outcomes, strict=True):
             if future.cancelled():
                 continue
             if ok:
@@ -311,12 +341,17 @@ class PostgresStorage:
             else:
                 future.set_exception(value)
 
-    async def _attempt(self, jobs: list[Callable[[AsyncConnection[Any]], Awaitable[Any]]]) -> list[tuple[bool, Any]]:
-        """Run `jobs` in one transaction: [(True, result)] per job, or [(False, exception)] for all."""
+    async def _attempt(self, jobs: list[tuple[_Work, Totals]]) -> list[tuple[bool, Any]]:
+        """Run `jobs` in one transaction, their totals last: [(True, result)] per job, or [(False, exception)]
+        for all."""
+        totals = Totals()
+        for _, more in jobs:
+            totals.add(more)
         try:
             conn = await self._connection()
             async with conn.pipeline(), conn.transaction():
-                results = [(True, await fn(conn)) for fn in jobs]
+                results = [(True, await fn(conn)) for fn, _ in jobs]
+                await totals.write(conn)
         except Exception as exc:
             return [(False, exc)] * len(jobs)
         return results
@@ -330,9 +365,9 @@ class PostgresStorage:
             )
         return self._writer_conn
 
-    async def _write(self, fn: Callable[[AsyncConnection[Any]], Awaitable[T]]) -> T:
+    async def _write(self, fn: Callable[[AsyncConnection[Any]], Awaitable[T]], totals: Totals | None = None) -> T:
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._jobs.append((fn, future))
+        self._jobs.append((fn, totals or Totals(), future))
         self._wake.set()
         try:
             return await future
@@ -385,7 +420,13 @@ class PostgresStorage:
     async def record_round(self, game: GameRecord, played: RoundRecord, winner: str | None) -> None:
         d = played.decision
         gained_player, gained_bot = points(played.values, played.player_move, d.bot_move)
-        counted = [(*row[:5], int(row[5])) for row in prediction_counts(game, played)]
+        totals = Totals()
+        for *key, correct in prediction_counts(game, played):
+            count = totals.predictions.setdefault((key[0], key[1], key[2], key[3], key[4]), [0, 0])
+            count[0] += 1
+            count[1] += int(correct)
+        if winner is not None:
+            totals.games[(game.family, game.alias, game.version, game.tag, winner)] = 1
 
         async def insert(conn: AsyncConnection[Any]) -> None:
             await conn.execute(
@@ -427,12 +468,8 @@ class PostgresStorage:
                     " pending = NULL, updated = %s, finished = %s WHERE id = %s",
                     (winner, played.score_player, played.score_bot, d.round, played.created, played.created, game.id),
                 )
-                await conn.execute(_COUNT_GAME, (game.family, game.alias, game.version, game.tag, winner))
-            if counted:
-                async with conn.cursor() as cursor:
-                    await cursor.executemany(_COUNT_PREDICTION, counted)
 
-        await self._write(insert)
+        await self._write(insert, totals)
 
     async def store_pending(self, decisions: list[tuple[str, Decision]]) -> None:
         rows = [(_encode_pending(d), game_id, d.round - 1) for game_id, d in decisions]
