@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from conftest import ServerProcess
 
+from clients.simulate import simulate
 from engine.features import features
 from engine.rules import round_values
 from inference import promotion
@@ -192,3 +193,25 @@ def test_admin_promote_runs_the_rules_on_the_live_server(server_factory: Callabl
         ledger = json.loads(response.read())["promotions"]
     assert sorted(e["family"] for e in ledger) == ["logistic", "mlp", "xgboost"]
     assert all(e["decision"] == "continue" and e["details"]["production_games"] == 0 for e in ledger)
+
+
+def test_a_server_restart_in_the_middle_of_a_test_keeps_its_evidence(
+    server_factory: Callable[..., ServerProcess],
+) -> None:
+    """The test's evidence lives in the database: games before a kill -9 and after the restart all count."""
+    env = {"RPSQUEST_ADMIN_TOKEN": "promote-token", "RPSQUEST_STATS_TAGS": "human,sim", "RPSQUEST_RATE_LIMIT": "0"}
+    server = server_factory(env)
+    store = LocalStore(server.data_dir / "store")
+    with Lifecycle(server.data_dir / "rpsquest.db") as lifecycle:  # the tenures a cold start would have begun
+        lifecycle.publish(lambda: stored_manifest(store), lambda f: f, lambda g, f: None, "trained")
+    before = asyncio.run(simulate(server.ws_url, 6, concurrency=3, seed=1, rate=0))
+    server.kill()
+    server.start()
+    after = asyncio.run(simulate(server.ws_url, 6, concurrency=3, seed=2, rate=0))
+    assert before.games == after.games == 6 and not before.errors and not after.errors
+
+    status, body = _post(server.http_url + "/api/admin/promote?dry_run=1", "promote-token")
+    assert status == 200
+    details = [f["details"] for f in body["families"]]
+    assert sum(d["production_games"] + d["b_games"] for d in details) == 12  # every finished game, both runs
+    assert sum(d["production_started"] + d["b_started"] for d in details) == 12
