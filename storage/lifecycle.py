@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from engine.rules import MOVE_INDEX
 from storage.database import Connection, Database, connect, prepare
-from storage.sqlite import models_decoder
+from storage.rows import models_decoder
 
 Families = dict[str, dict[str, str]]  # family -> alias -> version
 

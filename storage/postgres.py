@@ -26,7 +26,7 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from engine.features import FIRST_MODEL_ROUND
-from engine.rules import MOVES, OUTCOMES, Round, outcome, points
+from engine.rules import Round
 from storage.records import (
     MEMORY_SQL,
     Decision,
@@ -40,9 +40,11 @@ from storage.records import (
     memory_games,
     prediction_counts,
 )
-from storage.sqlite import FIGURES_SQL, StorageConflict, StorageUnavailable, lifecycle_figures, models_decoder
+from storage.rows import GAME_COLUMNS, ROUND_COLUMNS, ROUND_WIDTH, encode_pending, game_record, round_row
+from storage.sqlite import FIGURES_SQL, StorageConflict, StorageUnavailable, lifecycle_figures
 
 T = TypeVar("T")
+_ROUND_MARKS = ", ".join(["%s"] * ROUND_WIDTH)
 log = logging.getLogger("rpsquest.storage")
 LOCKS = 0x52505351  # "RPSQ": the first key of every advisory lock the storage package takes
 MIGRATION_LOCK = 1
@@ -272,11 +274,6 @@ class Totals:
                 await cursor.executemany(_COUNT_GAME, [(*key, n) for key, n in sorted(self.games.items())])
 
 
-_models_encoder = msgspec.json.Encoder()
-_decision_encoder = msgspec.msgpack.Encoder()
-_decision_decoder = msgspec.msgpack.Decoder(Decision)
-
-
 class PostgresStorage:
     """The PostgreSQL backend; open it with `await PostgresStorage.open(url)`."""
 
@@ -408,7 +405,7 @@ class PostgresStorage:
                     game.tag,
                     game.player,
                     game.token_hash,
-                    _encode_pending(game.pending),
+                    encode_pending(game.pending),
                     game.created,
                     game.updated,
                     game.key_hash,
@@ -419,7 +416,7 @@ class PostgresStorage:
 
     async def record_round(self, game: GameRecord, played: RoundRecord, winner: str | None) -> None:
         d = played.decision
-        gained_player, gained_bot = points(played.values, played.player_move, d.bot_move)
+        row = round_row(game, played)
         totals = Totals()
         for *key, correct in prediction_counts(game, played):
             count = totals.predictions.setdefault((key[0], key[1], key[2], key[3], key[4]), [0, 0])
@@ -430,36 +427,14 @@ class PostgresStorage:
 
         async def insert(conn: AsyncConnection[Any]) -> None:
             await conn.execute(
-                "INSERT INTO rounds VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
-                " %s, %s, %s, %s, %s, %s, %s, %s)",
-                (
-                    game.id,
-                    d.round,
-                    *played.values,
-                    MOVES[played.player_move],
-                    MOVES[d.bot_move],
-                    OUTCOMES[outcome(played.player_move, d.bot_move)],
-                    gained_player,
-                    gained_bot,
-                    played.score_player,
-                    played.score_bot,
-                    game.family,
-                    game.alias,
-                    game.version,
-                    d.source,
-                    *d.probs,
-                    *d.ev,
-                    _models_encoder.encode(d.models).decode(),
-                    d.features,
-                    d.nonce,
-                    played.created,
-                ),
+                f"INSERT INTO rounds VALUES ({_ROUND_MARKS})",
+                row,
             )
             if winner is None:
                 await conn.execute(
                     "UPDATE games SET score_player = %s, score_bot = %s, rounds = %s, pending = %s, updated = %s"
                     " WHERE id = %s",
-                    (played.score_player, played.score_bot, d.round, _encode_pending(game.pending), played.created,
+                    (played.score_player, played.score_bot, d.round, encode_pending(game.pending), played.created,
                      game.id),
                 )  # fmt: skip
             else:
@@ -472,7 +447,7 @@ class PostgresStorage:
         await self._write(insert, totals)
 
     async def store_pending(self, decisions: list[tuple[str, Decision]]) -> None:
-        rows = [(_encode_pending(d), game_id, d.round - 1) for game_id, d in decisions]
+        rows = [(encode_pending(d), game_id, d.round - 1) for game_id, d in decisions]
 
         async def update(conn: AsyncConnection[Any]) -> None:
             async with conn.cursor() as cursor:
@@ -609,65 +584,12 @@ class PostgresStorage:
         await self._writer_conn.close()
 
 
-def _encode_pending(pending: Decision | None) -> bytes | None:
-    return None if pending is None else _decision_encoder.encode(pending)
-
-
 async def _load_game(conn: AsyncConnection[Any], game_id: str) -> GameRecord | None:
     """The game and its rounds as of one moment (one snapshot), both queries sent at once."""
     async with conn.pipeline(), conn.transaction():
         await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-        game = await conn.execute(
-            "SELECT g.id, g.opponent, g.family, g.alias, g.version, g.opening, g.tag, p.name, g.token_hash,"
-            " g.created, g.updated, g.pending, g.abandoned, g.key_hash FROM games g"
-            " LEFT JOIN players p ON p.id = g.player_id"
-            " WHERE g.id = %s",
-            (game_id,),
-        )
-        cursor = await conn.execute(
-            "SELECT round, rock_value, paper_value, scissors_value, player_move, bot_move, nonce, source,"
-            " p_rock, p_paper, p_scissors, ev_rock, ev_paper, ev_scissors, features, models,"
-            " score_player, score_bot, created FROM rounds WHERE game_id = %s ORDER BY round",
-            (game_id,),
-        )
+        game = await conn.execute(f"SELECT {GAME_COLUMNS} WHERE g.id = %s", (game_id,))
+        cursor = await conn.execute(f"SELECT {ROUND_COLUMNS} WHERE game_id = %s ORDER BY round", (game_id,))
         row = await game.fetchone()
         played = await cursor.fetchall()
-    if row is None:
-        return None
-    rounds = [
-        RoundRecord(
-            decision=Decision(
-                round=r[0],
-                bot_move=MOVES.index(r[5]),
-                nonce=r[6],
-                source=r[7],
-                probs=(r[8], r[9], r[10]),
-                ev=(r[11], r[12], r[13]),
-                features=bytes(r[14]),
-                models=models_decoder.decode(r[15]),
-            ),
-            values=(r[1], r[2], r[3]),
-            player_move=MOVES.index(r[4]),
-            score_player=r[16],
-            score_bot=r[17],
-            created=r[18],
-        )
-        for r in played
-    ]
-    return GameRecord(
-        id=row[0],
-        opponent=row[1],
-        family=row[2],
-        alias=row[3],
-        version=row[4],
-        opening=row[5],
-        tag=row[6],
-        player=row[7],
-        token_hash=row[8],
-        created=row[9],
-        updated=row[10],
-        rounds=rounds,
-        pending=None if row[11] is None else _decision_decoder.decode(row[11]),
-        abandoned=bool(row[12]),
-        key_hash=row[13],
-    )
+    return None if row is None else game_record(row, played)

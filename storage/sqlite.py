@@ -37,7 +37,7 @@ from typing import Any, Protocol, TypeVar
 import msgspec
 
 from engine.features import FIRST_MODEL_ROUND
-from engine.rules import MOVES, OUTCOMES, Round, outcome, points
+from engine.rules import Round
 from storage.records import (
     MEMORY_SQL,
     Decision,
@@ -45,16 +45,17 @@ from storage.records import (
     LeaderboardRow,
     LedgerEntry,
     LifecycleFigures,
-    ModelPrediction,
     OpponentStats,
     RoundRecord,
     VersionStats,
     memory_games,
     prediction_counts,
 )
+from storage.rows import GAME_COLUMNS, ROUND_COLUMNS, ROUND_WIDTH, encode_pending, game_record, round_row
 
 T = TypeVar("T")
 log = logging.getLogger("rpsquest.storage")
+_ROUND_MARKS = ", ".join("?" * ROUND_WIDTH)
 CHECKPOINT_EVERY = 1.0  # a passive checkpoint at least this often while the log holds anything
 CHECKPOINT_POLL = 0.05  # how often the checkpointer looks at the size of the log
 WAL_TRUNCATE_AT = 16 * 2**20  # a log this large is copied back and truncated, the writers held for its tail
@@ -302,12 +303,6 @@ class Storage(Protocol):
         ...
 
     async def close(self) -> None: ...
-
-
-_models_encoder = msgspec.json.Encoder()
-models_decoder = msgspec.json.Decoder(dict[str, ModelPrediction])
-_decision_encoder = msgspec.msgpack.Encoder()
-_decision_decoder = msgspec.msgpack.Decoder(Decision)
 
 
 # The lifecycle's figures for /metrics, in SQL both backends speak: decisions by family and outcome, each
@@ -606,7 +601,7 @@ class SQLiteStorage:
                     game.tag,
                     player_id,
                     game.token_hash,
-                    _encode_pending(game.pending),
+                    encode_pending(game.pending),
                     game.created,
                     game.updated,
                     game.key_hash,
@@ -617,41 +612,19 @@ class SQLiteStorage:
 
     async def record_round(self, game: GameRecord, played: RoundRecord, winner: str | None) -> None:
         d = played.decision
-        gained_player, gained_bot = points(played.values, played.player_move, d.bot_move)
+        row = round_row(game, played)
         counted = prediction_counts(game, played)
 
         def insert(conn: sqlite3.Connection) -> None:
             conn.execute(
-                "INSERT INTO rounds VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
-                " ?)",
-                (
-                    game.id,
-                    d.round,
-                    *played.values,
-                    MOVES[played.player_move],
-                    MOVES[d.bot_move],
-                    OUTCOMES[outcome(played.player_move, d.bot_move)],
-                    gained_player,
-                    gained_bot,
-                    played.score_player,
-                    played.score_bot,
-                    game.family,
-                    game.alias,
-                    game.version,
-                    d.source,
-                    *d.probs,
-                    *d.ev,
-                    _models_encoder.encode(d.models).decode(),
-                    d.features,
-                    d.nonce,
-                    played.created,
-                ),
+                f"INSERT INTO rounds VALUES ({_ROUND_MARKS})",
+                row,
             )
             if winner is None:  # only what a round changes: the game's indexes stay untouched
                 conn.execute(
                     "UPDATE games SET score_player = ?, score_bot = ?, rounds = ?, pending = ?, updated = ?"
                     " WHERE id = ?",
-                    (played.score_player, played.score_bot, d.round, _encode_pending(game.pending), played.created,
+                    (played.score_player, played.score_bot, d.round, encode_pending(game.pending), played.created,
                      game.id),
                 )  # fmt: skip
             else:
@@ -666,7 +639,7 @@ class SQLiteStorage:
         await self._write(insert)
 
     async def store_pending(self, decisions: list[tuple[str, Decision]]) -> None:
-        rows = [(_encode_pending(d), game_id, d.round - 1) for game_id, d in decisions]
+        rows = [(encode_pending(d), game_id, d.round - 1) for game_id, d in decisions]
 
         def update(conn: sqlite3.Connection) -> None:
             conn.executemany("UPDATE games SET pending = ? WHERE id = ? AND state = 'open' AND rounds = ?", rows)
@@ -787,58 +760,9 @@ class SQLiteStorage:
         os.close(self._turn)
 
 
-def _encode_pending(pending: Decision | None) -> bytes | None:
-    return None if pending is None else _decision_encoder.encode(pending)
-
-
 def _load_game(conn: sqlite3.Connection, game_id: str) -> GameRecord | None:
-    row = conn.execute(
-        "SELECT g.id, g.opponent, g.family, g.alias, g.version, g.opening, g.tag, p.name, g.token_hash, g.created,"
-        " g.updated, g.pending, g.abandoned, g.key_hash FROM games g LEFT JOIN players p ON p.id = g.player_id"
-        " WHERE g.id = ?",
-        (game_id,),
-    ).fetchone()
+    row = conn.execute(f"SELECT {GAME_COLUMNS} WHERE g.id = ?", (game_id,)).fetchone()
     if row is None:
         return None
-    rounds = [
-        RoundRecord(
-            decision=Decision(
-                round=r[0],
-                bot_move=MOVES.index(r[5]),
-                nonce=r[6],
-                source=r[7],
-                probs=(r[8], r[9], r[10]),
-                ev=(r[11], r[12], r[13]),
-                features=r[14],
-                models=models_decoder.decode(r[15]),
-            ),
-            values=(r[1], r[2], r[3]),
-            player_move=MOVES.index(r[4]),
-            score_player=r[16],
-            score_bot=r[17],
-            created=r[18],
-        )
-        for r in conn.execute(
-            "SELECT round, rock_value, paper_value, scissors_value, player_move, bot_move, nonce, source,"
-            " p_rock, p_paper, p_scissors, ev_rock, ev_paper, ev_scissors, features, models,"
-            " score_player, score_bot, created FROM rounds WHERE game_id = ? ORDER BY round",
-            (game_id,),
-        )
-    ]
-    return GameRecord(
-        id=row[0],
-        opponent=row[1],
-        family=row[2],
-        alias=row[3],
-        version=row[4],
-        opening=row[5],
-        tag=row[6],
-        player=row[7],
-        token_hash=row[8],
-        created=row[9],
-        updated=row[10],
-        rounds=rounds,
-        pending=None if row[11] is None else _decision_decoder.decode(row[11]),
-        abandoned=bool(row[12]),
-        key_hash=row[13],
-    )
+    rounds = conn.execute(f"SELECT {ROUND_COLUMNS} WHERE game_id = ? ORDER BY round", (game_id,)).fetchall()
+    return game_record(row, rounds)
