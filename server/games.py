@@ -474,6 +474,7 @@ class GameService:
                 metrics.games_finished.labels(record.opponent, record.tag, won).inc()
                 metrics.count_game(record.family, record.alias, record.version, won)
                 self.live.pop(game_id, None)
+                live.model = None  # a finished game stops holding its version now, not when it is collected
             return result_message(record, round_number - 1)
 
     async def _decide(self, live: LiveGame) -> Decision:
