@@ -592,11 +592,6 @@ async def _unavailable(request: Request, exc: Exception) -> Response:
     return JSONResponse({"error": "unavailable", "message": "the database cannot be reached"}, status_code=503)
 
 
-def _not_a_server_fault(record: logging.LogRecord) -> bool:
-    """Drop uvicorn's traceback for a client's text frame that is not UTF-8: the client's fault, closed with 1007."""
-    return not record.getMessage().startswith("Invalid UTF-8 sequence received from client")
-
-
 def app_from_env() -> Starlette:
     """The application of every worker process of `rpsquest serve`, configured by the environment."""
     return create_app(Settings.from_env())
@@ -605,7 +600,7 @@ def app_from_env() -> Starlette:
 def create_app(settings: Settings, storage: Storage | None = None, store: ModelStore | None = None) -> Starlette:
     """The ASGI application for `settings` (storage and model store can be passed in, e.g. fakes in unit tests)."""
     server = Server(settings, storage, store)
-    logging.getLogger("uvicorn.error").addFilter(_not_a_server_fault)
+    logging.getLogger("uvicorn.error").addFilter(logfilter.not_a_server_fault)
     routes = [
         Route("/healthz", server.healthz),
         Route("/readyz", server.readyz),

@@ -115,6 +115,11 @@ def install(interval: float = DEFAULT_INTERVAL) -> RepeatFilter:
     return _installed
 
 
+def not_a_server_fault(record: logging.LogRecord) -> bool:
+    """Drop uvicorn's traceback for a client's text frame that is not UTF-8: the client's fault, closed with 1007."""
+    return not record.getMessage().startswith("Invalid UTF-8 sequence received from client")
+
+
 def emit(records: Iterable[logging.LogRecord]) -> None:
     """Write records (the filter's summaries) through the handlers of their loggers."""
     for record in records:

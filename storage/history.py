@@ -62,6 +62,15 @@ def rounds_since(db: Database, since: float, tags: tuple[str, ...]) -> int:
     return int(row[0])
 
 
+def last_trained(db: Database) -> float:
+    """When the last training run that succeeded started (0 when none did or there is no database yet)."""
+    if not exists(db):
+        return 0.0
+    with closing(connect(db, readonly=True)) as conn:
+        row = conn.execute("SELECT MAX(started) FROM training_runs WHERE outcome = 'success'").fetchone()
+    return float(row[0] or 0.0)
+
+
 def winners_by_opponent(db: Database) -> list[tuple[str, str, int]]:
     """(opponent, winner, games) over every finished game."""
     with closing(connect(db, readonly=True)) as conn:

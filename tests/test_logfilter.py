@@ -217,3 +217,11 @@ def test_asyncios_accept_error_is_written_once(monkeypatch: pytest.MonkeyPatch, 
     text = out.getvalue()
     assert text.count("socket.accept() out of system resource") == 1
     assert text.count("Traceback (most recent call last)") == 1
+
+
+def test_a_client_text_frame_that_is_not_utf8_is_not_logged_as_a_server_fault() -> None:
+    def record(message: str) -> logging.LogRecord:
+        return logging.LogRecord("uvicorn.error", logging.ERROR, __file__, 1, message, None, None)
+
+    assert not logfilter.not_a_server_fault(record("Invalid UTF-8 sequence received from client: 0xff"))
+    assert logfilter.not_a_server_fault(record("Exception in ASGI application"))

@@ -3,7 +3,7 @@ no models yet or enough new rounds of counted games arrived since the last train
 
 from __future__ import annotations
 
-import json
+import time
 from pathlib import Path
 
 import pytest
@@ -12,7 +12,9 @@ from test_storage import advance, new_game, run
 from inference.settings import Settings
 from inference.store import LocalStore, write_manifest
 from storage.database import open_storage, prepare
-from trainer.__main__ import STATE, enough_data
+from storage.history import last_trained
+from storage.lifecycle import Lifecycle
+from trainer.__main__ import enough_data
 from trainer.__main__ import main as trainer_main
 
 
@@ -20,7 +22,7 @@ def stored_rounds(settings: Settings, tag: str, count: int, at: float) -> None:
     async def play() -> None:
         storage = await open_storage(settings.database())
         try:
-            game = new_game(f"gate{tag}", tag=tag, created=at)
+            game = new_game(f"gate{tag}{at:.0f}", tag=tag, created=at)
             await storage.create_game(game)
             for n in range(count):
                 await advance(storage, game, n % 3, at + n, None)
@@ -45,7 +47,13 @@ def test_the_gate_counts_rounds_of_counted_games_since_the_last_training(tmp_pat
     assert enough_data(settings, store, 3)
     assert not enough_data(settings, store, 4)
     assert enough_data(settings, store, 0)
-    (tmp_path / STATE).write_text(json.dumps({"last": 1_000.5}))  # two of the three rounds came after it
+    with Lifecycle(settings.database()) as lifecycle:  # a training run that failed does not move the gate
+        lifecycle.finish_training_run(lifecycle.start_training_run("train"), "failure")
+    assert enough_data(settings, store, 3)
+    with Lifecycle(settings.database()) as lifecycle:
+        lifecycle.finish_training_run(lifecycle.start_training_run("loop"), "success")
+    assert not enough_data(settings, store, 1)  # every round came before it
+    stored_rounds(settings, "human", 2, at=time.time() + 100)
     assert enough_data(settings, store, 2)
     assert not enough_data(settings, store, 3)
 
@@ -61,4 +69,4 @@ def test_a_gated_run_skips_training_and_still_runs_the_promotion_rules(
     out = capsys.readouterr().out
     assert "0 new rounds, fewer than 10: no training this time" in out
     assert "promotion mlp:" in out
-    assert not (tmp_path / STATE).exists()
+    assert last_trained(Settings(data_dir=tmp_path).database()) == 0.0  # no training run succeeded

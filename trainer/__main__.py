@@ -16,7 +16,7 @@ from engine.opponents import FAMILIES
 from inference import promotion
 from inference.settings import Settings, SettingsError
 from inference.store import ModelStore, open_store, read_manifest, stored_manifest
-from storage.history import rounds_since
+from storage.history import last_trained, rounds_since
 from storage.lifecycle import Lifecycle
 from trainer.budget import MemoryBudget, MemoryBudgetExceeded
 from trainer.coldstart import cached_simulation
@@ -26,7 +26,6 @@ from trainer.tracking import Tracker
 
 COLD_START_GAMES = 3000
 NICENESS = 10  # a training cycle yields the CPU to the game server
-STATE = "trainer-state.json"  # {"last": the time the last training started}
 
 
 def _say(message: str) -> None:
@@ -146,9 +145,7 @@ def enough_data(settings: Settings, store: ModelStore, min_rounds: int) -> bool:
     `min_rounds` rounds of counted games arrived since the last training started."""
     if min_rounds <= 0 or read_manifest(store) is None:
         return True
-    state_path = settings.data_dir / STATE
-    since = float(json.loads(state_path.read_text())["last"]) if state_path.exists() else 0.0
-    arrived = rounds_since(settings.database(), since, settings.stats_tags)
+    arrived = rounds_since(settings.database(), last_trained(settings.database()), settings.stats_tags)
     if arrived < min_rounds:
         _say(f"{arrived} new rounds, fewer than {min_rounds}: no training this time")
     return arrived >= min_rounds
@@ -156,19 +153,13 @@ def enough_data(settings: Settings, store: ModelStore, min_rounds: int) -> bool:
 
 def gated_train(settings: Settings, store: ModelStore, families: Sequence[str], seed: int, min_rounds: int) -> int:
     """`train --min-rounds N`: train past the data gate, else only run the promotion rules."""
-    started = time.time()
     if not enough_data(settings, store, min_rounds):
         return promote(settings, store, families, dry_run=False, tracker=_tracker(settings))
-    code = train(settings, store, families, seed)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    (settings.data_dir / STATE).write_text(json.dumps({"last": started}))
-    return code
+    return train(settings, store, families, seed)
 
 
 def loop(settings: Settings, store: ModelStore, interval: float, min_rounds: int, seed: int) -> int:
     """The schedule under `rpsquest up`: train whenever `min_rounds` new rounds have arrived."""
-    state_path = settings.data_dir / STATE
-    state = json.loads(state_path.read_text()) if state_path.exists() else {"last": time.time()}
     tags = "/".join(settings.stats_tags)
     _say(f"training loop: every {interval:.0f} s, when {min_rounds} new rounds of {tags} games have arrived")
     tracker = _tracker(settings)
@@ -179,8 +170,7 @@ def loop(settings: Settings, store: ModelStore, interval: float, min_rounds: int
             tracker.set_aliases(manifest[1])
             mirrored = manifest[0]
         time.sleep(interval)
-        started = time.time()
-        arrived = rounds_since(settings.database(), state["last"], settings.stats_tags)
+        arrived = rounds_since(settings.database(), last_trained(settings.database()), settings.stats_tags)
         if arrived < min_rounds:
             with recorded(settings, "loop") as run:
                 run.outcome, run.detail = "skipped", f"{arrived} new rounds, fewer than {min_rounds}"
@@ -190,9 +180,6 @@ def loop(settings: Settings, store: ModelStore, interval: float, min_rounds: int
             train(settings, store, FAMILIES, seed, command="loop")
         except Exception as exc:  # recorded as a failed run; the next wake tries again
             _say(f"training failed: {type(exc).__name__}: {exc}")
-            continue
-        state["last"] = started
-        state_path.write_text(json.dumps(state))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
