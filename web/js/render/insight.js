@@ -43,8 +43,40 @@ function sourceText(ins, name) {
   return "";
 }
 
+/** The panel's inner markup, built once; the section's data-heading is its title's level (the bars' titles
+ * one below), data-who names the player in them ("you", "the player"). */
+function buildPanel(box) {
+  const level = Number(box.dataset.heading) || 3;
+  const title = el(`h${level}`, "insight-heading");
+  title.id = "insight-title";
+  const column = (heading, ...parts) => {
+    const div = el("div");
+    div.append(el(`h${level + 1}`, "", heading), ...parts);
+    return div;
+  };
+  const withId = (tag, className, id) => {
+    const node = el(tag, className);
+    node.id = id;
+    return node;
+  };
+  const grid = el("div", "insight-grid");
+  grid.append(
+    column(`What it expected ${box.dataset.who || "you"} to play`, withId("div", "bars", "insight-probs")),
+    column(
+      "Its expected points this round",
+      withId("p", "small muted", "points-caption"),
+      withId("div", "bars", "insight-points")
+    )
+  );
+  box.replaceChildren(title, withId("p", "insight-text", "insight-text"), grid,
+    withId("p", "insight-source muted", "insight-source"));
+}
+
 export function renderInsight(state, valuesFor) {
   const box = $("insight");
+  if (!box.firstChild) {
+    buildPanel(box);
+  }
   const result = state.game ? shownResult(state) : null;
   const values = result && result.insight ? valuesFor(state.game.game_id, result.round) : null;
   if (!values) {
