@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
+import numpy as np
 import pytest
 from conftest import ROOT, ServerProcess
 from prometheus_client import CollectorRegistry, generate_latest
@@ -169,10 +170,29 @@ def test_the_cold_start_simulation_is_played_once_and_reused(tmp_path: Path) -> 
     assert [p.name.split("-")[2] for p in tmp_path.glob("coldstart-*")] == ["4"]  # another seed replaces it
 
 
-def test_the_memory_budget_stops_a_run_that_is_over_it() -> None:
-    MemoryBudget(1 << 20).check("a step")  # a terabyte: nothing happens
-    with pytest.raises(MemoryBudgetExceeded, match=r"after a step: it used .* MiB, over the budget of 1 MiB"):
-        MemoryBudget(1).check("a step")
+def _data_mib() -> int:
+    """The process's data segment now (VmData), in MiB."""
+    status = Path("/proc/self/status").read_text()
+    return int(status.split("VmData:")[1].split()[0]) // 1024
+
+
+def test_the_memory_budget_refuses_an_allocation_over_it_during_a_step() -> None:
+    with MemoryBudget(1 << 20).step("a step"):  # a terabyte: nothing happens
+        np.ones(64 << 20, dtype=np.uint8)
+    budget = MemoryBudget(_data_mib() + 64)
+    reached = False
+    refused = pytest.raises(MemoryBudgetExceeded, match=r"during a big step: an allocation went over the budget of")
+    with refused, budget.step("a big step"):
+        np.ones(512 << 20, dtype=np.uint8)  # 512 MiB: refused at once, not after it was made
+        reached = True
+    assert not reached
+    assert np.ones(512 << 20, dtype=np.uint8).size == 512 << 20  # the cap is lifted when the step ends
+
+
+def test_the_memory_budget_stops_a_run_whose_peak_was_over_it() -> None:
+    over = pytest.raises(MemoryBudgetExceeded, match=r"after a step: it used .* MiB, over the budget of 1 MiB")
+    with over, MemoryBudget(1).step("a step"):
+        pass
 
 
 def test_train_refuses_to_exceed_its_memory_budget_and_records_the_failure(tmp_path: Path) -> None:

@@ -1,14 +1,24 @@
-"""The training run's memory budget (RPSQUEST_TRAINER_MEMORY_MB), checked between the steps of a cycle."""
+"""The training run's memory budget (RPSQUEST_TRAINER_MEMORY_MB), a hard cap on every step of a cycle.
+
+While a step runs, the process's data (its heap and private writable mappings, RLIMIT_DATA) is held to the
+budget, so an allocation that would go over it fails there and then; when the step ends, its peak resident
+memory (which also counts mapped code) is checked against the same budget. Either way the run stops with
+MemoryBudgetExceeded, and the limit is lifted again so that the failure can be recorded.
+"""
 
 from __future__ import annotations
 
 import resource
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+
+ADVICE = "(RPSQUEST_TRAINER_MEMORY_MB); shorten RPSQUEST_TRAINING_WINDOW_DAYS or raise the budget"
 
 
 class MemoryBudgetExceeded(RuntimeError):
-    """The run has used more memory than its budget: it stops before the next step."""
+    """The run needed more memory than its budget: it stops in the step that did."""
 
 
 def peak_rss_mib() -> float:
@@ -21,11 +31,29 @@ def peak_rss_mib() -> float:
 class MemoryBudget:
     limit_mib: int
 
-    def check(self, step: str) -> None:
-        """Raise MemoryBudgetExceeded when the peak so far is over the budget, naming the step that got there."""
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        """Run step `name` within the budget (see the module's docstring)."""
+        soft, hard = resource.getrlimit(resource.RLIMIT_DATA)
+        cap = self.limit_mib * 1024 * 1024
+        if hard != resource.RLIM_INFINITY:
+            cap = min(cap, hard)
+        resource.setrlimit(resource.RLIMIT_DATA, (cap, hard))
+        refused = False
+        try:
+            yield
+        except MemoryError:
+            refused = True
+        finally:
+            resource.setrlimit(resource.RLIMIT_DATA, (soft, hard))
+        if refused:
+            raise MemoryBudgetExceeded(
+                f"training stopped during {name}: an allocation went over the budget of {self.limit_mib} MiB {ADVICE}"
+            )
         used = peak_rss_mib()
         if used > self.limit_mib:
-            raise MemoryBudgetExceeded(
-                f"training stopped after {step}: it used {used:.0f} MiB, over the budget of {self.limit_mib} MiB"
-                " (RPSQUEST_TRAINER_MEMORY_MB); shorten RPSQUEST_TRAINING_WINDOW_DAYS or raise the budget"
-            )
+            over = f"it used {used:.0f} MiB, over the budget of {self.limit_mib} MiB"
+            raise MemoryBudgetExceeded(f"training stopped after {name}: {over} {ADVICE}")
+
+
+UNLIMITED = MemoryBudget(1 << 40)  # a mebibyte count no machine reaches

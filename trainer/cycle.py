@@ -15,7 +15,7 @@ from engine.opponents import ALIASES, FAMILIES
 from inference.store import ModelStore, stored_manifest, versions, write_manifest
 from storage.database import Database, exists
 from storage.lifecycle import Families, Lifecycle
-from trainer.budget import MemoryBudget
+from trainer.budget import UNLIMITED, MemoryBudget
 from trainer.config import load_config
 from trainer.datasets import (
     Dataset,
@@ -106,19 +106,17 @@ def train_cycle(
     lifecycle: Lifecycle,
     progress: Progress = print,
     tracker: Tracker | None = None,
-    budget: MemoryBudget | None = None,
+    budget: MemoryBudget = UNLIMITED,
 ) -> CycleReport:
     """Train, check, export and register one new version per family and configuration.
 
-    With a `budget`, the run stops (MemoryBudgetExceeded) as soon as it has used more memory than that,
-    checked once the examples are built and after every model.
+    Building the examples and fitting every model run within `budget` (MemoryBudgetExceeded stops the run).
     """
     started = time.perf_counter()
     config_version, config = load_config()
     progress(f"features of {len(histories)} games")
-    data = examples(histories)
-    if budget:
-        budget.check(f"building {len(data)} examples")
+    with budget.step(f"building the examples of {len(histories)} games"):
+        data = examples(histories)
     if len(data) < 200:
         raise ValueError(f"only {len(data)} labelled rounds: not enough to train")
     recent_mask = recent_holdout(data)
@@ -138,9 +136,8 @@ def train_cycle(
             done += 1
             params = config[family][alias]
             progress(f"training {family} {alias} ({done}/{total}) on {len(train)} rounds")
-            model = fit(family, params, train, valid, seed)
-            if budget:
-                budget.check(f"training {family} {alias}")
+            with budget.step(f"training {family} {alias}"):
+                model = fit(family, params, train, valid, seed)
             extra = _holdout_metrics(model, holdout)
             if len(recent):
                 extra["recent_holdout"] = metrics(model.predict(recent.x), recent)
