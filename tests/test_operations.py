@@ -16,6 +16,7 @@ from pathlib import Path
 import msgspec
 import numpy as np
 import pytest
+import torch
 from conftest import ROOT, ServerProcess
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
@@ -186,6 +187,10 @@ def test_the_memory_budget_refuses_an_allocation_over_it_during_a_step() -> None
         np.ones(512 << 20, dtype=np.uint8)  # 512 MiB: refused at once, not after it was made
         reached = True
     assert not reached
+    with pytest.raises(MemoryBudgetExceeded, match="during torch's step"), budget.step("torch's step"):
+        torch.ones(512 << 20, dtype=torch.uint8)  # torch says RuntimeError for it
+    with pytest.raises(ValueError, match="not about memory"), budget.step("another step"):
+        raise ValueError("not about memory")
     assert np.ones(512 << 20, dtype=np.uint8).size == 512 << 20  # the cap is lifted when the step ends
 
 

@@ -27,6 +27,13 @@ def peak_rss_mib() -> float:
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
 
 
+def _out_of_memory(exc: Exception) -> bool:
+    """Whether `exc` is a refused allocation: Python's MemoryError, or an extension's own error for ENOMEM
+    (torch raises RuntimeError "... can't allocate memory ... Cannot allocate memory", C++ code std::bad_alloc)."""
+    text = str(exc)
+    return isinstance(exc, MemoryError) or "Cannot allocate memory" in text or "bad_alloc" in text
+
+
 @dataclass(frozen=True)
 class MemoryBudget:
     limit_mib: int
@@ -39,17 +46,19 @@ class MemoryBudget:
         if hard != resource.RLIM_INFINITY:
             cap = min(cap, hard)
         resource.setrlimit(resource.RLIMIT_DATA, (cap, hard))
-        refused = False
+        refused: BaseException | None = None
         try:
             yield
-        except MemoryError:
-            refused = True
+        except Exception as exc:
+            if not _out_of_memory(exc):
+                raise
+            refused = exc
         finally:
             resource.setrlimit(resource.RLIMIT_DATA, (soft, hard))
-        if refused:
+        if refused is not None:
             raise MemoryBudgetExceeded(
                 f"training stopped during {name}: an allocation went over the budget of {self.limit_mib} MiB {ADVICE}"
-            )
+            ) from refused
         used = peak_rss_mib()
         if used > self.limit_mib:
             over = f"it used {used:.0f} MiB, over the budget of {self.limit_mib} MiB"
