@@ -50,6 +50,7 @@ POLICY_OPENING = "policy"  # how rounds 1-3 are played (games before it name a s
 ABANDON_AFTER = 30 * 60.0
 MEMORY_GAMES = 10  # a returning player's last finished games the bot starts from
 TOO_MANY_GAMES = "too_many_games"
+SHADOW_LINGER = 0.05  # seconds the shadows' predictions wait to be batched with more
 _rng = Entropy()
 
 
@@ -160,14 +161,16 @@ def _prediction(version: str, p: np.ndarray) -> ModelPrediction:
 
 
 class PredictionBatch:
-    """Model predictions, batched: what every game asks for in one event-loop turn is predicted at
-    the end of the turn with one ONNX Runtime call per version (a batch costs little more than one row).
+    """Model predictions, batched: what every game asks for is predicted with one ONNX Runtime call per
+    version (a batch costs little more than one row).
 
-    First the served versions, for the rounds being decided (their moves wait for it); then the
-    shadows, the family's other aliases, for the rounds just decided: these run after the turn's
-    answers were sent, add no latency to a player's round and never change play. They join the
-    open round's decision (`record.pending`), and `stored` is handed those decisions to write.
-    A failure leaves that round to the online predictor, or loses its shadows: play goes on.
+    The served versions, for the rounds being decided, are predicted at the end of the event-loop turn
+    that asked (their moves wait for it). The shadows, the family's other aliases, for the rounds just
+    decided, wait SHADOW_LINGER seconds for more (less when a move of their game comes first): they add
+    no latency to a player's round and never change play, and at human pace one call and one write
+    then serve many rounds. They join the open round's decision (`record.pending`),
+    and `stored` is handed those decisions to write. A failure leaves that round to the online
+    predictor, or loses its shadows: play goes on.
     """
 
     def __init__(self, predictors: Predictors, stored: Callable[[list[GameRecord]], None]) -> None:
@@ -175,28 +178,34 @@ class PredictionBatch:
         self.stored = stored
         self._served: list[tuple[str, str, np.ndarray, asyncio.Future[np.ndarray | None]]] = []
         self._shadows: list[tuple[LiveGame, int, np.ndarray]] = []
-
-    def _schedule(self) -> None:
-        """Called before adding a request: the turn's first one schedules the flush."""
-        if not self._served and not self._shadows:
-            asyncio.get_running_loop().call_soon(self.flush)
+        self._linger: asyncio.TimerHandle | None = None  # the shadows' flush, when only shadows wait
 
     async def serve(self, family: str, version: str, x: np.ndarray) -> np.ndarray | None:
         """`version`'s prediction for one feature vector, or None when it cannot serve."""
-        future: asyncio.Future[np.ndarray | None] = asyncio.get_running_loop().create_future()
-        self._schedule()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[np.ndarray | None] = loop.create_future()
+        if not self._served:  # the turn's first request schedules the flush
+            loop.call_soon(self._flush_served)
         self._served.append((family, version, x, future))
         return await future
 
     def add_shadows(self, live: LiveGame, decision: Decision) -> None:
         """Have the other aliases predict the round `decision` (the game's open round) opens."""
         live.shadows_due = True
-        self._schedule()
+        if self._linger is None:
+            self._linger = asyncio.get_running_loop().call_later(SHADOW_LINGER, self.flush)
         self._shadows.append((live, decision.round, np.frombuffer(decision.features, dtype=np.float32)))
 
     def flush(self) -> None:
+        """Predict everything that waits: the served rounds, then the shadows."""
+        self._flush_served()
+        if self._linger is not None:
+            self._linger.cancel()
+            self._linger = None
+        self._flush_shadows()
+
+    def _flush_served(self) -> None:
         served, self._served = self._served, []
-        shadows, self._shadows = self._shadows, []
         for (family, version), asked in _grouped(served, lambda s: (s[0], s[1])).items():
             try:
                 probs = self.predictors.predict(family, version, np.stack([s[2] for s in asked]))
@@ -206,6 +215,9 @@ class PredictionBatch:
             for row, (_, _, _, future) in enumerate(asked):
                 if not future.done():  # a move whose connection went away is cancelled
                     future.set_result(None if probs is None else probs[row])
+
+    def _flush_shadows(self) -> None:
+        shadows, self._shadows = self._shadows, []
         added: list[GameRecord] = []
         for (family, alias), items in _grouped(shadows, lambda s: (s[0].record.family, s[0].record.alias)).items():
             for live, _, _ in items:
@@ -440,7 +452,7 @@ class GameService:
             if round_number != record.pending.round:
                 raise GameError("wrong_round", f"round {record.pending.round} is open", game_id)
             if live.shadows_due and self._batch is not None:
-                self._batch.flush()  # only a caller that did not yield since its last move gets here
+                self._batch.flush()  # its shadows still linger in the batch: predict them first
             decision = record.pending  # with its shadows' predictions
             played_round = live.play(MOVES.index(move), decision)
             now = time.time()

@@ -17,7 +17,16 @@ import server.games as games_module
 from engine.fairplay import commitment, verify
 from engine.predictor import MEMORY_ROUNDS
 from engine.rules import MOVE_INDEX, MOVES, Round, points, round_values
-from server.games import ABANDON_AFTER, ONLINE_VERSION, GameError, GameService, Predictors, Swept, key_hash
+from server.games import (
+    ABANDON_AFTER,
+    ONLINE_VERSION,
+    SHADOW_LINGER,
+    GameError,
+    GameService,
+    Predictors,
+    Swept,
+    key_hash,
+)
 from server.messages import GameMessage, Result
 from storage import Storage, StorageUnavailable
 from storage.database import Database, open_storage
@@ -594,6 +603,7 @@ def test_rounds_decided_in_one_turn_are_predicted_in_one_batch_and_stored_with_t
             # the three games' moves of round n arrive together, as from three connections in one turn
             await asyncio.gather(*(service.move(g, n, "rock") for g in ids))
             await asyncio.sleep(0)  # the turn ends: the batch runs
+        await asyncio.sleep(2 * SHADOW_LINGER)  # round 5's shadows, which no move asked for yet
         return ids
 
     ids = run(scenario())
@@ -607,6 +617,26 @@ def test_rounds_decided_in_one_turn_are_predicted_in_one_batch_and_stored_with_t
         assert fourth.models["shadow2"].version == "v4"
         assert fourth.models["shadow2"].probs == pytest.approx((0.2, 0.3, 0.5))
         assert all(not r.decision.models for r in storage.games[g].rounds[:3])
+
+
+def test_shadows_of_rounds_decided_in_separate_turns_wait_to_be_predicted_together(clock: Clock) -> None:
+    storage, predictors = FakeStorage(), FakePredictors()
+    service = GameService(storage, predictors, ab_split=0.0)
+
+    async def scenario() -> list[str]:
+        ids = [(await service.start("brian", None, None)).game_id for _ in range(3)]
+        for n in range(1, 4):
+            for g in ids:  # one move a turn, as from players at human pace
+                await service.move(g, n, "rock")
+                await asyncio.sleep(0)
+        assert predictors.shadow_calls == []  # round 4's shadows linger: no player waits for them
+        await asyncio.sleep(2 * SHADOW_LINGER)
+        return ids
+
+    ids = run(scenario())
+    assert predictors.predict_calls == [("mlp", "v1", 1)] * 3  # each move's own prediction was not delayed
+    assert predictors.shadow_calls == [("mlp", "Production", 3)]
+    assert all(set(storage.games[g].pending.models) == set(VERSIONS) for g in ids)  # type: ignore[union-attr]
 
 
 def test_a_move_right_after_the_previous_one_still_stores_its_shadows(clock: Clock) -> None:
@@ -634,6 +664,7 @@ def test_failing_shadows_lose_only_the_shadows(clock: Clock) -> None:
         for n in range(1, 7):
             results.append(await service.move(game.game_id, n, "scissors"))
             await asyncio.sleep(0)
+        await asyncio.sleep(2 * SHADOW_LINGER)
         return results
 
     results = run(scenario())
