@@ -388,10 +388,11 @@ def generate(
     The split keeps what a single process would do: every session's seed, ramp delay and URL follow its index
     in the whole run, and the run's games are shared out. Raises GeneratorFailed when a process fails."""
     plans = _plans(url, sessions, processes, duration, games, ramp, pace, opponent, seed, rate)
-    if processes == 1:
-        return asyncio.run(loadtest(url, sessions, duration=duration, games=games, ramp=ramp, pace=pace,
-                                    opponent=opponent, seed=seed, rate=rate, progress=progress))  # fmt: skip
-    return _in_processes(plans, progress)
+    if processes > 1:
+        return _in_processes(plans, progress)
+    report = LoadReport()
+    asyncio.run(_play(plans[0], report, progress))
+    return report
 
 
 def format_report(summary: dict[str, Any]) -> str:

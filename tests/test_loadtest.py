@@ -148,12 +148,13 @@ def test_cli_writes_a_json_report(server_factory: Callable[..., ServerProcess], 
     out = tmp_path / "report.json"
     done = subprocess.run(
         [sys.executable, "-m", "server.cli", "loadtest", "--url", server.ws_url, "--sessions", "2", "--games", "3",
-         "--pace", "max", "--opponent", "logan", "--json", str(out)],
+         "--pace", "max", "--opponent", "logan", "--processes", "2", "--json", str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     report = json.loads(out.read_text())
-    assert report["games"] == 3 and report["sessions_opened"] == 2
+    assert report["games"] == 3 and report["sessions_opened"] == 2 and report["processes"] == 2
+    assert len(report["generator_cpu_percent_per_process"]) == 2 and "in 2 processes" in done.stdout
     assert set(report["move_latency_ms"]) == {"p50", "p90", "p99", "max"}
     assert "rounds/s" in done.stdout and "violations {}" in done.stdout
     with closing(sqlite3.connect(server.data_dir / "rpsquest.db")) as db:
