@@ -50,6 +50,7 @@ def main(argv: list[str]) -> int:
             "models_api": lambda: serving.models_api(root, trained / "store"),
             "swaps": lambda: serving.swaps(root, trained / "store"),
             "replicas": lambda: load.replicas(root, trained / "store"),
+            "processes": lambda: load.processes(root, trained / "store"),
             "promotion": promotion.run,
             "slow_sockets": lambda: slow.slow_sockets(root, trained / "store"),
         }

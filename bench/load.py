@@ -24,7 +24,7 @@ from websockets.asyncio.client import connect
 from bench.common import ROOT, Server, free_port, percentiles
 from bench.pgcluster import PostgresCluster, find_bindir
 from clients.client import Client, ClientGame
-from clients.loadtest import loadtest
+from clients.loadtest import generate, loadtest
 from inference.store import LocalStore, read_manifest, write_manifest
 
 TOKEN = "bench-admin-token"
@@ -112,12 +112,13 @@ def roundtrip(root: Path, store: Path, n: int = 4000, blocks: int = 8) -> dict[s
     return {"echo_us": f, "move_us": g, "ratio_p50": round(g["p50"] / f["p50"], 2), "moves": n, "blocks": blocks}
 
 
-def _run_load(server: Server | list[Server], sessions: int, **kwargs: Any) -> dict[str, Any]:
-    """The load tester's summary, with the server's memory after the run and its CPU time per round (with
-    several servers, replicas of one service, their sum; the sessions are spread over them)."""
+def _run_load(server: Server | list[Server], sessions: int, processes: int = 1, **kwargs: Any) -> dict[str, Any]:
+    """The load tester's summary (its sessions split over `processes` generator processes), with the server's
+    memory after the run and its CPU time per round (with several servers, replicas of one service, their sum;
+    the sessions are spread over them)."""
     servers = server if isinstance(server, list) else [server]
     cpu = sum(s.cpu_seconds() for s in servers)
-    report = asyncio.run(loadtest([s.ws_url for s in servers], sessions, **kwargs))
+    report = generate([s.ws_url for s in servers], sessions, processes=processes, **kwargs)
     cpu = sum(s.cpu_seconds() for s in servers) - cpu
     summary = report.summary()
     summary["server_rss_mib"] = round(sum(s.rss_mib() for s in servers), 1)
@@ -454,6 +455,65 @@ def replicas(
     finally:
         cluster.stop()
     return out
+
+
+SHORT = os.environ.get("RPSQUEST_BENCH_PROCESSES_SHORT") == "1"  # a quick check of the processes section
+
+
+def processes(
+    root: Path, store: Path, sessions: int = 200 if SHORT else 1000, seconds: float = 8 if SHORT else 30,
+    servers: tuple[int, ...] = (1, 2, 3), generators: int = 2,
+) -> dict[str, Any]:  # fmt: skip
+    """Max-pace sessions against 1, 2 and 3 server processes (RPSQUEST_WORKERS) on SQLite, then on PostgreSQL
+    (fsync on), with the load generator split over `generators` processes: rounds/s, p50/p99 after the ramp,
+    errors, the server's (and PostgreSQL's) CPU per round and the generator's CPU. Several SQLite writers queue
+    on one write lock; PostgreSQL's do not, but cost its own CPU on the same cores."""
+    ramp = 2.0 if SHORT else 5.0
+    out: dict[str, Any] = {"sessions": sessions, "seconds": seconds, "generator_processes": generators, "runs": []}
+    for workers in servers:
+        server = _fresh(root, f"processes-sqlite-{workers}", store, workers)
+        try:
+            summary = _run_load(server, sessions, generators, duration=seconds, ramp=ramp, pace="max")
+        finally:
+            server.stop()
+        out["runs"].append({"database": "sqlite", "server_processes": workers, **_processes_row(summary)})
+    bindir = find_bindir()
+    if bindir is None:
+        out["postgresql"] = "skipped: PostgreSQL binaries (initdb, pg_ctl) not found"
+        return out
+    cluster = PostgresCluster(bindir, free_port(), durable=True)
+    cluster.start()
+    try:
+        for workers in servers:
+            env = {"RPSQUEST_DATABASE_URL": cluster.create_database()}
+            server = _fresh(root, f"processes-pg-{workers}", store, workers, env)
+            try:
+                db_cpu = cluster.cpu_seconds()
+                summary = _run_load(server, sessions, generators, duration=seconds, ramp=ramp, pace="max")
+                db_cpu = cluster.cpu_seconds() - db_cpu  # while the server's backends still run
+            finally:
+                server.stop()
+            row = _processes_row(summary)
+            row["db_cpu_ms_per_round"] = round(db_cpu * 1000 / max(summary["rounds"], 1), 3)
+            out["runs"].append({"database": "postgresql", "server_processes": workers, **row})
+    finally:
+        cluster.stop()
+    return out
+
+
+def _processes_row(summary: dict[str, Any]) -> dict[str, Any]:
+    steady = summary["move_latency_ms_after_ramp"]
+    return {
+        "rounds_per_second": summary["rounds_per_second"],
+        "p50_ms": steady["p50"],
+        "p99_ms": steady["p99"],
+        "sessions_failed": summary["sessions_failed"],
+        "errors": summary["errors"],
+        "protocol_violations": summary["protocol_violations"],
+        "server_cpu_ms_per_round": summary["server_cpu_ms_per_round"],
+        "generator_cpu_percent": summary["generator_cpu_percent"],
+        "generator_cpu_percent_per_process": summary["generator_cpu_percent_per_process"],
+    }
 
 
 def _brief(summary: dict[str, Any]) -> dict[str, Any]:

@@ -10,12 +10,17 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import multiprocessing
 import random
 import sys
 import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
+from multiprocessing.sharedctypes import SynchronizedArray
+from multiprocessing.synchronize import Barrier
+from threading import BrokenBarrierError
 from typing import Any, TextIO
 
 import numpy as np
@@ -27,6 +32,12 @@ from engine.players import population
 DECIDE_SECONDS = 0.7  # a person's time to choose a move
 ROUND_SECONDS = 2.2  # a person's whole round, reading the result included
 BUSY_GENERATOR = 90.0  # % of one core: above it, the generator's own queueing is inside its latency figures
+STARTUP_SECONDS = 60.0  # how long generator processes may take to start (imports) before the run gives up
+COUNTS = 4  # what a generator process publishes for the live progress: rounds, opened, failed, errors
+
+
+class GeneratorFailed(Exception):
+    """A generator process did not start, or ended without its report."""
 
 
 @dataclass
@@ -46,6 +57,8 @@ class LoadReport:
     finished: float = 0.0
     cpu_started: float = 0.0  # the generator's own CPU time (time.process_time) at the start and the end
     cpu_finished: float = 0.0
+    processes: int = 1
+    cpu_per_process: list[float] = field(default_factory=list)  # % of one core, of each process of a merged run
 
     @property
     def seconds(self) -> float:
@@ -53,7 +66,7 @@ class LoadReport:
 
     @property
     def generator_cpu_percent(self) -> float:
-        """The CPU the load generator used, in % of one core over the run."""
+        """The CPU the load generator used, in % of one core over the run (all its processes together)."""
         return 100.0 * ((self.cpu_finished or time.process_time()) - self.cpu_started) / self.seconds
 
     @staticmethod
@@ -69,6 +82,7 @@ class LoadReport:
         }
 
     def summary(self) -> dict[str, Any]:
+        total = round(self.generator_cpu_percent, 1)
         return {
             "sessions": self.sessions,
             "sessions_opened": self.opened,
@@ -81,8 +95,51 @@ class LoadReport:
             "move_latency_ms_after_ramp": self.latency_ms(self.latencies[self.ramped :]),
             "errors": dict(self.errors),
             "protocol_violations": dict(self.violations),
-            "generator_cpu_percent": round(self.generator_cpu_percent, 1),
+            "generator_cpu_percent": total,
+            "processes": self.processes,
+            "generator_cpu_percent_per_process": self.cpu_per_process or [total],
         }
+
+
+def merge(parts: Sequence[LoadReport], started: float, finished: float, cpu_seconds: float) -> LoadReport:
+    """The report of a whole run from those of its generator processes.
+
+    Counts add up; the latency samples are pooled, so percentiles are of every sample (never an average of
+    percentiles); the samples taken during the ramp come first, so `ramped` still marks where it ended.
+    `cpu_seconds` is what every process of the generator used between `started` and `finished`."""
+    merged = LoadReport(
+        started=started, finished=finished, cpu_finished=cpu_seconds, processes=len(parts),
+        cpu_per_process=[round(part.generator_cpu_percent, 1) for part in parts],
+    )  # fmt: skip
+    for part in parts:
+        merged.sessions += part.sessions
+        merged.opened += part.opened
+        merged.failed += part.failed
+        merged.games += part.games
+        merged.rounds += part.rounds
+        merged.errors.update(part.errors)
+        merged.violations.update(part.violations)
+        merged.latencies += part.latencies[: part.ramped]
+    merged.ramped = len(merged.latencies)
+    for part in parts:
+        merged.latencies += part.latencies[part.ramped :]
+    return merged
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one generator process plays: its share of the run's sessions (and of its games)."""
+
+    urls: tuple[str, ...]
+    sessions: int  # of the whole run: a session's ramp delay, seed and URL follow its index in the run
+    indices: range  # the sessions this process drives
+    duration: float | None
+    games: int | None  # this process's share of the games, or None: until the duration is over
+    ramp: float
+    pace: str
+    opponents: tuple[str, ...]
+    seed: int
+    rate: float
 
 
 def _think(rng: random.Random, mean: float) -> float:
@@ -165,39 +222,30 @@ async def _progress(report: LoadReport, out: TextIO, every: float = 1.0) -> None
         out.flush()
 
 
-async def loadtest(
-    url: str | Sequence[str], sessions: int, *, duration: float | None = None, games: int | None = None,
-    ramp: float = 0.0, pace: str = "max", opponent: str | None = None, seed: int = 0, rate: float = 0.0,
-    progress: TextIO | None = None,
-) -> LoadReport:  # fmt: skip
-    """Run `sessions` simulated players against `url` for `duration` seconds or `games` games in all.
-
-    With several URLs (replicas of one service), session i connects to the i-th modulo their number."""
-    if duration is None and games is None:
-        raise ValueError("give a duration or a number of games")
+async def _play(plan: Plan, report: LoadReport, progress: TextIO | None) -> None:
+    """Drive the sessions of `plan`, counting into `report`."""
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)  # the load generator's own collections would show up as server latency
-    report = LoadReport(sessions=sessions, started=time.perf_counter(), cpu_started=time.process_time())
-    deadline = report.started + (duration if duration is not None else 10**9)
-    games_left = [games if games is not None else -1]
-    opponents = [opponent] if opponent else [o.id for o in OPPONENTS]
-    urls = [url] if isinstance(url, str) else list(url)
+    report.sessions = len(plan.indices)
+    report.started, report.cpu_started = time.perf_counter(), time.process_time()
+    deadline = report.started + (plan.duration if plan.duration is not None else 10**9)
+    games_left = [plan.games if plan.games is not None else -1]
     ticker = asyncio.create_task(_progress(report, progress)) if progress else None
 
     async def delayed(i: int) -> None:
-        if ramp > 0:
-            await asyncio.sleep(ramp * i / sessions)
-        await _session(i, urls[i % len(urls)], report, deadline=deadline, games_left=games_left, pace=pace,
-                       opponents=opponents, seed=seed, rate=rate)  # fmt: skip
+        if plan.ramp > 0:
+            await asyncio.sleep(plan.ramp * i / plan.sessions)
+        await _session(i, plan.urls[i % len(plan.urls)], report, deadline=deadline, games_left=games_left,
+                       pace=plan.pace, opponents=list(plan.opponents), seed=plan.seed, rate=plan.rate)  # fmt: skip
 
     async def ramp_done() -> None:
-        await asyncio.sleep(ramp)
+        await asyncio.sleep(plan.ramp)
         report.ramped = len(report.latencies)
 
     marker = asyncio.create_task(ramp_done())
     try:
-        await asyncio.gather(*(delayed(i) for i in range(sessions)))
+        await asyncio.gather(*(delayed(i) for i in plan.indices))
     finally:
         report.finished = time.perf_counter()
         report.cpu_finished = time.process_time()
@@ -206,6 +254,144 @@ async def loadtest(
             ticker.cancel()
             assert progress is not None
             progress.write("\n")
+
+
+def _plans(
+    url: str | Sequence[str], sessions: int, processes: int, duration: float | None, games: int | None, ramp: float,
+    pace: str, opponent: str | None, seed: int, rate: float,
+) -> list[Plan]:  # fmt: skip
+    """The run split over `processes` generator processes: process k drives sessions k, k + processes, …
+    (so each has its part of the ramp and of every URL) and its share of the games."""
+    if duration is None and games is None:
+        raise ValueError("give a duration or a number of games")
+    if not 1 <= processes <= sessions:
+        raise ValueError(f"processes must be between 1 and the number of sessions ({sessions}), not {processes}")
+    urls = (url,) if isinstance(url, str) else tuple(url)
+    opponents = (opponent,) if opponent else tuple(o.id for o in OPPONENTS)
+    share = [None if games is None else games // processes + (k < games % processes) for k in range(processes)]
+    return [
+        Plan(urls, sessions, range(k, sessions, processes), duration, share[k], ramp, pace, opponents, seed, rate)
+        for k in range(processes)
+    ]
+
+
+async def loadtest(
+    url: str | Sequence[str], sessions: int, *, duration: float | None = None, games: int | None = None,
+    ramp: float = 0.0, pace: str = "max", opponent: str | None = None, seed: int = 0, rate: float = 0.0,
+    progress: TextIO | None = None,
+) -> LoadReport:  # fmt: skip
+    """Run `sessions` simulated players against `url` for `duration` seconds or `games` games in all, in this
+    process.
+
+    With several URLs (replicas of one service), session i connects to the i-th modulo their number."""
+    [plan] = _plans(url, sessions, 1, duration, games, ramp, pace, opponent, seed, rate)
+    report = LoadReport()
+    await _play(plan, report, progress)
+    return report
+
+
+async def _publish(report: LoadReport, counts: SynchronizedArray[int], slot: int, every: float = 0.5) -> None:
+    """Keep this process's counts in its slot of `counts`, for the parent's live progress."""
+    while True:
+        counts[slot * COUNTS : (slot + 1) * COUNTS] = [
+            report.rounds, report.opened, report.failed, sum(report.errors.values()),
+        ]  # fmt: skip
+        await asyncio.sleep(every)
+
+
+def _worker(plan: Plan, slot: int, start: Barrier, counts: SynchronizedArray[int], out: Connection) -> None:
+    """A generator process: wait for the others to be ready, play `plan`, send back the report."""
+
+    async def main() -> LoadReport:
+        report = LoadReport()
+        publisher = asyncio.create_task(_publish(report, counts, slot))
+        try:
+            await _play(plan, report, None)
+        finally:
+            publisher.cancel()
+        return report
+
+    start.wait(STARTUP_SECONDS)
+    out.send(asyncio.run(main()))
+    out.close()
+
+
+def _totals(counts: SynchronizedArray[int], processes: int) -> list[int]:
+    """Rounds, sessions opened, sessions failed and errors of every process so far."""
+    return [sum(counts[k * COUNTS + i] for k in range(processes)) for i in range(COUNTS)]
+
+
+def _in_processes(plans: list[Plan], progress: TextIO | None) -> LoadReport:
+    """Play every plan in a process of its own, started together; merge their reports."""
+    context = multiprocessing.get_context("spawn")  # a clean interpreter: no copy of the caller's threads or loop
+    start = context.Barrier(len(plans) + 1)
+    counts: SynchronizedArray[int] = context.Array("q", COUNTS * len(plans))
+    pipes = [context.Pipe(duplex=False) for _ in plans]
+    workers = [
+        context.Process(target=_worker, args=(plan, k, start, counts, pipes[k][1]), name=f"loadtest-{k}", daemon=True)
+        for k, plan in enumerate(plans)
+    ]
+    for worker in workers:
+        worker.start()
+    for _, sender in pipes:
+        sender.close()  # the worker holds the other end: when it dies, its pipe reads EOF here
+    parts: dict[int, LoadReport] = {}
+    try:
+        try:
+            start.wait(STARTUP_SECONDS)
+        except BrokenBarrierError:
+            raise GeneratorFailed(f"the generator processes did not all start within {STARTUP_SECONDS:.0f} s") from None
+        started, cpu_started = time.perf_counter(), time.process_time()
+        waiting = {receiver: k for k, (receiver, _) in enumerate(pipes)}
+        last_rounds, last_time = 0, started
+        while waiting:
+            ready = wait(list(waiting), timeout=1.0)
+            for receiver in [r for r in waiting if r in ready]:
+                k = waiting.pop(receiver)
+                try:
+                    parts[k] = receiver.recv()
+                except EOFError:
+                    workers[k].join(5)
+                    raise GeneratorFailed(
+                        f"generator process {k} exited with status {workers[k].exitcode} before sending its report"
+                    ) from None
+            if progress:
+                now = time.perf_counter()
+                rounds, opened, failed, errors = _totals(counts, len(plans))
+                progress.write(
+                    f"\r{now - started:6.0f}s  connected {opened - failed:6d}  failed {failed:4d}  rounds/s"
+                    f" {(rounds - last_rounds) / (now - last_time):8.1f}  errors {errors}  ({len(plans)} processes)  "
+                )
+                progress.flush()
+                last_rounds, last_time = rounds, now
+        finished = time.perf_counter()
+        cpu = time.process_time() - cpu_started + sum(p.cpu_finished - p.cpu_started for p in parts.values())
+    except BaseException:
+        for worker in workers:
+            worker.terminate()
+        raise
+    finally:
+        for worker in workers:
+            worker.join()
+        if progress:
+            progress.write("\n")
+    return merge([parts[k] for k in range(len(plans))], started, finished, cpu)
+
+
+def generate(
+    url: str | Sequence[str], sessions: int, *, processes: int = 1, duration: float | None = None,
+    games: int | None = None, ramp: float = 0.0, pace: str = "max", opponent: str | None = None, seed: int = 0,
+    rate: float = 0.0, progress: TextIO | None = None,
+) -> LoadReport:  # fmt: skip
+    """`loadtest`, with the sessions split over `processes` generator processes (one: in this process).
+
+    The split keeps what a single process would do: every session's seed, ramp delay and URL follow its index
+    in the whole run, and the run's games are shared out. Raises GeneratorFailed when a process fails."""
+    plans = _plans(url, sessions, processes, duration, games, ramp, pace, opponent, seed, rate)
+    if processes > 1:
+        return _in_processes(plans, progress)
+    report = LoadReport()
+    asyncio.run(_play(plans[0], report, progress))
     return report
 
 
@@ -213,7 +399,11 @@ def format_report(summary: dict[str, Any]) -> str:
     lat = summary["move_latency_ms"]
     steady = summary["move_latency_ms_after_ramp"]
     cpu = summary["generator_cpu_percent"]
-    busy = cpu >= BUSY_GENERATOR
+    each = summary["generator_cpu_percent_per_process"]
+    busy = max(each) >= BUSY_GENERATOR
+    shown = f"{cpu} % of one core" if len(each) == 1 else (
+        f"{cpu} % of one core in {len(each)} processes ({', '.join(str(c) for c in each)} % each)"
+    )  # fmt: skip
     return "\n".join([
         f"sessions   {summary['sessions']} ({summary['sessions_opened']} opened, {summary['sessions_failed']} failed)",
         f"games      {summary['games']}",
@@ -222,9 +412,9 @@ def format_report(summary: dict[str, Any]) -> str:
         f"  after the ramp: p50 {steady['p50']} ms  p99 {steady['p99']} ms  max {steady['max']} ms",
         f"errors     {json.dumps(summary['errors'])}",
         f"violations {json.dumps(summary['protocol_violations'])}",
-        f"generator  {cpu} % of one core" + (
+        f"generator  {shown}" + (
             ": near its limit, so its own queueing is inside these latencies; split the sessions over more"
-            " processes or machines" if busy else ""
+            " processes (--processes) or machines" if busy else ""
         ),
     ])  # fmt: skip
 
@@ -232,10 +422,14 @@ def format_report(summary: dict[str, Any]) -> str:
 def run(args: Any) -> int:
     """The `rpsquest loadtest` command."""
     urls = [u.strip() for given in args.url for u in given.split(",") if u.strip()]
-    report = asyncio.run(loadtest(
-        urls, args.sessions, duration=args.duration, games=args.games, ramp=args.ramp, pace=args.pace,
-        opponent=args.opponent, seed=args.seed, rate=args.rate, progress=sys.stderr,
-    ))  # fmt: skip
+    try:
+        report = generate(
+            urls, args.sessions, processes=args.processes, duration=args.duration, games=args.games, ramp=args.ramp,
+            pace=args.pace, opponent=args.opponent, seed=args.seed, rate=args.rate, progress=sys.stderr,
+        )  # fmt: skip
+    except GeneratorFailed as exc:
+        print(f"rpsquest: {exc}", file=sys.stderr)
+        return 2
     summary = report.summary()
     print(format_report(summary))
     if args.json:

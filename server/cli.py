@@ -41,6 +41,17 @@ def _add_listen(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
 
 
+def _positive(text: str) -> int:
+    """An argparse type: a whole number ≥ 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rpsquest", description="RPS Quest: play Rock-Paper-Scissors against ML.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -69,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--opponent", choices=[o.id for o in OPPONENTS], help="play one opponent only")
     load.add_argument("--rate", type=float, default=0.0, help="cap messages/s per session (0: none)")
     load.add_argument("--seed", type=int, default=0, help="seed of the simulated players")
+    load.add_argument("--processes", type=_positive, default=1,
+                      help="generator processes sharing the sessions (default 1); one report of them all")  # fmt: skip
     load.add_argument("--json", help="also write the report as JSON to this file")
     train = commands.add_parser("train", help="one training cycle: train, export and register new versions")
     _add_common(train)
@@ -185,7 +198,10 @@ def run_server(settings: Settings, with_trainer: bool, host: str, port: int) -> 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "loadtest" and args.processes > args.sessions:
+        parser.error(f"--processes {args.processes} is more than --sessions {args.sessions}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = Settings.from_env(args.data_dir)

@@ -8,17 +8,21 @@ import os
 import sqlite3
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from contextlib import closing
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pytest
 from conftest import ROOT, ServerProcess, free_port
 from websockets.asyncio.server import ServerConnection, serve
 
-from clients.loadtest import LoadReport, format_report, loadtest
+from clients.loadtest import GeneratorFailed, LoadReport, Plan, _in_processes, format_report, generate, loadtest, merge
 from engine.fairplay import commitment
 from engine.rules import MOVES, round_values
+from server.cli import main
 
 
 def test_counts_games_and_rounds_exactly(server_factory: Callable[..., ServerProcess]) -> None:
@@ -144,13 +148,85 @@ def test_cli_writes_a_json_report(server_factory: Callable[..., ServerProcess], 
     out = tmp_path / "report.json"
     done = subprocess.run(
         [sys.executable, "-m", "server.cli", "loadtest", "--url", server.ws_url, "--sessions", "2", "--games", "3",
-         "--pace", "max", "--opponent", "logan", "--json", str(out)],
+         "--pace", "max", "--opponent", "logan", "--processes", "2", "--json", str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     report = json.loads(out.read_text())
-    assert report["games"] == 3 and report["sessions_opened"] == 2
+    assert report["games"] == 3 and report["sessions_opened"] == 2 and report["processes"] == 2
+    assert len(report["generator_cpu_percent_per_process"]) == 2 and "in 2 processes" in done.stdout
     assert set(report["move_latency_ms"]) == {"p50", "p90", "p99", "max"}
     assert "rounds/s" in done.stdout and "violations {}" in done.stdout
     with closing(sqlite3.connect(server.data_dir / "rpsquest.db")) as db:
         assert db.execute("SELECT DISTINCT opponent FROM games").fetchall() == [("logan",)]
+
+
+def test_two_processes_play_the_run_and_merge_their_reports(server_factory: Callable[..., ServerProcess]) -> None:
+    server = server_factory({"RPSQUEST_RATE_LIMIT": "0"})
+    report = generate(server.ws_url, 4, processes=2, games=11, pace="max", seed=3)
+    summary = report.summary()
+    with closing(sqlite3.connect(server.data_dir / "rpsquest.db")) as db:
+        games = db.execute("SELECT tag, state, COUNT(*) FROM games GROUP BY 1, 2").fetchall()
+        rounds = db.execute("SELECT COUNT(*) FROM rounds").fetchone()[0]
+    assert games == [("loadtest", "over", 11)]  # 6 + 5: the games are shared out, none lost or doubled
+    assert summary["games"] == 11 and summary["rounds"] == rounds == len(report.latencies)
+    assert summary["processes"] == 2 and len(summary["generator_cpu_percent_per_process"]) == 2
+    assert all(c > 0 for c in summary["generator_cpu_percent_per_process"])
+    assert summary["sessions"] == summary["sessions_opened"] == 4 and summary["sessions_failed"] == 0
+    assert summary["errors"] == {} and summary["protocol_violations"] == {}
+    assert "in 2 processes" in format_report(summary)
+
+
+def test_merged_percentiles_are_of_the_pooled_samples() -> None:
+    fast = LoadReport(sessions=2, opened=2, games=3, rounds=4, latencies=[0.1, 0.001, 0.001, 0.001], ramped=1,
+                      errors=Counter(rate_limited=2), started=0.0, finished=10.0, cpu_finished=5.0)  # fmt: skip
+    slow = LoadReport(sessions=1, opened=1, failed=1, games=1, rounds=2, latencies=[0.2, 0.009], ramped=1,
+                      errors=Counter(rate_limited=1, unavailable=1), violations=Counter({"round 1": 1}),
+                      started=0.5, finished=10.5, cpu_finished=9.5)  # fmt: skip
+    summary = merge([fast, slow], started=0.0, finished=11.0, cpu_seconds=16.5).summary()
+    assert (summary["sessions"], summary["sessions_opened"], summary["sessions_failed"]) == (3, 3, 1)
+    assert (summary["games"], summary["rounds"]) == (4, 6)
+    assert summary["errors"] == {"rate_limited": 3, "unavailable": 1}
+    assert summary["protocol_violations"] == {"round 1": 1}
+    pooled = np.asarray([0.001, 0.001, 0.001, 0.009]) * 1000  # after the ramp: the first sample of each is not
+    assert summary["move_latency_ms_after_ramp"]["p50"] == round(float(np.percentile(pooled, 50)), 3) == 1.0
+    assert summary["move_latency_ms"]["max"] == 200.0
+    assert summary["generator_cpu_percent"] == 150.0  # 16.5 s of CPU in 11 s
+    assert summary["generator_cpu_percent_per_process"] == [50.0, 95.0] and summary["processes"] == 2
+    shown = format_report(summary)
+    assert "generator  150.0 % of one core in 2 processes (50.0, 95.0 % each): near its limit" in shown
+
+
+def test_errors_of_every_process_reach_the_report(server_factory: Callable[..., ServerProcess]) -> None:
+    server = server_factory({"RPSQUEST_RATE_LIMIT": "3"})
+    summary = generate(server.ws_url, 4, processes=2, duration=2.5, pace="max", seed=4).summary()
+    with closing(sqlite3.connect(server.data_dir / "rpsquest.db")) as db:
+        rounds = db.execute("SELECT COUNT(*) FROM rounds").fetchone()[0]
+    assert set(summary["errors"]) == {"rate_limited"} and summary["protocol_violations"] == {}, summary
+    assert summary["rounds"] == rounds
+    unreachable = generate(f"ws://127.0.0.1:{free_port()}/ws", 3, processes=3, games=3).summary()
+    assert unreachable["sessions_failed"] == 3 and sum(unreachable["errors"].values()) == 3
+
+
+def test_a_generator_process_that_dies_fails_the_run() -> None:
+    broken = Plan(("ws://127.0.0.1:9/ws",), 0, range(1), None, 1, 1.0, "max", ("logan",), 0, 0.0)  # ramp / 0 sessions
+    with pytest.raises(GeneratorFailed, match="generator process 1 exited with status 1"):
+        _in_processes([Plan(("ws://127.0.0.1:9/ws",), 1, range(0), None, 0, 0.0, "max", ("logan",), 0, 0.0), broken],
+                      None)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("processes", "message"),
+    [("0", "must be a whole number of at least 1, not '0'"), ("two", "at least 1, not 'two'"),
+     ("3", "--processes 3 is more than --sessions 2")],
+)  # fmt: skip
+def test_bad_process_counts_are_refused(processes: str, message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["loadtest", "--url", "ws://127.0.0.1:9/ws", "--sessions", "2", "--games", "1", "--processes", processes])
+    assert exited.value.code == 2 and message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("processes", [0, 3])
+def test_generate_refuses_a_process_count_out_of_range(processes: int) -> None:
+    with pytest.raises(ValueError, match=f"between 1 and the number of sessions \\(2\\), not {processes}"):
+        generate("ws://127.0.0.1:9/ws", 2, processes=processes, games=1)
