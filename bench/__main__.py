@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import load, ml, people, promotion, returning, serving, slow
+from bench import hotpath, load, ml, people, promotion, returning, serving, slow
 from bench.common import machine
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
@@ -47,6 +47,7 @@ def main(argv: list[str]) -> int:
             "hot_swap": lambda: load.hot_swap(root, trained / "store"),
             "wal_bound": lambda: load.wal_bound(root, trained / "store"),
             "profile": lambda: load.profile(root, trained / "store"),
+            "hot_path": lambda: hotpath.hot_path(trained / "store"),
             "models_api": lambda: serving.models_api(root, trained / "store"),
             "swaps": lambda: serving.swaps(root, trained / "store"),
             "replicas": lambda: load.replicas(root, trained / "store"),
