@@ -48,8 +48,8 @@ def trace() -> dict[str, object]:
             vector = tracker.vector(values)
             model = None
             if number >= FIRST_MODEL_ROUND and g % 5:
-                p = [rng.random() + 0.01 for _ in range(3)]
-                model = (p[0] / sum(p), p[1] / sum(p), p[2] / sum(p))
+                w = [rng.random() + 0.01 for _ in range(3)]
+                model = (w[0] / sum(w), w[1] / sum(w), w[2] / sum(w))
             predicted = bot.predictor.predict(values, model)
             choice = bot.choose(game, rng, model)
             last = game.rounds[-1] if game.rounds else None
@@ -85,9 +85,9 @@ def trace() -> dict[str, object]:
     for values in sorted({rules.round_values(f"kinds-{i}", 1) for i in range(200)}):
         for score_player, score_bot in ((0, 0), (85, 95), (95, 95), (99, 80), (90, 0)):
             a = payoff_matrix(values, score_player, score_bot)
-            p = np.array([0.5, 0.3, 0.2])
-            decision = decide(p, values, score_player, score_bot, random.Random(score_bot))
-            rows.append([exact(a), exact(equilibrium(a)), exact(mixed_strategy(a, p)), decision.move])
+            guess = np.array([0.5, 0.3, 0.2])
+            decision = decide(guess, values, score_player, score_bot, random.Random(score_bot))
+            rows.append([exact(a), exact(equilibrium(a)), exact(mixed_strategy(a, guess)), decision.move])
             rows.append([exact(decision.expected), exact(decision.strategy)])
     return {"engine": engine.ENGINE, "rules": str(rules.__file__), "rows": rows}
 
