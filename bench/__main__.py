@@ -236,6 +236,16 @@ def _targets(results: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]
         "{0[0]} (a one-look test: {0[1]})",
         None,
     )
+    hot = _get(results, "hot_path", "result") or {}
+    add(
+        "a round's CPU, mypyc-compiled engine vs pure Python: the engine alone; the whole GameService (no sockets)",
+        "–",
+        None
+        if not hot
+        else tuple(hot[k][loop]["us_per_round"] for loop in ("engine", "service") for k in ("compiled", "pure")),
+        "{0[0]} vs {0[1]} µs; {0[2]} vs {0[3]} µs",
+        None,
+    )
     slow = _get(results, "slow_sockets", "result") or {}
     health = slow.get("healthz_during_ms")
     add(
