@@ -106,15 +106,13 @@ class Score(msgspec.Struct):
     bot: float
 
 
-# Sent once and dropped, never in a reference cycle: gc=False keeps a round's messages out of the collector's
-# lists (structs of scalars only, such as Values and Score, msgspec leaves untracked by itself).
-class OpenRound(msgspec.Struct, gc=False):
+class OpenRound(msgspec.Struct):
     round: int
     values: Values
     commit: str
 
 
-class Result(msgspec.Struct, tag="result", tag_field="type", gc=False):
+class Result(msgspec.Struct, tag="result", tag_field="type"):
     game_id: str
     round: int
     player_move: str
