@@ -15,6 +15,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # this checkout's engine, whatever the venv's editable install points at
+os.environ["RPSQUEST_PURE_ENGINE"] = "1"  # the build reads the sources only: leave the current build unloaded
 
 import engine  # noqa: E402
 
