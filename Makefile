@@ -10,6 +10,10 @@ TOOLS_STAMP := $(TOOLS)/.installed
 # project's: it lives in a venv of its own.
 CHECKOV := .venv-checkov/bin/checkov
 CHECKOV_VERSION := 3.3.30
+# The engine's hot modules compiled with mypyc (tools/compile_engine.py; engine/__init__.py says when they are used).
+# A failed build leaves the pure-Python engine, and is not retried until the sources change.
+ENGINE_STAMP := engine/_compiled.stamp
+ENGINE_HOT := $(addprefix engine/,rules.py features.py predictor.py policy.py bot.py __init__.py)
 DATA_DIR ?= ./data
 HOST ?= 127.0.0.1
 PORT ?= 8000
@@ -24,22 +28,26 @@ $(STAMP): pyproject.toml $(LOCK)
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
+$(ENGINE_STAMP): $(STAMP) $(ENGINE_HOT) tools/compile_engine.py
+	$(PY) tools/compile_engine.py || echo "engine: not compiled, the pure-Python engine runs"
+	touch $(ENGINE_STAMP)
+
 $(CHECKOV):
 	python3 -m venv .venv-checkov
 	.venv-checkov/bin/python -m pip install -q checkov==$(CHECKOV_VERSION)
 
-install: $(STAMP) $(CHECKOV)
+install: $(STAMP) $(ENGINE_STAMP) $(CHECKOV)
 	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || echo "chromium not installed: browser tests will be skipped"
 	@ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || command -v pg_ctl >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null) || echo "postgresql not installed: PostgreSQL tests will be skipped"
 
-run: $(STAMP)
+run: $(STAMP) $(ENGINE_STAMP)
 	$(VENV)/bin/rpsquest up --data-dir $(DATA_DIR) --host $(HOST) --port $(PORT)
 
 test: install
 	node --test tests/js/
 	$(PY) -m pytest -q -p no:cacheprovider
 
-bench: $(STAMP)
+bench: $(STAMP) $(ENGINE_STAMP)
 	$(PY) -m bench
 
 lint: $(STAMP)
@@ -63,4 +71,4 @@ lock: $(TOOLS_STAMP)
 		--extra train --extra test --no-emit-index-url --no-emit-find-links -o $(LOCK) $(LOCK_FLAGS) pyproject.toml
 
 clean:
-	rm -rf $(VENV) $(TOOLS) .venv-checkov test-artifacts
+	rm -rf $(VENV) $(TOOLS) .venv-checkov test-artifacts engine/_compiled $(ENGINE_STAMP)

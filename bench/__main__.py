@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import load, ml, people, promotion, returning, serving, slow
+from bench import hotpath, load, ml, people, promotion, returning, serving, slow
 from bench.common import machine
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
@@ -47,6 +47,7 @@ def main(argv: list[str]) -> int:
             "hot_swap": lambda: load.hot_swap(root, trained / "store"),
             "wal_bound": lambda: load.wal_bound(root, trained / "store"),
             "profile": lambda: load.profile(root, trained / "store"),
+            "hot_path": lambda: hotpath.hot_path(trained / "store"),
             "models_api": lambda: serving.models_api(root, trained / "store"),
             "swaps": lambda: serving.swaps(root, trained / "store"),
             "replicas": lambda: load.replicas(root, trained / "store"),
@@ -234,6 +235,16 @@ def _targets(results: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]
         "–",
         None if not plus5 else (plus5["games_per_arm_for_80pct_promoted"], plus5["fixed_sample_per_arm_one_look"]),
         "{0[0]} (a one-look test: {0[1]})",
+        None,
+    )
+    hot = _get(results, "hot_path", "result") or {}
+    add(
+        "a round's CPU, mypyc-compiled engine vs pure Python: the engine alone; the whole GameService (no sockets)",
+        "–",
+        None
+        if not hot
+        else tuple(hot[k][loop]["us_per_round"] for loop in ("engine", "service") for k in ("compiled", "pure")),
+        "{0[0]} vs {0[1]} µs; {0[2]} vs {0[3]} µs",
         None,
     )
     slow = _get(results, "slow_sockets", "result") or {}

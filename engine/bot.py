@@ -55,9 +55,8 @@ class Bot:
             raise ValueError("the game is over")
         values = game.values(number)
         score_player, score_bot = game.score
-        p = self.predictor.predict(values, model)
-        probs = (float(p[0]), float(p[1]), float(p[2]))
-        decision = decide(p, values, score_player, score_bot, rng)
+        probs = self.predictor.probs(values, model)
+        decision = decide(probs, values, score_player, score_bot, rng)
         return Choice(decision.move, probs, decision.expected, "online" if model is None else "model")
 
     def observe(self, played: Round, model: Probs | None = None) -> None:

@@ -148,6 +148,7 @@ class OnlinePredictor:
     def __init__(self, history: Sequence[Round] = (), priors: Priors = SHIPPED_PRIORS) -> None:
         self.priors = priors
         self.rounds: list[Round] = []
+        self._pairs = bytearray()  # 3 * player + bot of every round so far: _pattern's search text
         self.log_weights = [math.log(w) for w in _PRIOR_WEIGHT]
         self.own_log_odds = _OWN_LOG_ODDS  # log P(own habit | shifts so far) / P(like the population | ...)
         self.shift_any = _Counts(5.0)  # over every outcome: the back-off of the per-outcome counts
@@ -238,14 +239,15 @@ class OnlinePredictor:
 
     def _pattern(self) -> list[float] | None:
         """What followed the longest earlier occurrence of the last moves (player and bot), if any."""
-        pairs = [(r.player, r.bot) for r in self.rounds]
+        pairs = self._pairs
         n = len(pairs)
         for length in range(min(_PATTERN_MAX, n - 1), 0, -1):
             suffix = pairs[n - length :]
             follow = [0.0, 0.0, 0.0]
-            for start in range(n - length):
-                if pairs[start : start + length] == suffix:
-                    follow[pairs[start + length][0]] += 1.0
+            start = pairs.find(suffix, 0, n - 1)  # occurrences that end before the last round, overlaps included
+            while start >= 0:
+                follow[pairs[start + length] // 3] += 1.0
+                start = pairs.find(suffix, start + 1, n - 1)
             if sum(follow):
                 return _normalise([f + 0.5 for f in follow])
         return None
@@ -278,7 +280,12 @@ class OnlinePredictor:
 
         `model` is the trained model's prediction for this round, when there is one.
         """
-        return np.array(self._mix(self._with_model(values, model)))
+        return np.array(self.probs(values, model))
+
+    def probs(self, values: Values, model: Probs | None = None) -> tuple[float, float, float]:
+        """`predict` as plain floats (the bot's hot path: no array to build and read back)."""
+        rock, paper, scissors = self._mix(self._with_model(values, model))
+        return rock, paper, scissors
 
     def observe(self, played: Round, model: Probs | None = None) -> None:
         """Learn from a finished round (`model`: what the trained model had predicted for it).
@@ -308,3 +315,4 @@ class OnlinePredictor:
         self.rank.add(None, ranked(played.values).index(played.player))
         self.frequency.add(None, played.player)
         self.rounds.append(played)
+        self._pairs.append(3 * played.player + played.bot)

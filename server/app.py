@@ -23,6 +23,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+import engine
 from engine.opponents import FAMILIES, OPPONENTS, SERVING_ALIASES
 from engine.rules import MOVES, OUTCOMES, outcome, points
 from inference import promotion
@@ -121,6 +122,7 @@ class Server:
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
         repeats = logfilter.install(self.settings.log_repeat_interval)  # uvicorn has set up its logging by now
+        log.info("engine: %s", engine.ENGINE)
         storage = self._storage
         if storage is None:
             storage = await open_storage(self.settings.database(), max_bytes=int(self.settings.db_max_mb * 2**20))
