@@ -35,6 +35,7 @@ def main(argv: list[str]) -> int:
             "play_strength": lambda: ml.play_strength(root / "strength", trained / "store"),
             "people_yardstick": lambda: people.people_yardstick(root / "yardstick", trained / "store"),
             "openings": people.openings,
+            "adaptive": people.adaptive,
             "returning": returning.returning,
             "training_100k": lambda: ml.training(),
             "roundtrip": lambda: load.roundtrip(root, trained / "store"),
