@@ -326,7 +326,11 @@ class RankCounter:
         return _best_reply(strategy, values, *score)
 
 
-GUARDS: dict[str, bool | None] = {"guarded when read (served)": None, "always blended": True, "never blended": False}
+GUARDS: dict[str, bool | None] = {
+    "guarded when read (served)": None,
+    "always the equilibrium": True,
+    "never guarded (best response)": False,
+}
 
 
 def adaptive(games: int = 720) -> dict[str, Any]:

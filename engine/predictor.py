@@ -16,7 +16,12 @@ population prior and learns this player's habits round by round:
 - counter: the move relative to the bot's last move, given the last outcome;
 - rank: the value rank (high, middle, low) of the chosen move;
 - frequency: the player's share of each move;
-- pattern: what followed the longest earlier repeat of the last moves (catches cycles).
+- pattern: what followed the longest earlier repeat of the last moves (catches cycles);
+- response: the player's next move given their own last move and the last outcome (nine rows), starting
+  from the training players' response table (RESPONSE_PRIOR): it knows people's taste for a move in a
+  context, which the shift counts (relative to the last move) do not. Its prior weight is below the shift
+  expert's: on the real people it adds little (log loss level on rounds 1-60), on people-like players drawn
+  from such tables it is what lifts the bot to the plain population-table bot (docs/bot.md).
 
 From round 4 the opponent's trained model (population habits, learned offline) joins as
 one more expert. The experts are combined by a Bayesian mixture: each expert's weight
