@@ -339,9 +339,10 @@ def adaptive(games: int = 720) -> dict[str, Any]:
     _, people = tables()
     out: dict[str, Any] = {"games_per_cell": games}
     for name, guard in GUARDS.items():
+        reader = Reader(guard)  # stateless: one serves every game
         players: dict[str, Callable[[int], Player]] = {
             "people": lambda seed: TablePlayer(people[seed % len(people)], random.Random(seed)),
-            "reader": lambda seed, guard=guard: Reader(guard),  # type: ignore[misc]
+            "reader": lambda seed, reader=reader: reader,  # type: ignore[misc]  # bound now, not at call
             "rank counter": lambda seed: RankCounter(),
         }
         out[name] = {
