@@ -19,7 +19,7 @@ from bench.common import machine
 RESULTS = Path(__file__).with_name("RESULTS.md")
 RAW = Path(__file__).with_name("results.json")
 # sections that need no trained models
-STANDALONE = ("training_100k", "people_splits", "promotion", "openings", "returning")
+STANDALONE = ("training_100k", "people_splits", "promotion", "openings", "adaptive", "returning")
 
 
 def main(argv: list[str]) -> int:
@@ -35,6 +35,7 @@ def main(argv: list[str]) -> int:
             "play_strength": lambda: ml.play_strength(root / "strength", trained / "store"),
             "people_yardstick": lambda: people.people_yardstick(root / "yardstick", trained / "store"),
             "openings": people.openings,
+            "adaptive": people.adaptive,
             "returning": returning.returning,
             "training_100k": lambda: ml.training(),
             "roundtrip": lambda: load.roundtrip(root, trained / "store"),

@@ -44,7 +44,8 @@ from engine.people import (
     smoothed,
 )
 from engine.players import population
-from engine.rules import Game, Round, winner
+from engine.policy import decide, payoff_matrix
+from engine.rules import Game, Round, Values, ranked, winner
 from trainer.cycle import RECORDED_HOLDOUT, recorded_histories
 from trainer.datasets import histories_from_csv
 
@@ -271,5 +272,88 @@ def openings(games: int = 3600) -> dict[str, Any]:
         out[kind]["plain bot, random in rounds 1-3"] = {
             **_rate(random_start),
             "minus_plain_bot": _paired(random_start, plain_bot),
+        }
+    return out
+
+
+class _Policy(_OfflineBot):
+    """The offline bot (online predictor, no trained model, its policy from round 1) with a fixed or gated guard."""
+
+    def __init__(self, guard: bool | None, rng: random.Random) -> None:
+        super().__init__(None, None, rng)
+        self.guard = guard
+
+    def choose(self, game: Game) -> int:
+        if self.guard is None:
+            return self.bot.choose(game, self.rng).move
+        number = len(game.rounds) + 1
+        values = game.values(number)
+        return decide(self.bot.predictor.predict(values), values, *game.score, self.rng, self.guard).move
+
+
+def _best_reply(strategy: Sequence[float], values: Values, score_player: int, score_bot: int) -> int:
+    """The player's move that costs the bot most against the bot's mix `strategy`."""
+    return int(np.argmin(np.asarray(strategy) @ payoff_matrix(values, score_player, score_bot)))
+
+
+class Reader:
+    """An adaptive player who knows the bot's algorithm: rebuilds the bot from the game so far, reads its mix
+    for the round (the move itself stays secret) and plays the best reply to that mix."""
+
+    def __init__(self, guard: bool | None) -> None:
+        self.guard = guard
+
+    def move(self, history: list[Round], values: Values) -> int:
+        bot = Bot(history)
+        score = (history[-1].score_player, history[-1].score_bot) if history else (0, 0)
+        guard = bot.guarded if self.guard is None else self.guard
+        strategy = decide(bot.predictor.predict(values), values, *score, random.Random(0), guard).strategy
+        return _best_reply(strategy, values, *score)
+
+
+class RankCounter:
+    """An adaptive player who learns which value rank (high, middle, low) the bot plays and plays the best
+    reply to those counts (one pseudo-count of each rank)."""
+
+    def move(self, history: list[Round], values: Values) -> int:
+        counts = [1.0, 1.0, 1.0]
+        for r in history:
+            counts[ranked(r.values).index(r.bot)] += 1.0
+        strategy = [0.0, 0.0, 0.0]
+        for rank, move in enumerate(ranked(values)):
+            strategy[move] = counts[rank] / sum(counts)
+        score = (history[-1].score_player, history[-1].score_bot) if history else (0, 0)
+        return _best_reply(strategy, values, *score)
+
+
+GUARDS: dict[str, bool | None] = {
+    "guarded when read (served)": None,
+    "always the equilibrium": True,
+    "never guarded (best response)": False,
+}
+
+
+def adaptive(games: int = 720) -> dict[str, Any]:
+    """Game-win rate of the offline bot with each guard against people-like players and two adaptive players:
+    one who knows the bot's algorithm (Reader) and one who learns the bot's value-rank habit (RankCounter)."""
+    _, people = tables()
+    out: dict[str, Any] = {"games_per_cell": games}
+    for name, guard in GUARDS.items():
+        reader = Reader(guard)  # stateless: one serves every game
+        players: dict[str, Callable[[int], Player]] = {
+            "people": lambda seed: TablePlayer(people[seed % len(people)], random.Random(seed)),
+            "reader": lambda seed, reader=reader: reader,  # type: ignore[misc]  # bound now, not at call
+            "rank counter": lambda seed: RankCounter(),
+        }
+        out[name] = {
+            kind: _rate(
+                np.array(
+                    [
+                        play(f"adaptive-{s}", make(s), _Policy(guard, random.Random(s))).winner == "bot"
+                        for s in range(games)
+                    ]
+                )
+            )
+            for kind, make in players.items()
         }
     return out

@@ -7,11 +7,12 @@ by weight cost 4-5 points of game-win rate (docs/bot.md).
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from engine.policy import decide
+from engine.policy import decide, surprise
 from engine.predictor import OnlinePredictor, Probs
 from engine.rules import Game, Round
 
@@ -24,6 +25,9 @@ class Choice:
     probs: tuple[float, float, float]
     expected: tuple[float, float, float]
     source: str
+
+
+GUARD_Z = 2.0
 
 
 class Bot:
@@ -40,6 +44,8 @@ class Bot:
         `memory` holds the player's own past games (oldest first): the predictor starts from their habits.
         """
         self.predictor = OnlinePredictor()
+        self.shortfall = 0.0  # this game's net points of the bot minus what its predictions expected
+        self.variance = 0.0  # the variance of the shortfall were the predictions right
         self.predictor.remember(memory)
         for i, played in enumerate(history):
             self.observe(played, models[i] if models else None)
@@ -56,9 +62,20 @@ class Bot:
         values = game.values(number)
         score_player, score_bot = game.score
         probs = self.predictor.probs(values, model)
-        decision = decide(probs, values, score_player, score_bot, rng)
+        decision = decide(probs, values, score_player, score_bot, rng, guard=self.guarded)
         return Choice(decision.move, probs, decision.expected, "online" if model is None else "model")
+
+    @property
+    def guarded(self) -> bool:
+        """Whether the player is beating the bot's predictions: the shortfall is GUARD_Z standard deviations
+        below zero. Then the bot blends its best response with the equilibrium (engine/policy.py)."""
+        return self.shortfall < -GUARD_Z * math.sqrt(self.variance)
 
     def observe(self, played: Round, model: Probs | None = None) -> None:
         """Learn from a finished round; `model` is what the trained model had predicted for it."""
+        shortfall, variance = surprise(
+            self.predictor.probs(played.values, model), played.values, played.bot, played.player
+        )
+        self.shortfall += shortfall
+        self.variance += variance
         self.predictor.observe(played, model)

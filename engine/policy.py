@@ -1,4 +1,4 @@
-"""The bot's move policy: expected value of each move, blended with the round's equilibrium.
+"""The bot's move policy: the best expected value against the prediction, or the round's equilibrium when guarded.
 
 `payoff_matrix` is game.md's expected change in the bot's winning chances, per pair
 of moves: the points the bot gains when it wins the round, minus those the player
@@ -6,15 +6,15 @@ gains when the bot loses, plus BONUS whenever a side reaches the target (by a wi
 by the 0.5 of a draw). With a prediction `p` of the player's move, the expected
 value of bot move b is (A @ p)[b].
 
-Always playing the best of those would be exploitable: a uniform prediction makes
-the high move best, and the low move beats it. So the bot plays a mixed strategy:
-the best response to `p` with probability c, the round's Nash equilibrium (the mix
-that no reply beats on average: maximin of A) with probability 1 - c, where
-c = min(1, TV(p, uniform) / FULL_TRUST_TV). A uniform prediction gets the
-equilibrium; a prediction at least FULL_TRUST_TV from uniform in total variation
-(for instance 43.3 % on one move and 28.3 % on each other) gets the pure best response. Moves tied for the best
-expected value share the best response's weight equally. The move is drawn from the
-mix with the caller's random source.
+The bot plays the best response to `p` (moves tied for the best expected value share
+it equally) while its predictions hold, and the round's Nash equilibrium (the mix that
+no reply beats on average: maximin of A) once the player is beating them: the caller
+says which (`guard`, engine/bot.py: the bot's net points this game fall GUARD_Z
+standard deviations short of what its predictions expected). Against people who do not
+learn the bot, blending with the equilibrium by the trust in `p` (an earlier policy)
+cost about 2 points of game-win rate and did not stop a player who reads the bot
+(docs/bot.md, `python -m bench adaptive`). The move is drawn from the mix with the
+caller's random source.
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ from engine.rules import DRAW_POINTS, TARGET, VALUE_KINDS, Values, hunter, prey
 BONUS = 10.0
 _MAX_GAIN = 20  # the most a side can gain in one round, in tenths
 _MOVES = (0, 1, 2)
-FULL_TRUST_TV = 0.1
 
 
 def payoff_matrix(values: Values, score_player: int, score_bot: int) -> np.ndarray:
@@ -109,21 +108,17 @@ def equilibrium(a: np.ndarray) -> np.ndarray:
     return np.array(_maximin(_matrix(a)))
 
 
-def _blend(ev: Triple, nash: Triple, p: Triple) -> Triple:
-    """Best response to `p` (ties share), blended with the equilibrium by the trust in `p`.
+def _strategy(ev: Triple, nash: Triple, guard: bool) -> Triple:
+    """The equilibrium when `guard`, else the best response to the prediction (moves tied on `ev` share).
 
     Plain floats: on three numbers, numpy's per-call overhead would dominate the hot path.
     """
+    if guard:
+        return nash
     top = max(ev)
     best = [1.0 if e >= top - 1e-9 else 0.0 for e in ev]
     share = 1.0 / sum(best)
-    trust = min(1.0, 0.5 * (abs(p[0] - 1 / 3) + abs(p[1] - 1 / 3) + abs(p[2] - 1 / 3)) / FULL_TRUST_TV)
-    keep = 1.0 - trust
-    return (
-        trust * best[0] * share + keep * nash[0],
-        trust * best[1] * share + keep * nash[1],
-        trust * best[2] * share + keep * nash[2],
-    )
+    return (best[0] * share, best[1] * share, best[2] * share)
 
 
 def _expected(a: Matrix, p: Triple) -> Triple:
@@ -142,9 +137,9 @@ def _matrix(a: np.ndarray) -> Matrix:
     return _triple(a[0]), _triple(a[1]), _triple(a[2])
 
 
-def mixed_strategy(a: np.ndarray, p: np.ndarray) -> np.ndarray:
-    """The bot's mix: best response to `p`, blended with the equilibrium by the trust in `p`."""
-    return np.array(_blend(_triple(a @ p), _maximin(_matrix(a)), _triple(p)))
+def mixed_strategy(a: np.ndarray, p: np.ndarray, guard: bool) -> np.ndarray:
+    """The bot's mix: the equilibrium when `guard`, else the best response to `p`."""
+    return np.array(_strategy(_triple(a @ p), _maximin(_matrix(a)), guard))
 
 
 def _near(score: int) -> int:
@@ -164,11 +159,24 @@ def _round_game(values: Values, score_player: int, score_bot: int) -> tuple[Matr
     return a, _maximin(a)
 
 
-def decide(p: np.ndarray | Triple, values: Values, score_player: int, score_bot: int, rng: random.Random) -> Decision:
-    """Choose the bot's move for a round given the predicted player distribution `p`."""
+def surprise(p: np.ndarray | Triple, values: Values, bot: int, player: int) -> tuple[float, float]:
+    """The bot's net points in a played round minus what prediction `p` expected for its move, and their
+    variance were `p` right (round points only, no end-of-game bonus)."""
+    row = _round_game(values, 0, 0)[0][bot]
+    probs = _triple(p)
+    mean = row[0] * probs[0] + row[1] * probs[1] + row[2] * probs[2]
+    square = row[0] ** 2 * probs[0] + row[1] ** 2 * probs[1] + row[2] ** 2 * probs[2]
+    return row[player] - mean, square - mean**2
+
+
+def decide(
+    p: np.ndarray | Triple, values: Values, score_player: int, score_bot: int, rng: random.Random, guard: bool
+) -> Decision:
+    """Choose the bot's move for a round given the predicted player distribution `p`: the best response, or
+    the equilibrium when `guard` (the player is beating the bot's predictions)."""
     a, nash = _round_game(values, _near(score_player), _near(score_bot))
     probs = _triple(p)
     ev = _expected(a, probs)
-    strategy = _blend(ev, nash, probs)
+    strategy = _strategy(ev, nash, guard)
     move = rng.choices(_MOVES, weights=strategy)[0]
     return Decision(move, ev, strategy)

@@ -16,7 +16,12 @@ population prior and learns this player's habits round by round:
 - counter: the move relative to the bot's last move, given the last outcome;
 - rank: the value rank (high, middle, low) of the chosen move;
 - frequency: the player's share of each move;
-- pattern: what followed the longest earlier repeat of the last moves (catches cycles).
+- pattern: what followed the longest earlier repeat of the last moves (catches cycles);
+- response: the player's next move given their own last move and the last outcome (nine rows), starting
+  from the training players' response table (RESPONSE_PRIOR): it knows people's taste for a move in a
+  context, which the shift counts (relative to the last move) do not. Its prior weight is below the shift
+  expert's: on the real people it adds little (log loss level on rounds 1-60), on people-like players drawn
+  from such tables it is what lifts the bot to the plain population-table bot (docs/bot.md).
 
 From round 4 the opponent's trained model (population habits, learned offline) joins as
 one more expert. The experts are combined by a Bayesian mixture: each expert's weight
@@ -60,12 +65,20 @@ CONTEXT_PRIOR: tuple[tuple[float, float, float], ...] = (
     (0.290, 0.453, 0.257), (0.355, 0.355, 0.291), (0.408, 0.318, 0.274),
     (0.249, 0.399, 0.352), (0.425, 0.252, 0.323), (0.361, 0.258, 0.381),
 )  # fmt: skip
+# P(rock, paper, scissors | own last move, last outcome), row 3 * last move + last outcome: the response table of the
+# same 36 training players (10,764 transitions, at least 1,068 in each row).
+RESPONSE_PRIOR: tuple[tuple[float, float, float], ...] = (
+    (0.363, 0.384, 0.253), (0.517, 0.258, 0.225), (0.461, 0.210, 0.329),
+    (0.304, 0.316, 0.380), (0.299, 0.478, 0.223), (0.348, 0.413, 0.239),
+    (0.412, 0.280, 0.308), (0.265, 0.221, 0.514), (0.240, 0.339, 0.421),
+)  # fmt: skip
 # People favour the high-value move a little (played as simulated personas do).
 RANK_PRIOR = (0.38, 0.33, 0.29)
 Probs = Sequence[float] | np.ndarray  # P(rock, paper, scissors)
 _UNIFORM = (1.0 / 3.0, 1.0 / 3.0, 1.0 / 3.0)
-_EXPERTS = ("shift", "context", "counter", "rank", "frequency", "pattern", "model")
-_PRIOR_WEIGHT = (10.0, 0.1, 0.1, 0.1, 0.1, 0.1, 0.5)
+_EXPERTS = ("shift", "context", "counter", "rank", "frequency", "pattern", "response", "model")
+_PRIOR_WEIGHT = (10.0, 0.1, 0.1, 0.1, 0.1, 0.1, 3.0, 0.5)
+_RESPONSE_STRENGTH = 30.0
 _PATTERN_MAX = 4
 # The shift expert's back-off: the population's row, or this player's own shifts over every outcome once they are far
 # from the population. The weight of the player's own shifts is the posterior of "this player has a habit of their own"
@@ -89,6 +102,7 @@ class Priors:
     shift: tuple[tuple[float, float, float], ...] = SHIFT_PRIOR
     move: tuple[float, float, float] = MOVE_PRIOR
     context: tuple[tuple[float, float, float], ...] = CONTEXT_PRIOR
+    response: tuple[tuple[float, float, float], ...] = RESPONSE_PRIOR
 
 
 SHIPPED_PRIORS = Priors()
@@ -159,6 +173,7 @@ class OnlinePredictor:
         self.counter = _Counts(6.0)
         self.rank = _Counts(6.0)
         self.frequency = _Counts(6.0)
+        self.response = _Counts(_RESPONSE_STRENGTH)
         # The experts' predictions for (round count, values), with the open round's population and own shifts.
         self._cached: tuple[tuple[int, Values], list[list[float]], _Gate | None] | None = None
         for r in history:
@@ -188,6 +203,7 @@ class OnlinePredictor:
                 (self.counter, past.counter),
                 (self.rank, past.rank),
                 (self.frequency, past.frequency),
+                (self.response, past.response),
             ):
                 mine.fold(theirs, weight)
         self._cached = None
@@ -201,7 +217,7 @@ class OnlinePredictor:
             by_rank[move] = rank_p[position]
         frequency = self.frequency.posterior(None, self.priors.move)
         if not rounds:
-            return [frequency, frequency, list(_UNIFORM), by_rank, frequency, list(_UNIFORM)], None
+            return [frequency, frequency, list(_UNIFORM), by_rank, frequency, list(_UNIFORM), frequency], None
         last = rounds[-1]
         last_outcome = outcome(last.player, last.bot)
         key = self._context_key()
@@ -220,7 +236,9 @@ class OnlinePredictor:
         context = _from_relative(self.context.posterior(key, shift_rel), last.player)
         counter_all = self.counter_any.posterior(None, _UNIFORM)
         counter = _from_relative(self.counter.posterior(last_outcome, counter_all), last.bot)
-        experts = [shift, context, counter, by_rank, frequency, self._pattern() or frequency]
+        row = 3 * last.player + last_outcome
+        response = self.response.posterior(row, self.priors.response[row])
+        experts = [shift, context, counter, by_rank, frequency, self._pattern() or frequency, response]
         return experts, (population, own)
 
     def _population(self, key: tuple[int, int, int] | None, last_outcome: int) -> Sequence[float]:
@@ -312,6 +330,7 @@ class OnlinePredictor:
                 self.context.add(context, change)
             self.counter.add(last_outcome, (played.player - last.bot) % 3)
             self.counter_any.add(None, (played.player - last.bot) % 3)
+            self.response.add(3 * last.player + last_outcome, played.player)
         self.rank.add(None, ranked(played.values).index(played.player))
         self.frequency.add(None, played.player)
         self.rounds.append(played)

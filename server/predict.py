@@ -124,7 +124,7 @@ def predict(pool: ModelPool, request: PredictRequest) -> dict[str, object]:
     tracker.score_player, tracker.score_bot = score_player, score_bot  # a given score overrides the rebuilt one
     model_probs = model.predict(tracker.vector(values)[None])[0] if model is not None else None
     probs = brain.predictor.predict(values, model_probs)
-    decision = decide(np.asarray(probs), values, score_player, score_bot, _rng)
+    decision = decide(np.asarray(probs), values, score_player, score_bot, _rng, brain.guarded)
     return {
         "probs": {MOVES[m]: round(float(probs[m]), 6) for m in range(3)},
         "model_probs": None if model_probs is None else {MOVES[m]: round(float(model_probs[m]), 6) for m in range(3)},

@@ -11,7 +11,7 @@ import pytest
 from engine.bot import Bot, Choice
 from engine.players import population
 from engine.policy import payoff_matrix
-from engine.rules import Game
+from engine.rules import Game, hunter
 
 ROCK = 0
 
@@ -70,6 +70,11 @@ def test_rebuilt_bot_matches_the_one_that_observed_the_game() -> None:
             number = len(game.rounds) + 1
             values = game.values(number)
             assert np.array_equal(rebuilt.predictor.predict(values), live.predictor.predict(values))
+            assert (rebuilt.shortfall, rebuilt.variance, rebuilt.guarded) == (
+                live.shortfall,
+                live.variance,
+                live.guarded,
+            )
             seed = rng.getrandbits(32)
             choice = live.choose(game, random.Random(seed))
             assert rebuilt.choose(game, random.Random(seed)) == choice
@@ -104,3 +109,33 @@ def test_bot_beats_a_player_who_always_plays_rock() -> None:
             bot.observe(game.play(ROCK, bot.choose(game, rng).move))
         wins += game.winner == "bot"
     assert wins >= 48
+
+
+def test_bot_guards_against_a_player_who_reads_its_moves() -> None:
+    """A player who always plays what beats the bot's move: within four rounds the bot's net points fall far
+    below what its predictions expected, and from then on it plays the equilibrium, several moves in a round."""
+    for g in range(10):
+        game = Game(f"read-{g}")
+        bot = Bot()
+        rng = random.Random(g)
+        while not game.over:
+            choice = bot.choose(game, rng)
+            bot.observe(game.play(hunter(choice.move), choice.move))
+            if len(game.rounds) >= 4:
+                assert bot.guarded, (g, len(game.rounds), bot.shortfall, bot.variance)
+        assert game.winner == "player"  # no guard saves a game against a player who sees the bot's move
+    moves = {Bot(game.rounds).choose(Game(game.game_id, game.rounds[:-1]), random.Random(s)).move for s in range(40)}
+    assert len(moves) > 1
+
+
+def test_bot_trusts_its_predictions_while_they_hold() -> None:
+    """Against a player it reads (always rock) the bot is never guarded: the pure best response, paper."""
+    for g in range(10):
+        game = Game(f"trust-{g}")
+        bot = Bot()
+        rng = random.Random(g)
+        while not game.over:
+            choice = bot.choose(game, rng)
+            bot.observe(game.play(ROCK, choice.move))
+            assert not bot.guarded
+        assert [r.bot for r in game.rounds[3:]] == [1] * (len(game.rounds) - 3)

@@ -7,7 +7,7 @@ from collections import Counter
 
 import numpy as np
 
-from engine.policy import BONUS, _round_game, decide, equilibrium, mixed_strategy, payoff_matrix
+from engine.policy import BONUS, _round_game, decide, equilibrium, mixed_strategy, payoff_matrix, surprise
 from engine.rules import TARGET, ranked, round_values
 
 ROCK, PAPER, SCISSORS = 0, 1, 2
@@ -83,34 +83,45 @@ def test_payoff_matrix_draw_term_when_a_draw_ends_the_game() -> None:
     np.testing.assert_allclose(np.diag(payoff_matrix(DEMO1, 94, 94)), [0.0, 0.0, 0.0], atol=1e-12)
 
 
-# ---------------------------------------------------------------- uniform prediction
+# ---------------------------------------------------------------- guarded: the equilibrium
 
 
-def test_uniform_prediction_gives_low_move_positive_probability() -> None:
+def test_guarded_strategy_is_the_equilibrium_whatever_the_prediction() -> None:
+    rng = np.random.default_rng(0)
+    for values in _random_rounds(100, seed=1):
+        for score_player, score_bot in _score_pairs():
+            a = payoff_matrix(values, score_player, score_bot)
+            p = rng.dirichlet([1.0, 1.0, 1.0])
+            np.testing.assert_allclose(mixed_strategy(a, p, True), equilibrium(a), atol=1e-12)
+
+
+def test_guarded_strategy_gives_low_move_positive_probability() -> None:
     for values in _random_rounds(200, seed=1):
-        strategy = mixed_strategy(payoff_matrix(values, 0, 0), UNIFORM)
+        strategy = mixed_strategy(payoff_matrix(values, 0, 0), UNIFORM, True)
         high, _middle, low = ranked(values)
         assert strategy[low] > 0.05, (values, strategy)
         assert strategy[high] < 0.99, (values, strategy)
 
 
-def test_uniform_prediction_decide_plays_several_moves() -> None:
+def test_guarded_decide_plays_several_moves() -> None:
     rng = random.Random(2)
-    moves = Counter(decide(UNIFORM, DEMO1, 0, 0, rng).move for _ in range(600))
+    confident = np.array([0.8, 0.1, 0.1])
+    moves = Counter(decide(confident, DEMO1, 0, 0, rng, True).move for _ in range(600))
     assert set(moves) == {ROCK, PAPER, SCISSORS}
     high_share = 0
     total = 0
     for values in _random_rounds(300, seed=3):
-        move = decide(UNIFORM, values, 0, 0, rng).move
+        move = decide(UNIFORM, values, 0, 0, rng, True).move
         high_share += move == ranked(values)[0]
         total += 1
     assert high_share / total < 0.8
 
 
-def test_uniform_prediction_is_unexploitable() -> None:
+def test_guarded_strategy_is_unexploitable() -> None:
+    rng = np.random.default_rng(4)
     for values in _random_rounds(300, seed=4):
         a = payoff_matrix(values, 0, 0)
-        strategy = mixed_strategy(a, UNIFORM)
+        strategy = mixed_strategy(a, rng.dirichlet([1.0, 1.0, 1.0]), True)
         # The player's expected gain for each reply is the negated bot payoff.
         player_gain = -(strategy @ a)
         assert player_gain.max() <= 1e-9, (values, strategy, player_gain)
@@ -119,38 +130,53 @@ def test_uniform_prediction_is_unexploitable() -> None:
 def test_decision_reports_expected_values_and_strategy() -> None:
     rng = random.Random(5)
     p = np.array([0.5, 0.3, 0.2])
-    d = decide(p, DEMO1, 30, 40, rng)
     a = payoff_matrix(DEMO1, 30, 40)
-    np.testing.assert_allclose(d.expected, a @ p, atol=1e-12)
-    np.testing.assert_allclose(d.strategy, mixed_strategy(a, p), atol=1e-12)
-    assert d.move in (ROCK, PAPER, SCISSORS)
+    for guard in (False, True):
+        d = decide(p, DEMO1, 30, 40, rng, guard)
+        np.testing.assert_allclose(d.expected, a @ p, atol=1e-12)
+        np.testing.assert_allclose(np.array(d.strategy), mixed_strategy(a, p, guard), atol=1e-12)
+        assert d.move in (ROCK, PAPER, SCISSORS)
 
 
-# ---------------------------------------------------------------- confident prediction
+# ---------------------------------------------------------------- unguarded: the best response
 
 
-def test_confident_prediction_gives_pure_best_response() -> None:
+def test_unguarded_strategy_is_the_pure_best_response() -> None:
     p = np.array([0.8, 0.1, 0.1])
     rng = random.Random(6)
     for values in _random_rounds(200, seed=7):
         for score_player, score_bot in [(0, 0), (30, 50), (60, 20)]:
             a = payoff_matrix(values, score_player, score_bot)
-            np.testing.assert_allclose(mixed_strategy(a, p), [0.0, 1.0, 0.0], atol=1e-12)
-            assert decide(p, values, score_player, score_bot, rng).move == PAPER
+            np.testing.assert_allclose(mixed_strategy(a, p, False), np.array([0.0, 1.0, 0.0]), atol=1e-12)
+            assert decide(p, values, score_player, score_bot, rng, False).move == PAPER
     # Confident on scissors: rock.
     q = np.array([0.05, 0.15, 0.8])
-    np.testing.assert_allclose(mixed_strategy(payoff_matrix(DEMO1, 0, 0), q), [1.0, 0.0, 0.0], atol=1e-12)
+    np.testing.assert_allclose(mixed_strategy(payoff_matrix(DEMO1, 0, 0), q, False), np.array([1.0, 0.0, 0.0]))
 
 
-def test_mixed_strategy_is_a_distribution() -> None:
+def test_unguarded_uniform_prediction_plays_the_high_move() -> None:
+    """Even a prediction barely off uniform is trusted: the best expected value, no mixing."""
+    rng = random.Random(7)
+    for values in _random_rounds(200, seed=8):
+        high = ranked(values)[0]
+        assert [decide(UNIFORM, values, 0, 0, rng, False).move for _ in range(5)] == [high] * 5
+
+
+def test_unguarded_ties_share_the_best_response() -> None:
+    a = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    np.testing.assert_allclose(mixed_strategy(a, np.array([0.4, 0.4, 0.2]), False), np.array([0.5, 0.5, 0.0]))
+
+
+def test_strategy_is_a_distribution() -> None:
     rng = np.random.default_rng(8)
     for values in _random_rounds(100, seed=9):
         for score_player, score_bot in _score_pairs():
             p = rng.dirichlet([2.0, 2.0, 2.0])
-            s = mixed_strategy(payoff_matrix(values, score_player, score_bot), p)
-            assert s.shape == (3,)
-            assert (s >= -1e-12).all()
-            assert abs(s.sum() - 1.0) < 1e-9
+            for guard in (False, True):
+                s = mixed_strategy(payoff_matrix(values, score_player, score_bot), p, guard)
+                assert s.shape == (3,)
+                assert (s >= -1e-12).all()
+                assert abs(s.sum() - 1.0) < 1e-9
 
 
 # ---------------------------------------------------------------- equilibrium
@@ -210,10 +236,24 @@ def test_every_round_game_is_solved_once_per_process() -> None:
         for v in values:
             for score_player in near:
                 for score_bot in near:
-                    decide(UNIFORM, v, score_player, score_bot, rng)
+                    decide(UNIFORM, v, score_player, score_bot, rng, True)
 
     _round_game.cache_clear()
     play_every_key()
     assert _round_game.cache_info().misses == 15 * 21 * 21
     play_every_key()
     assert _round_game.cache_info().misses == 15 * 21 * 21  # the second pass finds every one of them
+
+
+def test_surprise_is_zero_on_average_when_the_prediction_is_right() -> None:
+    rng = np.random.default_rng(10)
+    for values in _random_rounds(50, seed=11):
+        p = rng.dirichlet([1.0, 1.0, 1.0])
+        for bot in (ROCK, PAPER, SCISSORS):
+            shortfalls = [surprise(p, values, bot, player) for player in (ROCK, PAPER, SCISSORS)]
+            mean = sum(p[m] * shortfalls[m][0] for m in range(3))
+            square = sum(p[m] * shortfalls[m][0] ** 2 for m in range(3))
+            assert abs(mean) < 1e-12
+            assert all(abs(v - square) < 1e-9 for _, v in shortfalls)
+    # The bot plays rock (1.6) expecting scissors and meets paper: it loses paper's 1.0 and expected to win 1.6.
+    assert surprise((0.0, 0.0, 1.0), DEMO1, ROCK, PAPER) == (-1.0 - 1.6, 0.0)

@@ -115,6 +115,18 @@ def test_explicit_priors_decide_until_the_player_shows_habits() -> None:
         assert explicit[SCISSORS] > shipped[SCISSORS] + 0.15
 
 
+def test_the_population_response_table_predicts_from_round_two() -> None:
+    """A population that plays scissors after winning with rock (row 3 * rock + win of the response table)."""
+    rows = [(1 / 3, 1 / 3, 1 / 3)] * 9
+    rows[3 * ROCK + WIN] = (0.05, 0.05, 0.9)
+    scissors_after_rock_won = Priors(response=tuple(rows))
+    for game_id in ("response-a", "response-b", "response-c"):
+        second = round_values(game_id, 2)
+        won = _history(game_id, [ROCK], [SCISSORS])
+        shipped = OnlinePredictor(won).predict(second)
+        assert OnlinePredictor(won, scissors_after_rock_won).predict(second)[SCISSORS] > shipped[SCISSORS] + 0.05
+
+
 def test_replay_with_explicit_priors_equals_round_by_round() -> None:
     priors = Priors(shift=((0.2, 0.5, 0.3), (0.6, 0.2, 0.2), (0.3, 0.3, 0.4)), move=(0.3, 0.3, 0.4))
     history = _random_history(11, 20)

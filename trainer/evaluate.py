@@ -59,7 +59,7 @@ def _net(p: np.ndarray, history: History, index: int, rng: random.Random) -> int
     """+1 when the EV bot playing on `p` beats the recorded move, -1 when it loses, 0 on a draw."""
     played = history.rounds[index]
     before = history.rounds[index - 1]
-    bot = decide(p, played.values, before.score_player, before.score_bot, rng).move
+    bot = decide(p, played.values, before.score_player, before.score_bot, rng, guard=False).move
     result = outcome(played.player, bot)  # from the player's view
     return -1 if result == WIN else (1 if result == LOSE else 0)
 
