@@ -86,9 +86,10 @@ def trace() -> dict[str, object]:
         for score_player, score_bot in ((0, 0), (85, 95), (95, 95), (99, 80), (90, 0)):
             a = payoff_matrix(values, score_player, score_bot)
             guess = np.array([0.5, 0.3, 0.2])
-            decision = decide(guess, values, score_player, score_bot, random.Random(score_bot))
-            rows.append([exact(a), exact(equilibrium(a)), exact(mixed_strategy(a, guess)), decision.move])
-            rows.append([exact(decision.expected), exact(decision.strategy)])
+            for guard in (False, True):
+                decision = decide(guess, values, score_player, score_bot, random.Random(score_bot), guard)
+                rows.append([exact(a), exact(equilibrium(a)), exact(mixed_strategy(a, guess, guard)), decision.move])
+                rows.append([exact(decision.expected), exact(decision.strategy)])
     return {"engine": engine.ENGINE, "rules": str(rules.__file__), "rows": rows}
 
 
@@ -129,7 +130,7 @@ def test_a_build_of_other_sources_is_not_used(tmp_path: Path) -> None:
     _compiled_or_skip()
     shutil.copytree(ROOT / "engine", tmp_path / "engine")
     policy = tmp_path / "engine" / "policy.py"
-    policy.write_text(policy.read_text().replace("FULL_TRUST_TV = 0.1", "FULL_TRUST_TV = 0.2"))
+    policy.write_text(policy.read_text() + "\nEDITED = True  # a source the build was not made from\n")
     edited = _run(tmp_path, pure=False)
     assert str(edited["engine"]).startswith("pure Python (the compiled build is of other sources"), edited["engine"]
     assert str(edited["rules"]).endswith("rules.py")
