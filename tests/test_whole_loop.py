@@ -293,7 +293,8 @@ async def _decide(players: Players, server: ServerProcess, store: ModelStore) ->
 
 @pytest.fixture
 def weed(tmp_path: Path) -> Iterator[Weed]:
-    server = Weed(tmp_path)
+    (tmp_path / "weed").mkdir()
+    server = Weed(tmp_path / "weed")
     server.start()
     yield server
     server.stop()
