@@ -80,8 +80,9 @@ class Habit:
 
 @dataclass
 class Finished:
-    game_id: str
-    shift: int  # the players' habit
+    """A finished game as its player saw it: the habit, and the alias, version and winner its last result named."""
+
+    shift: int
     alias: str
     version: str
     bot_won: bool
@@ -119,7 +120,7 @@ class Players:
             return None
         assert game.final is not None
         insight = game.final["insight"]
-        done = Finished(game.game_id, habit.shift, insight["alias"], insight["version"], game.winner == "bot")
+        done = Finished(habit.shift, insight["alias"], insight["version"], game.winner == "bot")
         self.finished.append(done)
         return done
 
@@ -340,6 +341,13 @@ def test_players_play_b_is_rejected_then_promoted_then_rolled_back(
             players.stop.set()
             await asyncio.gather(*tasks)
         assert not players.failures and players.moves > 0
+        for shift, knows in ((1, knows_1), (2, knows_2)):  # the version that knows the players wins most
+            won: dict[str, list[bool]] = {}
+            for game in players.finished:
+                if game.shift == shift:
+                    won.setdefault(game.version, []).append(game.bot_won)
+            rates = {version: sum(w) / len(w) for version, w in won.items()}
+            assert len(rates) > 1 and rates[knows] == max(rates.values()), rates
         return decisions
 
     decisions = asyncio.run(loop())
@@ -356,6 +364,8 @@ def test_players_play_b_is_rejected_then_promoted_then_rolled_back(
     assert rollback["retired"] == [knows_2]
     assert "Traceback" not in server.log.read_text()
 
+    ledger = _get(server.http_url + f"/api/promotions?family={FAMILY}")["promotions"]
+    assert [e for e in reversed(ledger) if e["decision"] != "continue"] == decisions  # nothing else changed aliases
     # aliases.json, the ledger, the tenures and MLflow's registry aliases agree
     _, final = _aliases(store)
     assert final == rollback["after"] == {"Production": knows_1}
