@@ -39,7 +39,7 @@ from conftest import ROOT, ServerProcess
 from test_s3_store import WEED, Weed
 
 from clients.client import Client, ClientGame, ProtocolViolation
-from engine.features import N_FEATURES
+from engine.features import FIRST_MODEL_ROUND, N_FEATURES
 from engine.rules import Round
 from inference.settings import Settings
 from inference.store import LocalStore, ModelStore, S3Store, read_manifest, stored_manifest, versions, write_manifest
@@ -76,6 +76,9 @@ class Habit:
 
     def move(self, history: list[Round]) -> int:
         return (history[-2].bot + self.shift) % 3 if len(history) >= 2 else self.rng.randrange(3)
+
+
+Held = tuple[Client, ClientGame, Habit, str, str]  # a game held open: (client, game, habit, alias, version)
 
 
 @dataclass
@@ -186,16 +189,17 @@ class HabitModel:
         }
 
 
-def _publish_versions(store: ModelStore, settings: Settings, shifts: tuple[int, ...]) -> list[str]:
+def _publish_versions(store: ModelStore, settings: Settings, shifts: tuple[int, ...]) -> dict[str, HabitModel]:
     """One version per shift, published as the trainer publishes a trained one: a new version number, the parity
-    check, the card with its golden rows, the store, an MLflow run and registered model version."""
+    check, the card with its golden rows, the store, an MLflow run and registered model version. Returns version ->
+    model, in the order of `shifts`."""
     from trainer.publish import publish
     from trainer.tracking import Tracker
 
     tracker = Tracker(settings.mlflow_uri_or_default(), settings.data_dir / "mlflow-artifacts")
     valid = examples(histories_from_csv(RECORDED_HOLDOUT)[:20])  # how it does on people: badly
     config_version, _ = load_config()
-    published = []
+    published: dict[str, HabitModel] = {}
     with Lifecycle(settings.database()) as lifecycle:
         for shift in shifts:
             params = {"shift": shift, "confidence": CONFIDENCE}
@@ -207,7 +211,7 @@ def _publish_versions(store: ModelStore, settings: Settings, shifts: tuple[int, 
                 window={"handmade": True}, mlflow_run_id=run_id,
             )  # fmt: skip
             tracker.finish(card, onnx)
-            published.append(version)
+            published[version] = model
     return published
 
 
@@ -249,7 +253,7 @@ async def _promote(server: ServerProcess) -> dict[str, Any]:
     return entry
 
 
-async def _hold(players: Players, server: ServerProcess) -> list[tuple[Client, ClientGame, Habit, str, str]]:
+async def _hold(players: Players, server: ServerProcess) -> list[Held]:
     """Games started and played to round 4 (the model serves), at least one on each alias, left open: (client,
     game, habit, alias, version) with the alias and version of the game's stored record."""
     storage = await open_storage(server.data_dir / "rpsquest.db")
@@ -269,7 +273,27 @@ async def _hold(players: Players, server: ServerProcess) -> list[tuple[Client, C
     return held
 
 
-async def _decide(players: Players, server: ServerProcess, store: ModelStore) -> dict[str, Any]:
+async def _check_served(server: ServerProcess, held: list[Held], models: dict[str, HabitModel]) -> None:
+    """Every round of the held games from round 4 on was predicted by the game's own version, also the rounds
+    played after a swap took that version off its alias: the stored prediction is what that version gives for
+    the round's stored features."""
+    storage = await open_storage(server.data_dir / "rpsquest.db")
+    try:
+        for _, game, _, alias, version in held:
+            record = await storage.load_game(game.game_id)
+            assert record is not None and len(record.rounds) > FIRST_MODEL_ROUND
+            for played in record.rounds[FIRST_MODEL_ROUND - 1 :]:
+                prediction = played.decision.models.get(alias)
+                assert prediction is not None and prediction.version == version, (alias, version, prediction)
+                x = np.frombuffer(played.decision.features, dtype=np.float32)[None, :]
+                assert np.allclose(prediction.probs, models[version].predict(x)[0], atol=1e-5), (version, prediction)
+    finally:
+        await storage.close()
+
+
+async def _decide(
+    players: Players, server: ServerProcess, store: ModelStore, models: dict[str, HabitModel]
+) -> dict[str, Any]:
     """Promotion runs after every BATCH games until one decides; each run with games held open across it that must
     finish on the version they started with, whatever the run swapped."""
     for _ in range(MAX_RUNS):
@@ -285,6 +309,7 @@ async def _decide(players: Players, server: ServerProcess, store: ModelStore) ->
             done = await players.play(client, game, habit)
             await client.close()
             assert done is not None and (done.alias, done.version) == (alias, version)
+        await _check_served(server, held, models)
         assert not players.failures, players.failures
         if entry["decision"] != "continue":
             assert any(after.get(h[3]) != h[4] for h in held), "no held game's alias changed version in this swap"
@@ -324,7 +349,8 @@ def test_players_play_b_is_rejected_then_promoted_then_rolled_back(
     first = read_manifest(local)
     assert first is not None
     write_manifest(store, first["families"])
-    knows_1, knows_2, weak = _publish_versions(store, settings, (1, 2, 0))
+    models = _publish_versions(store, settings, (1, 2, 0))
+    knows_1, knows_2, weak = models
     _set_aliases(store, settings, {"Production": knows_1, "B": weak, "shadow1": knows_2})
     server = server_factory(env, data_dir=data_dir)
 
@@ -332,11 +358,11 @@ def test_players_play_b_is_rejected_then_promoted_then_rolled_back(
         players = Players(server.ws_url)
         tasks = [asyncio.create_task(players.run()) for _ in range(PLAYERS)]
         try:
-            decisions = [await _decide(players, server, store)]  # the weak B against a Production that knows
+            decisions = [await _decide(players, server, store, models)]  # the weak B against a Production that knows
             players.shift = 2  # the players change: Production no longer knows them, B does
-            decisions.append(await _decide(players, server, store))
+            decisions.append(await _decide(players, server, store, models))
             players.shift = 1  # and change back: the promoted version no longer knows them
-            decisions.append(await _decide(players, server, store))
+            decisions.append(await _decide(players, server, store, models))
         finally:
             players.stop.set()
             await asyncio.gather(*tasks)
