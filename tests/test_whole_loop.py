@@ -1,4 +1,5 @@
-"""The whole loop end to end (issue 11): players play, promotion runs decide, the server swaps under the players.
+"""The whole loop end to end: players play, promotion runs decide, the server swaps under the players, the trainer
+trains.
 
 Real parts only: the server as a subprocess on SQLite, the model store in SeaweedFS through the minio client,
 MLflow on a SQLite store, the trainer's own `promote` command as a subprocess, and players on the WebSocket
@@ -17,7 +18,9 @@ The sequence: Production knows habit 1, B is the weak one, a challenger knows ha
 the weak B is rejected and the challenger becomes B. Then the players change to habit 2: Production is now the
 weak one, B is promoted and the old Production is watched as B. Then the players change back: the new
 Production is the weak one and is rolled back. Players play through every swap; games started before a swap
-finish on the version they started with.
+finish on the version they started with. Last, the trainer's `train` trains the family on what was played:
+its new versions enter as challengers, the promotion rules that follow the cycle make the best one B, and
+aliases.json, the ledger, the tenures and MLflow's registry aliases agree.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import re
+import subprocess
 import sys
 import time
 import urllib.request
@@ -45,8 +50,10 @@ from inference.settings import Settings
 from inference.store import LocalStore, ModelStore, S3Store, read_manifest, stored_manifest, versions, write_manifest
 from storage.database import open_storage
 from storage.lifecycle import Families, Lifecycle
+from trainer.__main__ import COLD_START_GAMES
+from trainer.coldstart import cached_simulation
 from trainer.config import load_config
-from trainer.cycle import RECORDED_HOLDOUT
+from trainer.cycle import RECORDED_HOLDOUT, gather
 from trainer.datasets import examples, histories_from_csv
 from trainer.families import FEATURE_NAMES, INPUT_NAME, OUTPUT_NAME
 
@@ -392,9 +399,30 @@ def test_players_play_b_is_rejected_then_promoted_then_rolled_back(
 
     ledger = _get(server.http_url + f"/api/promotions?family={FAMILY}")["promotions"]
     assert [e for e in reversed(ledger) if e["decision"] != "continue"] == decisions  # nothing else changed aliases
-    # aliases.json, the ledger, the tenures and MLflow's registry aliases agree
+    _, lineup = _aliases(store)
+    assert lineup == rollback["after"] == {"Production": knows_1}
+
+    # The trainer trains on what the players played: two new challengers enter, Production stays.
+    trained = subprocess.run(
+        [sys.executable, "-m", "trainer", "train", "--family", FAMILY, "--data-dir", str(data_dir)],
+        cwd=ROOT, env=server.env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert trained.returncode == 0, trained.stdout + trained.stderr
+    with Lifecycle(settings.database()) as lifecycle:
+        runs = lifecycle.training_runs("train")
+    assert [outcome for outcome, _ in runs] == ["success"]
     _, final = _aliases(store)
-    assert final == rollback["after"] == {"Production": knows_1}
+    new = sorted(set(versions(store, FAMILY)) - set(models) - set(first["families"][FAMILY].values()))
+    assert len(new) == len(load_config()[1][FAMILY])  # one new version per configuration
+    # the promotion rules ran after the cycle: with no B, the best-ranked new challenger became B, its test began
+    assert final["Production"] == knows_1 and final["B"] in new and set(final.values()) - {knows_1} <= set(new), final
+    start = _get(server.http_url + f"/api/promotions?family={FAMILY}")["promotions"][0]
+    assert (start["decision"], start["to_version"], start["details"]["after"]) == ("start", final["B"], final)
+    rows = re.search(r"trained on (\d+) rounds", trained.stdout)
+    without_players = examples(gather(None, cached_simulation(data_dir / "cache", COLD_START_GAMES, 0)))
+    assert rows is not None and int(rows[1]) > len(without_players)  # the players' games were trained on
+
+    # aliases.json, the tenures and MLflow's registry aliases agree
     with Lifecycle(settings.database()) as lifecycle:
         assert {t.alias: t.version for t in lifecycle.tenures(FAMILY, current_only=True)} == final
     from trainer.tracking import REGISTERED_PREFIX, Tracker

@@ -123,7 +123,10 @@ def train(settings: Settings, store: ModelStore, families: Sequence[str], seed: 
             )  # fmt: skip
             generation = enter_new_versions(store, lifecycle, report, tracker)
         run.rows, run.versions = report.rows, report.versions
-    steps.say(f"trained on {report.rows} rounds; manifest generation {generation}: {report.versions}")
+    made = {
+        family: sorted(by_config.values(), key=lambda v: int(v[1:])) for family, by_config in report.versions.items()
+    }
+    steps.say(f"trained on {report.rows} rounds: new versions {made}; challengers in manifest generation {generation}")
     return promote(settings, store, families, dry_run=False, tracker=tracker)
 
 
