@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -181,3 +182,56 @@ def any_server(request: pytest.FixtureRequest) -> ServerProcess:
     """The session's server on each backend."""
     server: ServerProcess = request.getfixturevalue("live_server" if request.param == "sqlite" else "postgres_server")
     return server
+
+
+WEED = Path(sys.executable).with_name("weed")
+
+
+class Weed:
+    """SeaweedFS's `weed mini` on loopback ports of its own, in a data dir that outlives a stop."""
+
+    def __init__(self, data: Path) -> None:
+        self.data = data
+        self.s3 = free_port()
+        ports = {name: free_port() for name in ("master", "volume", "filer", "admin", "webdav")}
+        grpc = {name: free_port() for name in ("master", "volume", "filer", "s3", "admin")}
+        self.args = [
+            str(WEED),
+            "mini",
+            f"-dir={data}",
+            "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
+            "-master.telemetry=false",
+            "-admin.ui=false",
+            "-webdav=false",
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
+            f"-s3.port={self.s3}",
+        ]
+        self.args += [f"-{name}.port={port}" for name, port in ports.items()]
+        self.args += [f"-{name}.port.grpc={port}" for name, port in grpc.items()]  # fmt: skip
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.s3}"
+
+    def start(self) -> None:
+        with (self.data / "weed.log").open("ab") as log:
+            self.process = subprocess.Popen(self.args, cwd=self.data, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(self.endpoint, timeout=1)
+                return
+            except urllib.error.HTTPError:
+                return  # the S3 API answers (an error for an anonymous listing is an answer)
+            except OSError:
+                time.sleep(0.3)
+        self.stop()
+        pytest.fail("weed mini did not start: " + (self.data / "weed.log").read_text()[-2000:])
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=20)

@@ -40,8 +40,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import ROOT, ServerProcess
-from test_s3_store import WEED, Weed
+from conftest import ROOT, WEED, ServerProcess, Weed
 
 from clients.client import Client, ClientGame, ProtocolViolation
 from engine.features import FIRST_MODEL_ROUND, N_FEATURES
