@@ -174,15 +174,20 @@ def saturation(root: Path, store: Path, sessions: int = 1000, seconds: float = 3
 
 
 def capacity(
-    root: Path, store: Path, steps: tuple[int, ...] = (1000, 2000, 2500, 3000, 3500, 4000, 5000), seconds: float = 45
+    root: Path,
+    store: Path,
+    steps: tuple[int, ...] = (1000, 2000, 2500, 3000, 4000, 5000, 7500, 10000),
+    seconds: float = 45,
+    processes: int = 2,
 ) -> dict[str, Any]:
-    """Human-paced sessions in growing steps: p99 and memory per connection; the largest step with p99 ≤ 100 ms."""
-    out: dict[str, Any] = {"workers": WORKERS, "steps": []}
+    """Human-paced sessions in growing steps, the generator in `processes` processes: p99 and memory per
+    connection; the largest step with p99 ≤ 100 ms."""
+    out: dict[str, Any] = {"workers": WORKERS, "generator_processes": processes, "steps": []}
     for sessions in steps:
         server = _fresh(root, f"capacity-{sessions}", store, WORKERS)
         rest = server.rss_mib()
         try:
-            summary = _run_load(server, sessions, duration=seconds, ramp=15, pace="human")
+            summary = _run_load(server, sessions, processes, duration=seconds, ramp=15, pace="human")
         finally:
             server.stop()
         step = {
@@ -195,6 +200,7 @@ def capacity(
             "server_rss_mib": summary["server_rss_mib"],
             "server_cpu_ms_per_round": summary["server_cpu_ms_per_round"],
             "kib_per_connection": round((summary["server_rss_mib"] - rest) * 1024 / sessions, 1),
+            "generator_cpu_percent": summary["generator_cpu_percent"],
         }
         out["steps"].append(step)
         if step["p99_ms"] <= 100 and not step["failed"]:
