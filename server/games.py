@@ -42,6 +42,7 @@ from storage import (
     StorageUnavailable,
     top_move,
 )
+from storage.ids import GameIds
 
 T = TypeVar("T")
 log = logging.getLogger("rpsquest")
@@ -51,6 +52,7 @@ ABANDON_AFTER = 30 * 60.0
 MEMORY_GAMES = 10  # a returning player's last finished games the bot starts from
 TOO_MANY_GAMES = "too_many_games"
 _rng = Entropy()
+_ids = GameIds()  # time-ordered game ids (storage/ids.py)
 
 
 class GameError(Exception):
@@ -361,7 +363,7 @@ class GameService:
             alias = SERVING_ALIASES[0]
             version = self.predictors.serving(opponent.family, alias)
         record = GameRecord(
-            id=secrets.token_urlsafe(12),
+            id=_ids.next(now),
             opponent=opponent.id,
             family=opponent.family,
             alias=alias,
