@@ -208,8 +208,9 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE games ADD COLUMN key_hash TEXT;
     CREATE INDEX games_key ON games (key_hash, finished) WHERE key_hash IS NOT NULL;
     """,
-    # Rounds' predictions packed (storage.rows.pack_models): the column holds bytes; the rows stored before
-    # keep their JSON (as its UTF-8 bytes), which storage.rows.unpack_models reads as well.
+    # Rounds' predictions and features packed (storage.rows.pack_models, pack_features): the models column
+    # holds bytes; rows stored before keep their JSON (as its UTF-8 bytes) and raw features, which
+    # storage.rows.unpack_models and unpack_features read as well.
     """
     ALTER TABLE rounds ALTER COLUMN models DROP DEFAULT;
     ALTER TABLE rounds ALTER COLUMN models TYPE BYTEA USING convert_to(models, 'UTF8');

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
+import numpy as np
 
 from engine.rules import MOVES, OUTCOMES, outcome, points
 from storage.records import Decision, GameRecord, ModelPrediction, RoundRecord, prediction_counts
@@ -25,15 +26,14 @@ ROUND_WIDTH = 26  # values in a `rounds` row
 
 _json_models = msgspec.json.Decoder(dict[str, ModelPrediction])
 _json = msgspec.json.Encoder()
-_packer = msgspec.msgpack.Encoder()
+_msgpack = msgspec.msgpack.Encoder()
 _packed_models = msgspec.msgpack.Decoder(dict[str, tuple[str, bytes]])
 _F32, _F64 = struct.Struct("<3f"), struct.Struct("<3d")
-_decision_encoder = msgspec.msgpack.Encoder()
 _decision_decoder = msgspec.msgpack.Decoder(Decision)
 
 
 def encode_pending(pending: Decision | None) -> bytes | None:
-    return None if pending is None else _decision_encoder.encode(pending)
+    return None if pending is None else _msgpack.encode(pending)
 
 
 def pack_probs(probs: tuple[float, float, float]) -> bytes:
@@ -48,10 +48,34 @@ def unpack_probs(packed: bytes) -> tuple[float, float, float]:
     return (a, b, c)
 
 
+def pack_features(raw: bytes) -> bytes:
+    """A feature vector (float32 bytes, mostly zeros) packed exactly: its length n (a byte), a bitmap of its
+    non-zero values (bit for bit: -0.0 is kept), those values, padded so that the length is never a multiple
+    of 4 (a raw vector's always is). The raw bytes when packing would not make them shorter."""
+    words = np.frombuffer(raw, dtype=np.uint32)
+    n, kept = len(words), words != 0
+    head = bytes([n]) + np.packbits(kept, bitorder="little").tobytes()
+    packed = head + (b"\0" if len(head) % 4 == 0 else b"") + words[kept].tobytes()
+    return packed if n < 256 and len(packed) < len(raw) else raw
+
+
+def unpack_features(stored: bytes) -> bytes:
+    """A feature vector's float32 bytes from either stored form (raw before schema version 7, or packed)."""
+    if len(stored) % 4 == 0:
+        return stored
+    n = stored[0]
+    bitmap = (n + 7) // 8
+    start = 1 + bitmap + (1 if (1 + bitmap) % 4 == 0 else 0)
+    kept = np.unpackbits(np.frombuffer(stored, dtype=np.uint8, count=bitmap, offset=1), count=n, bitorder="little")
+    words = np.zeros(n, dtype=np.uint32)
+    words[kept.astype(bool)] = np.frombuffer(stored, dtype=np.uint32, offset=start)
+    return words.tobytes()
+
+
 def pack_models(models: dict[str, ModelPrediction]) -> bytes:
     """A round's predictions as stored: msgpack {alias: [version, pack_probs(probs)]}, exact, a third of the
     JSON stored before schema version 7 for a model's float32 probabilities."""
-    return _packer.encode({alias: (m.version, pack_probs(m.probs)) for alias, m in models.items()})
+    return _msgpack.encode({alias: (m.version, pack_probs(m.probs)) for alias, m in models.items()})
 
 
 def unpack_models(stored: str | bytes) -> dict[str, ModelPrediction]:
@@ -89,7 +113,7 @@ def round_row(game: GameRecord, played: RoundRecord) -> tuple[Any, ...]:
         *d.probs,
         *d.ev,
         pack_models(d.models),
-        d.features,
+        pack_features(d.features),
         d.nonce,
         played.created,
     )
@@ -118,7 +142,7 @@ def game_record(row: Sequence[Any], rounds: Sequence[Sequence[Any]]) -> GameReco
                     source=r[7],
                     probs=(r[8], r[9], r[10]),
                     ev=(r[11], r[12], r[13]),
-                    features=bytes(r[14]),
+                    features=unpack_features(bytes(r[14])),
                     models=unpack_models(r[15]),
                 ),
                 values=(r[1], r[2], r[3]),

@@ -21,7 +21,7 @@ from server.games import ABANDON_AFTER, ONLINE_VERSION, GameError, GameService, 
 from server.messages import GameMessage, Result
 from storage import Storage, StorageUnavailable
 from storage.database import Database, open_storage
-from storage.ids import millis
+from storage.ids import GameIds, millis
 from storage.records import (
     Decision,
     GameRecord,
@@ -192,7 +192,8 @@ async def expect_error(code: str, call: Coroutine[Any, Any, object]) -> GameErro
 # -- start, move, resume --------------------------------------------------------------------------
 
 
-def test_start_opens_round_one_and_stores_the_game(clock: Clock) -> None:
+def test_start_opens_round_one_and_stores_the_game(clock: Clock, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(games_module, "_ids", GameIds())  # ids already made this session came later than `clock`
     storage = FakeStorage()
     service = GameService(storage)
 

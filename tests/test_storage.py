@@ -30,7 +30,7 @@ from storage.records import (
     OpponentStats,
     RoundRecord,
 )
-from storage.rows import encode_pending, pack_models, round_row, unpack_models
+from storage.rows import encode_pending, pack_features, pack_models, round_row, unpack_features, unpack_models
 from storage.sqlite import MIGRATIONS, SQLiteStorage, StorageConflict, migrate
 
 T = TypeVar("T")
@@ -205,7 +205,7 @@ def test_rounds_table_keeps_what_mlops_md_lists(database: Database) -> None:
         assert (row["family"], row["alias"], row["version"]) == ("xgboost", "B", "v7")
         assert (row["p_rock"], row["p_paper"], row["p_scissors"]) == d.probs  # the served probabilities
         assert unpack_models(row["models"]) == d.models and len(row["models"]) < len(msgspec.json.encode(d.models))
-        assert row["features"] == d.features
+        assert unpack_features(row["features"]) == d.features and len(row["features"]) < len(d.features)
 
 
 # -- round trips ----------------------------------------------------------------------------------
@@ -568,6 +568,25 @@ def test_packed_predictions_round_trip_exactly_in_a_third_of_the_json() -> None:
     assert unpack_models(pack_models({})) == {}
 
 
+@pytest.mark.parametrize(
+    "vector",
+    [
+        features([Round(n, (10, 11, 16), n % 3, (n + 1) % 3, n, n) for n in range(1, 9)], (13, 10, 16)),
+        np.array([0.0, -0.0, np.nan, 1e-45, 3.5, 0.0, 0.0, 0.0, 0.0], dtype=np.float32),  # bit for bit
+        np.zeros(50, dtype=np.float32),
+        np.arange(1, 51, dtype=np.float32),  # nothing to save: stays raw
+        np.zeros(0, dtype=np.float32),
+    ],
+)
+def test_packed_features_round_trip_bit_for_bit_and_raw_ones_read_as_they_are(vector: np.ndarray) -> None:
+    raw = vector.tobytes()
+    packed = pack_features(raw)
+    assert unpack_features(packed) == raw and unpack_features(raw) == raw
+    assert len(packed) <= len(raw)
+    if np.count_nonzero(vector.view(np.uint32)) < len(vector) * 0.8:
+        assert len(packed) < len(raw) * 0.7
+
+
 def test_migration_7_keeps_every_round_stored_as_json_before_it(
     database: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -591,6 +610,7 @@ def test_migration_7_keeps_every_round_stored_as_json_before_it(
                                                               played.score_player, played.score_bot)])  # fmt: skip
             row = list(round_row(game, played))
             row[22] = msgspec.json.encode(played.decision.models).decode()
+            row[23] = played.decision.features  # raw float32
             conn.execute(f"INSERT INTO rounds VALUES ({', '.join([placeholder] * len(row))})", row)
             conn.execute(
                 "UPDATE games SET rounds = ?, score_player = ?, score_bot = ?, pending = ?, updated = ? WHERE id = ?",
@@ -612,8 +632,12 @@ def test_migration_7_keeps_every_round_stored_as_json_before_it(
     stored = rows(database, "SELECT round, models FROM rounds ORDER BY round")
     assert all(unpack_models(r["models"]) == game.rounds[0].decision.models for r in stored)
     assert isinstance(stored[2]["models"], bytes) and stored[2]["models"][:1] != b"{"
+    stored = rows(database, "SELECT round, models, features FROM rounds ORDER BY round")
     if not is_postgres(database):  # SQLite's migration converted the old rows too
         assert all(isinstance(r["models"], bytes) and r["models"][:1] != b"{" for r in stored)
+        assert all(len(r["features"]) % 4 != 0 for r in stored)
+    else:
+        assert [len(r["features"]) % 4 != 0 for r in stored] == [False, False, True]
     [played_game] = list(played_games(database, tags=("human",)))
     assert played_game.rounds == history(game) and played_game.times == [1_001.0, 1_002.0, 1_003.0]
     with Lifecycle(database) as lifecycle:
