@@ -13,13 +13,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import hotpath, load, ml, people, promotion, returning, serving, slow
+from bench import hotpath, load, ml, people, promotion, returning, rounds, serving, slow
 from bench.common import machine
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 RAW = Path(__file__).with_name("results.json")
 # sections that need no trained models
-STANDALONE = ("training_100k", "people_splits", "promotion", "openings", "adaptive", "returning")
+STANDALONE = ("training_100k", "people_splits", "promotion", "openings", "adaptive", "returning", "storage_rounds")
 
 
 def main(argv: list[str]) -> int:
@@ -55,6 +55,7 @@ def main(argv: list[str]) -> int:
             "processes": lambda: load.processes(root, trained / "store"),
             "promotion": promotion.run,
             "slow_sockets": lambda: slow.slow_sockets(root, trained / "store"),
+            "storage_rounds": lambda: rounds.storage_rounds(root),
         }
         wanted = argv or list(sections)
         unknown = [w for w in wanted if w not in sections]

@@ -42,6 +42,7 @@ from storage import (
     StorageUnavailable,
     top_move,
 )
+from storage.ids import GameIds
 
 T = TypeVar("T")
 log = logging.getLogger("rpsquest")
@@ -52,6 +53,7 @@ MEMORY_GAMES = 10  # a returning player's last finished games the bot starts fro
 TOO_MANY_GAMES = "too_many_games"
 SHADOW_LINGER = 0.05  # seconds the shadows' predictions wait to be batched with more
 _rng = Entropy()
+_ids = GameIds()  # time-ordered game ids (storage/ids.py)
 
 
 class GameError(Exception):
@@ -373,7 +375,7 @@ class GameService:
             alias = SERVING_ALIASES[0]
             version = self.predictors.serving(opponent.family, alias)
         record = GameRecord(
-            id=secrets.token_urlsafe(12),
+            id=_ids.next(now),
             opponent=opponent.id,
             family=opponent.family,
             alias=alias,

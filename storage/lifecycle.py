@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from engine.rules import MOVE_INDEX
 from storage.database import Connection, Database, connect, prepare
-from storage.rows import models_decoder
+from storage.rows import unpack_models
 
 Families = dict[str, dict[str, str]]  # family -> alias -> version
 
@@ -244,6 +244,6 @@ class Lifecycle:
         )
         out = []
         for move, models in rows:
-            predictions = models_decoder.decode(models)
+            predictions = unpack_models(models)
             out.append(ShadowRound(MOVE_INDEX[move], {p.version: p.probs for p in predictions.values()}))
         return out

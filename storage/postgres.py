@@ -17,7 +17,6 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import msgspec
@@ -38,13 +37,11 @@ from storage.records import (
     RoundRecord,
     VersionStats,
     memory_games,
-    prediction_counts,
 )
-from storage.rows import GAME_COLUMNS, ROUND_COLUMNS, ROUND_WIDTH, encode_pending, game_record, round_row
+from storage.rows import GAME_COLUMNS, ROUND_COLUMNS, RoundWrite, Totals, encode_pending, game_record, round_statements
 from storage.sqlite import FIGURES_SQL, StorageConflict, StorageUnavailable, lifecycle_figures
 
 T = TypeVar("T")
-_ROUND_MARKS = ", ".join(["%s"] * ROUND_WIDTH)
 log = logging.getLogger("rpsquest.storage")
 LOCKS = 0x52505351  # "RPSQ": the first key of every advisory lock the storage package takes
 MIGRATION_LOCK = 1
@@ -211,15 +208,13 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE games ADD COLUMN key_hash TEXT;
     CREATE INDEX games_key ON games (key_hash, finished) WHERE key_hash IS NOT NULL;
     """,
-)
-_COUNT_PREDICTION = (
-    "INSERT INTO prediction_stats VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (family, alias, version, kind, tag)"
-    " DO UPDATE SET predictions = prediction_stats.predictions + excluded.predictions,"
-    " correct = prediction_stats.correct + excluded.correct"
-)
-_COUNT_GAME = (
-    "INSERT INTO arm_stats VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (family, alias, version, tag, winner)"
-    " DO UPDATE SET games = arm_stats.games + excluded.games"
+    # Rounds' predictions and features packed (storage.rows.pack_models, pack_features): the models column
+    # holds bytes; rows stored before keep their JSON (as its UTF-8 bytes) and raw features, which
+    # storage.rows.unpack_models and unpack_features read as well.
+    """
+    ALTER TABLE rounds ALTER COLUMN models DROP DEFAULT;
+    ALTER TABLE rounds ALTER COLUMN models TYPE BYTEA USING convert_to(models, 'UTF8');
+    """,
 )
 
 
@@ -244,34 +239,19 @@ def connect(url: str) -> psycopg.Connection[Any]:
     return psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT)
 
 
-_Work = Callable[[AsyncConnection[Any]], Awaitable[Any]]
+_Work = Callable[[AsyncConnection[Any]], Awaitable[Any]] | RoundWrite  # rounds are stored with their group's
 _Job = tuple[_Work, "Totals", "asyncio.Future[Any]"]
 
 
-@dataclass
-class Totals:
-    """What a write adds to the live totals: predictions (key -> (count, correct)) and finished games (key ->
-    count). A transaction adds its jobs' totals up and writes them last, in key order: replicas updating the
-    same rows then take their locks in one order, so they wait for each other rather than deadlock."""
+def _sql(statements: list[tuple[str, list[tuple[Any, ...]]]]) -> list[tuple[str, list[tuple[Any, ...]]]]:
+    """Statements of storage.rows with PostgreSQL's placeholders."""
+    return [(sql.replace("?", "%s"), rows) for sql, rows in statements]
 
-    predictions: dict[tuple[str, str, str, str, str], list[int]] = field(default_factory=dict)
-    games: dict[tuple[str, str, str, str, str], int] = field(default_factory=dict)
 
-    def add(self, other: Totals) -> None:
-        for key, (n, correct) in other.predictions.items():
-            count = self.predictions.setdefault(key, [0, 0])
-            count[0] += n
-            count[1] += correct
-        for key, n in other.games.items():
-            self.games[key] = self.games.get(key, 0) + n
-
-    async def write(self, conn: AsyncConnection[Any]) -> None:
-        async with conn.cursor() as cursor:
-            if self.predictions:
-                rows = [(*key, n, correct) for key, (n, correct) in sorted(self.predictions.items())]
-                await cursor.executemany(_COUNT_PREDICTION, rows)
-            if self.games:
-                await cursor.executemany(_COUNT_GAME, [(*key, n) for key, n in sorted(self.games.items())])
+async def _execute(conn: AsyncConnection[Any], statements: list[tuple[str, list[tuple[Any, ...]]]]) -> None:
+    async with conn.cursor() as cursor:
+        for sql, rows in _sql(statements):
+            await cursor.executemany(sql, rows)
 
 
 class PostgresStorage:
@@ -347,8 +327,20 @@ class PostgresStorage:
         try:
             conn = await self._connection()
             async with conn.pipeline(), conn.transaction():
-                results = [(True, await fn(conn)) for fn, _ in jobs]
-                await totals.write(conn)
+                results: list[tuple[bool, Any]] = []
+                rounds: list[RoundWrite] = []
+                for work, _ in jobs:
+                    if isinstance(work, RoundWrite):
+                        rounds.append(work)
+                        results.append((True, None))
+                        continue
+                    if rounds:  # in order: what came before this job, first
+                        await _execute(conn, round_statements(rounds))
+                        rounds = []
+                    results.append((True, await work(conn)))
+                if rounds:
+                    await _execute(conn, round_statements(rounds))
+                await _execute(conn, totals.statements())
         except Exception as exc:
             return [(False, exc)] * len(jobs)
         return results
@@ -362,9 +354,11 @@ class PostgresStorage:
             )
         return self._writer_conn
 
-    async def _write(self, fn: Callable[[AsyncConnection[Any]], Awaitable[T]], totals: Totals | None = None) -> T:
+    async def _write(
+        self, work: Callable[[AsyncConnection[Any]], Awaitable[T]] | RoundWrite, totals: Totals | None = None
+    ) -> T:
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._jobs.append((fn, totals or Totals(), future))
+        self._jobs.append((work, totals or Totals(), future))
         self._wake.set()
         try:
             return await future
@@ -415,36 +409,9 @@ class PostgresStorage:
         await self._write(insert)
 
     async def record_round(self, game: GameRecord, played: RoundRecord, winner: str | None) -> None:
-        d = played.decision
-        row = round_row(game, played)
         totals = Totals()
-        for *key, correct in prediction_counts(game, played):
-            count = totals.predictions.setdefault((key[0], key[1], key[2], key[3], key[4]), [0, 0])
-            count[0] += 1
-            count[1] += int(correct)
-        if winner is not None:
-            totals.games[(game.family, game.alias, game.version, game.tag, winner)] = 1
-
-        async def insert(conn: AsyncConnection[Any]) -> None:
-            await conn.execute(
-                f"INSERT INTO rounds VALUES ({_ROUND_MARKS})",
-                row,
-            )
-            if winner is None:
-                await conn.execute(
-                    "UPDATE games SET score_player = %s, score_bot = %s, rounds = %s, pending = %s, updated = %s"
-                    " WHERE id = %s",
-                    (played.score_player, played.score_bot, d.round, encode_pending(game.pending), played.created,
-                     game.id),
-                )  # fmt: skip
-            else:
-                await conn.execute(
-                    "UPDATE games SET state = 'over', winner = %s, score_player = %s, score_bot = %s, rounds = %s,"
-                    " pending = NULL, updated = %s, finished = %s WHERE id = %s",
-                    (winner, played.score_player, played.score_bot, d.round, played.created, played.created, game.id),
-                )
-
-        await self._write(insert, totals)
+        totals.count(game, played, winner)
+        await self._write(RoundWrite.of(game, played, winner), totals)
 
     async def store_pending(self, decisions: list[tuple[str, Decision]]) -> None:
         rows = [(encode_pending(d), game_id, d.round - 1) for game_id, d in decisions]

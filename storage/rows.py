@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
+import numpy as np
 
 from engine.rules import MOVES, OUTCOMES, outcome, points
-from storage.records import Decision, GameRecord, ModelPrediction, RoundRecord
+from storage.records import Decision, GameRecord, ModelPrediction, RoundRecord, prediction_counts
 
 # The columns a game is read with (its player's name joined in), then its rounds', in order.
 GAME_COLUMNS = (
@@ -21,14 +24,71 @@ ROUND_COLUMNS = (
 )
 ROUND_WIDTH = 26  # values in a `rounds` row
 
-models_encoder = msgspec.json.Encoder()
-models_decoder = msgspec.json.Decoder(dict[str, ModelPrediction])
-_decision_encoder = msgspec.msgpack.Encoder()
+_json_models = msgspec.json.Decoder(dict[str, ModelPrediction])
+_json = msgspec.json.Encoder()
+_msgpack = msgspec.msgpack.Encoder()
+_packed_models = msgspec.msgpack.Decoder(dict[str, tuple[str, bytes]])
+_F32, _F64 = struct.Struct("<3f"), struct.Struct("<3d")
 _decision_decoder = msgspec.msgpack.Decoder(Decision)
 
 
 def encode_pending(pending: Decision | None) -> bytes | None:
-    return None if pending is None else _decision_encoder.encode(pending)
+    return None if pending is None else _msgpack.encode(pending)
+
+
+def pack_probs(probs: tuple[float, float, float]) -> bytes:
+    """Three probabilities as float32 (12 bytes) when that keeps them exactly (a model's output does), else
+    as float64 (24 bytes)."""
+    packed = _F32.pack(*probs)
+    return packed if _F32.unpack(packed) == probs else _F64.pack(*probs)
+
+
+def unpack_probs(packed: bytes) -> tuple[float, float, float]:
+    a, b, c = (_F32 if len(packed) == _F32.size else _F64).unpack(packed)
+    return (a, b, c)
+
+
+def pack_features(raw: bytes) -> bytes:
+    """A feature vector (float32 bytes, mostly zeros) packed exactly: its length n (a byte), a bitmap of its
+    non-zero values (bit for bit: -0.0 is kept), those values, padded so that the length is never a multiple
+    of 4 (a raw vector's always is). The raw bytes when packing would not make them shorter."""
+    words = np.frombuffer(raw, dtype=np.uint32)
+    n, kept = len(words), words != 0
+    head = bytes([n]) + np.packbits(kept, bitorder="little").tobytes()
+    packed = head + (b"\0" if len(head) % 4 == 0 else b"") + words[kept].tobytes()
+    return packed if n < 256 and len(packed) < len(raw) else raw
+
+
+def unpack_features(stored: bytes) -> bytes:
+    """A feature vector's float32 bytes from either stored form (raw before schema version 7, or packed)."""
+    if len(stored) % 4 == 0:
+        return stored
+    n = stored[0]
+    bitmap = (n + 7) // 8
+    start = 1 + bitmap + (1 if (1 + bitmap) % 4 == 0 else 0)
+    kept = np.unpackbits(np.frombuffer(stored, dtype=np.uint8, count=bitmap, offset=1), count=n, bitorder="little")
+    words = np.zeros(n, dtype=np.uint32)
+    words[kept.astype(bool)] = np.frombuffer(stored, dtype=np.uint32, offset=start)
+    return words.tobytes()
+
+
+def pack_models(models: dict[str, ModelPrediction]) -> bytes:
+    """A round's predictions as stored: msgpack {alias: [version, pack_probs(probs)]}, exact, a third of the
+    JSON stored before schema version 7 for a model's float32 probabilities."""
+    return _msgpack.encode({alias: (m.version, pack_probs(m.probs)) for alias, m in models.items()})
+
+
+def unpack_models(stored: str | bytes) -> dict[str, ModelPrediction]:
+    """A round's predictions in either stored form: packed, or JSON (rows stored before schema version 7,
+    as text on SQLite, as bytes on PostgreSQL whose migration 7 only changed the column's type)."""
+    if isinstance(stored, str) or stored[:1] == b"{":
+        return _json_models.decode(stored)
+    return {a: ModelPrediction(v, unpack_probs(p)) for a, (v, p) in _packed_models.decode(stored).items()}
+
+
+def models_json(stored: str | bytes) -> str:
+    """A round's predictions in either stored form as JSON text (for SQL that reads them with json_each)."""
+    return stored if isinstance(stored, str) else _json.encode(unpack_models(stored)).decode()
 
 
 def round_row(game: GameRecord, played: RoundRecord) -> tuple[Any, ...]:
@@ -52,8 +112,8 @@ def round_row(game: GameRecord, played: RoundRecord) -> tuple[Any, ...]:
         d.source,
         *d.probs,
         *d.ev,
-        models_encoder.encode(d.models).decode(),
-        d.features,
+        pack_models(d.models),
+        pack_features(d.features),
         d.nonce,
         played.created,
     )
@@ -82,8 +142,8 @@ def game_record(row: Sequence[Any], rounds: Sequence[Sequence[Any]]) -> GameReco
                     source=r[7],
                     probs=(r[8], r[9], r[10]),
                     ev=(r[11], r[12], r[13]),
-                    features=bytes(r[14]),
-                    models=models_decoder.decode(r[15]),
+                    features=unpack_features(bytes(r[14])),
+                    models=unpack_models(r[15]),
                 ),
                 values=(r[1], r[2], r[3]),
                 player_move=MOVES.index(r[4]),
@@ -97,3 +157,90 @@ def game_record(row: Sequence[Any], rounds: Sequence[Sequence[Any]]) -> GameReco
         abandoned=bool(row[12]),
         key_hash=row[13],
     )
+
+
+# What a played round writes besides its row, in SQL both backends speak (PostgreSQL's placeholders differ).
+INSERT_ROUND = f"INSERT INTO rounds VALUES ({', '.join('?' * ROUND_WIDTH)})"
+UPDATE_PLAYING = "UPDATE games SET score_player = ?, score_bot = ?, rounds = ?, pending = ?, updated = ? WHERE id = ?"
+UPDATE_OVER = (
+    "UPDATE games SET state = 'over', winner = ?, score_player = ?, score_bot = ?, rounds = ?, pending = NULL,"
+    " updated = ?, finished = ? WHERE id = ?"
+)
+COUNT_PREDICTIONS = (
+    "INSERT INTO prediction_stats VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (family, alias, version, kind, tag)"
+    " DO UPDATE SET predictions = prediction_stats.predictions + excluded.predictions,"
+    " correct = prediction_stats.correct + excluded.correct"
+)
+COUNT_GAMES = (
+    "INSERT INTO arm_stats VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (family, alias, version, tag, winner)"
+    " DO UPDATE SET games = arm_stats.games + excluded.games"
+)
+
+
+@dataclass
+class Totals:
+    """What writes add to the live totals: predictions (key -> [count, correct]) and finished games (key ->
+    count). A transaction adds its jobs' totals up and writes them last, in key order: processes updating the
+    same rows then take their locks in one order, so they wait for each other rather than deadlock."""
+
+    predictions: dict[tuple[str, str, str, str, str], list[int]] = field(default_factory=dict)
+    games: dict[tuple[str, str, str, str, str], int] = field(default_factory=dict)
+
+    def count(self, game: GameRecord, played: RoundRecord, winner: str | None) -> None:
+        """Add what a played round counts (and its game, when the round ended it)."""
+        for family, alias, version, kind, tag, correct in prediction_counts(game, played):
+            total = self.predictions.setdefault((family, alias, version, kind, tag), [0, 0])
+            total[0] += 1
+            total[1] += int(correct)
+        if winner is not None:
+            key = (game.family, game.alias, game.version, game.tag, winner)
+            self.games[key] = self.games.get(key, 0) + 1
+
+    def add(self, other: Totals) -> None:
+        for key, (n, correct) in other.predictions.items():
+            total = self.predictions.setdefault(key, [0, 0])
+            total[0] += n
+            total[1] += correct
+        for key, n in other.games.items():
+            self.games[key] = self.games.get(key, 0) + n
+
+    def statements(self) -> list[tuple[str, list[tuple[Any, ...]]]]:
+        """(SQL, rows for executemany) that add these totals, in key order."""
+        out: list[tuple[str, list[tuple[Any, ...]]]] = []
+        if self.predictions:
+            out.append((COUNT_PREDICTIONS, [(*k, n, c) for k, (n, c) in sorted(self.predictions.items())]))
+        if self.games:
+            out.append((COUNT_GAMES, [(*k, n) for k, n in sorted(self.games.items())]))
+        return out
+
+
+class RoundWrite(msgspec.Struct, frozen=True, gc=False):
+    """A played round as its rows: the `rounds` row and the game's update (UPDATE_PLAYING or UPDATE_OVER)."""
+
+    row: tuple[Any, ...]
+    update: tuple[Any, ...]
+    over: bool
+
+    @classmethod
+    def of(cls, game: GameRecord, played: RoundRecord, winner: str | None) -> RoundWrite:
+        """`game.pending` is the game's next decision (None once over)."""
+        d = played.decision
+        update: tuple[Any, ...]
+        if winner is None:  # only what a round changes: the game's indexes stay untouched
+            update = (played.score_player, played.score_bot, d.round, encode_pending(game.pending), played.created,
+                      game.id)  # fmt: skip
+        else:
+            update = (winner, played.score_player, played.score_bot, d.round, played.created, played.created, game.id)
+        return cls(round_row(game, played), update, winner is not None)
+
+
+def round_statements(writes: Sequence[RoundWrite]) -> list[tuple[str, list[tuple[Any, ...]]]]:
+    """(SQL, rows for executemany) that store `writes`: one statement of each kind for the whole group."""
+    out: list[tuple[str, list[tuple[Any, ...]]]] = [(INSERT_ROUND, [w.row for w in writes])]
+    playing = [w.update for w in writes if not w.over]
+    over = [w.update for w in writes if w.over]
+    if playing:
+        out.append((UPDATE_PLAYING, playing))
+    if over:
+        out.append((UPDATE_OVER, over))
+    return out

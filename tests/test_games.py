@@ -30,6 +30,7 @@ from server.games import (
 from server.messages import GameMessage, Result
 from storage import Storage, StorageUnavailable
 from storage.database import Database, open_storage
+from storage.ids import GameIds, millis
 from storage.records import (
     Decision,
     GameRecord,
@@ -200,7 +201,8 @@ async def expect_error(code: str, call: Coroutine[Any, Any, object]) -> GameErro
 # -- start, move, resume --------------------------------------------------------------------------
 
 
-def test_start_opens_round_one_and_stores_the_game(clock: Clock) -> None:
+def test_start_opens_round_one_and_stores_the_game(clock: Clock, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(games_module, "_ids", GameIds())  # ids already made this session came later than `clock`
     storage = FakeStorage()
     service = GameService(storage)
 
@@ -228,6 +230,7 @@ def test_start_opens_round_one_and_stores_the_game(clock: Clock) -> None:
     sim_record = storage.games[sim.game_id]
     assert (sim_record.tag, sim_record.player, sim_record.family) == ("sim", None, "logistic")
     assert sim.game_id != game.game_id and sim.token != game.token
+    assert game.game_id < sim.game_id and millis(game.game_id) == millis(sim.game_id) == int(clock.now * 1000)
 
 
 def test_unknown_opponent_stores_nothing() -> None:

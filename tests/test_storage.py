@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import json
 import sqlite3
 from collections.abc import Coroutine
 from contextlib import closing
@@ -13,6 +12,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import msgspec
+import numpy as np
 import pytest
 
 from engine.features import features
@@ -20,6 +20,8 @@ from engine.rules import MOVES, Round, points, round_values
 from storage import Storage, postgres
 from storage import sqlite as storage_module
 from storage.database import Database, connect, is_postgres, open_storage
+from storage.history import played_games
+from storage.lifecycle import Lifecycle
 from storage.records import (
     Decision,
     GameRecord,
@@ -28,6 +30,7 @@ from storage.records import (
     OpponentStats,
     RoundRecord,
 )
+from storage.rows import encode_pending, pack_features, pack_models, round_row, unpack_features, unpack_models
 from storage.sqlite import MIGRATIONS, SQLiteStorage, StorageConflict, migrate
 
 T = TypeVar("T")
@@ -201,8 +204,8 @@ def test_rounds_table_keeps_what_mlops_md_lists(database: Database) -> None:
         assert (row["score_player"], row["score_bot"]) == (played.score_player, played.score_bot)  # after the round
         assert (row["family"], row["alias"], row["version"]) == ("xgboost", "B", "v7")
         assert (row["p_rock"], row["p_paper"], row["p_scissors"]) == d.probs  # the served probabilities
-        assert json.loads(row["models"]) == json.loads(msgspec.json.encode(d.models))
-        assert row["features"] == d.features
+        assert unpack_models(row["models"]) == d.models and len(row["models"]) < len(msgspec.json.encode(d.models))
+        assert unpack_features(row["features"]) == d.features and len(row["features"]) < len(d.features)
 
 
 # -- round trips ----------------------------------------------------------------------------------
@@ -542,3 +545,101 @@ def test_remembered_games_are_the_keys_last_finished_ones_and_forget_unlinks_the
     assert [r.number for r in last_two[1]] == [1, 2, 3, 4] and last_two[1][-1].player == 2
     assert forgotten == 5 and again == 0 and after == []
     assert kept is not None and kept.key_hash is None and len(kept.rounds) == 2
+
+
+# -- packed rows ----------------------------------------------------------------------------------
+
+
+def test_packed_predictions_round_trip_exactly_in_a_third_of_the_json() -> None:
+    f32 = tuple(float(np.float32(p)) for p in (0.123456, 0.654321, 0.222223))  # a model's output
+    models = {
+        "Production": ModelPrediction("v12", (f32[0], f32[1], f32[2])),
+        "shadow1": ModelPrediction("v3", (1 / 3, 1 / 3, 1 / 3)),  # not float32: kept as float64
+        "nan": ModelPrediction("v1", (0.0, -0.0, 1e-300)),
+    }
+    packed = pack_models(models)
+    back = unpack_models(packed)
+    assert back == models and [str(p) for m in back.values() for p in m.probs] == [
+        str(p) for m in models.values() for p in m.probs
+    ]
+    assert unpack_models(msgspec.json.encode(models)) == unpack_models(msgspec.json.encode(models).decode()) == models
+    one = {"Production": models["Production"]}
+    assert len(pack_models(one)) * 3 <= len(msgspec.json.encode(one))
+    assert unpack_models(pack_models({})) == {}
+
+
+@pytest.mark.parametrize(
+    "vector",
+    [
+        features([Round(n, (10, 11, 16), n % 3, (n + 1) % 3, n, n) for n in range(1, 9)], (13, 10, 16)),
+        np.array([0.0, -0.0, np.nan, 1e-45, 3.5, 0.0, 0.0, 0.0, 0.0], dtype=np.float32),  # bit for bit
+        np.zeros(50, dtype=np.float32),
+        np.arange(1, 51, dtype=np.float32),  # nothing to save: stays raw
+        np.zeros(0, dtype=np.float32),
+    ],
+)
+def test_packed_features_round_trip_bit_for_bit_and_raw_ones_read_as_they_are(vector: np.ndarray) -> None:
+    raw = vector.tobytes()
+    packed = pack_features(raw)
+    assert unpack_features(packed) == raw and unpack_features(raw) == raw
+    assert len(packed) <= len(raw)
+    if np.count_nonzero(vector.view(np.uint32)) < len(vector) * 0.8:
+        assert len(packed) < len(raw) * 0.7
+
+
+def test_migration_7_keeps_every_round_stored_as_json_before_it(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rounds stored at schema version 6 (predictions as JSON) read the same after migration 7: the game, the
+    trainer's reads and the shadow predictions; new rounds are stored packed beside them."""
+    module: Any = postgres if is_postgres(database) else storage_module
+    game = new_game("g-old", player="Ann")
+    placeholder = "%s" if is_postgres(database) else "?"
+
+    async def before() -> None:
+        storage = await open_storage(database)
+        await storage.create_game(game)
+        await storage.close()
+
+    monkeypatch.setattr(module, "MIGRATIONS", module.MIGRATIONS[:6])
+    run(before())
+    with closing(connect(database)) as conn:  # two rounds written as version 6 wrote them
+        for i, move in enumerate((0, 2)):
+            played = play(game, move, 1_001.0 + i)
+            following = decision(game.id, [*history(game), Round(i + 1, played.values, move, played.decision.bot_move,
+                                                              played.score_player, played.score_bot)])  # fmt: skip
+            row = list(round_row(game, played))
+            row[22] = msgspec.json.encode(played.decision.models).decode()
+            row[23] = played.decision.features  # raw float32
+            conn.execute(f"INSERT INTO rounds VALUES ({', '.join([placeholder] * len(row))})", row)
+            conn.execute(
+                "UPDATE games SET rounds = ?, score_player = ?, score_bot = ?, pending = ?, updated = ? WHERE id = ?",
+                (i + 1, played.score_player, played.score_bot, encode_pending(following), played.created, game.id),
+            )
+            game.rounds.append(played)
+            game.pending, game.updated = following, played.created
+    monkeypatch.undo()
+
+    async def after() -> GameRecord | None:
+        storage = await open_storage(database)
+        try:
+            await advance(storage, game, 1, 1_003.0, None)  # a new round, packed
+            return await storage.load_game(game.id)
+        finally:
+            await storage.close()
+
+    assert run(after()) == game
+    stored = rows(database, "SELECT round, models FROM rounds ORDER BY round")
+    assert all(unpack_models(r["models"]) == game.rounds[0].decision.models for r in stored)
+    assert isinstance(stored[2]["models"], bytes) and stored[2]["models"][:1] != b"{"
+    stored = rows(database, "SELECT round, models, features FROM rounds ORDER BY round")
+    if not is_postgres(database):  # SQLite's migration converted the old rows too
+        assert all(isinstance(r["models"], bytes) and r["models"][:1] != b"{" for r in stored)
+        assert all(len(r["features"]) % 4 != 0 for r in stored)
+    else:
+        assert [len(r["features"]) % 4 != 0 for r in stored] == [False, False, True]
+    [played_game] = list(played_games(database, tags=("human",)))
+    assert played_game.rounds == history(game) and played_game.times == [1_001.0, 1_002.0, 1_003.0]
+    with Lifecycle(database) as lifecycle:
+        shadows = lifecycle.shadow_rounds("mlp", 0.0, ("human",))
+    assert [s.player_move for s in shadows] == [0, 2, 1] and all(s.probs["v3"] == (0.2, 0.3, 0.5) for s in shadows)
