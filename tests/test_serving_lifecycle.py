@@ -7,12 +7,10 @@ import asyncio
 import json
 import random
 import shutil
-import sqlite3
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -75,9 +73,8 @@ async def _resume(client: Client, game: ClientGame) -> dict[str, Any]:
 
 
 def _round_models(server: ServerProcess, game_id: str) -> dict[int, tuple[str, set[str]]]:
-    with closing(sqlite3.connect(server.data_dir / "rpsquest.db")) as db:
-        rows = db.execute("SELECT round, source, models FROM rounds WHERE game_id = ?", (game_id,)).fetchall()
-    return {n: (source, set(json.loads(models))) for n, source, models in rows}
+    """Each played round's source and the aliases that predicted it, as stored."""
+    return {r.decision.round: (r.decision.source, set(r.decision.models)) for r in _stored(server, game_id).rounds}
 
 
 def test_shadows_are_stored_when_the_bot_decides_and_survive_a_restart(
