@@ -13,7 +13,6 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-import msgspec
 import numpy as np
 import pytest
 import torch
@@ -29,7 +28,7 @@ from storage import Decision, GameRecord, LifecycleFigures, RoundRecord, SQLiteS
 from storage.lifecycle import Lifecycle
 from trainer.__main__ import Steps, _histories
 from trainer.budget import MemoryBudget, MemoryBudgetExceeded
-from trainer.coldstart import cached_simulation, simulated_histories
+from trainer.coldstart import cached_simulation, encode, simulated_histories
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 DETAILS: dict[str, object] = {"e_better": 3.5, "e_futile": 0.25, "threshold": 20.0, "srm_p": 0.42, "b_games": 12}
@@ -163,7 +162,7 @@ def test_the_cold_start_simulation_is_played_once_and_reused(tmp_path: Path) -> 
     first = cached_simulation(tmp_path, 20, 3)
     [kept] = tmp_path.glob("coldstart-20-3-*.msgpack")
     assert first == simulated_histories(20, 3)
-    kept.write_bytes(msgspec.msgpack.encode(first[:5]))  # were the games played again, all 20 would come back
+    kept.write_bytes(encode(first[:5]))  # were the games played again, all 20 would come back
     assert cached_simulation(tmp_path, 20, 3) == first[:5]
     kept.write_bytes(b"\xc1 damaged")
     assert cached_simulation(tmp_path, 20, 3) == first  # a damaged file is played again

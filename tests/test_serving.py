@@ -19,6 +19,7 @@ from clients.client import Client, ClientGame
 from engine.features import FeatureTracker
 from engine.opponents import ALIASES
 from inference.store import LocalStore, read_manifest, write_manifest
+from storage import GameRecord, SQLiteStorage
 from trainer.datasets import histories_from_db
 
 TOKEN = "test-admin-token"
@@ -36,6 +37,21 @@ async def _play(url: str, opponents: list[str], rounds: int | None = None, seed:
         await client.close()
         games.append(game)
     return games
+
+
+def _records(server: ServerProcess, games: list[ClientGame]) -> list[GameRecord]:
+    """The games as the server stored them, read through storage."""
+
+    async def load() -> list[GameRecord]:
+        storage = SQLiteStorage(server.data_dir / "rpsquest.db")
+        try:
+            found = [await storage.load_game(g.game_id) for g in games]
+        finally:
+            await storage.close()
+        assert all(found)
+        return [r for r in found if r is not None]
+
+    return asyncio.run(load())
 
 
 def _post(url: str, body: object, token: str | None = None) -> tuple[int, Any]:
@@ -57,10 +73,10 @@ def _get(url: str) -> Any:
 def test_training_features_equal_serving_features_bit_for_bit(server_factory: Callable[..., ServerProcess]) -> None:
     server = server_factory()
     games = asyncio.run(_play(server.ws_url, ["brian", "forrest", "logan"] * 2, seed=1))
-    with closing(sqlite3.connect(server.data_dir / "rpsquest.db")) as db:
-        served = {(g, n): bytes(f) for g, n, f in db.execute("SELECT game_id, round, features FROM rounds")}
-        models = {(g, n): json.loads(m) for g, n, m in db.execute("SELECT game_id, round, models FROM rounds")}
-        sources = {(g, n): s for g, n, s in db.execute("SELECT game_id, round, source FROM rounds")}
+    decided = [(record.id, r.decision) for record in _records(server, games) for r in record.rounds]
+    served = {(g, d.round): d.features for g, d in decided}
+    models = {(g, d.round): d.models for g, d in decided}
+    sources = {(g, d.round): d.source for g, d in decided}
     rebuilt: dict[tuple[str, int], bytes] = {}
     for history in histories_from_db(server.data_dir / "rpsquest.db"):  # the trainer's own reader
         tracker = FeatureTracker()
@@ -75,7 +91,7 @@ def test_training_features_equal_serving_features_bit_for_bit(server_factory: Ca
         else:  # every alias of the family predicted the round, the served one included
             assert set(predictions) == set(ALIASES) and sources[key] == "model"
             for p in predictions.values():
-                assert abs(sum(p["probs"]) - 1.0) < 1e-5
+                assert abs(sum(p.probs) - 1.0) < 1e-5
 
 
 def test_hot_swap_keeps_each_games_version(server_factory: Callable[..., ServerProcess]) -> None:
@@ -106,11 +122,9 @@ def test_hot_swap_keeps_each_games_version(server_factory: Callable[..., ServerP
     assert before.final is not None and after.final is not None
     assert before.final["insight"]["version"] == "v1"
     assert after.final["insight"]["version"] == "v2"
-    with closing(sqlite3.connect(server.data_dir / "rpsquest.db")) as db:
-        rows = db.execute("SELECT game_id, models FROM rounds WHERE round > 3").fetchall()
-    for game_id, models in rows:
-        expected = "v1" if game_id == before.game_id else "v2"
-        assert json.loads(models)["Production"]["version"] == expected
+    for record in _records(server, [before, after]):
+        expected = "v1" if record.id == before.game_id else "v2"
+        assert all(r.decision.models["Production"].version == expected for r in record.rounds[3:])
     assert _get(server.http_url + "/api/models")["families"]["logistic"]["Production"]["version"] == "v2"
 
 
@@ -141,25 +155,22 @@ def test_models_report_live_accuracy_and_win_rate_from_the_database(
     server_factory: Callable[..., ServerProcess],
 ) -> None:
     server = server_factory({"RPSQUEST_STATS_TAGS": "sim"})
-    asyncio.run(_play(server.ws_url, ["forrest"] * 6, seed=5))
-    asyncio.run(_play(server.ws_url, ["forrest"], rounds=6, seed=6))  # an unfinished game counts for accuracy only
-    with closing(sqlite3.connect(server.data_dir / "rpsquest.db")) as db:
-        rounds = db.execute(
-            "SELECT r.alias, r.version, r.player_move, r.p_rock, r.p_paper, r.p_scissors, r.models FROM rounds r"
-            " JOIN games g ON g.id = r.game_id WHERE g.opponent = 'forrest' AND r.round > 3"
-        ).fetchall()
-        games = db.execute("SELECT alias, version, winner FROM games WHERE state = 'over'").fetchall()
+    played = asyncio.run(_play(server.ws_url, ["forrest"] * 6, seed=5))
+    played += asyncio.run(_play(server.ws_url, ["forrest"], rounds=6, seed=6))  # unfinished: counts for accuracy only
+    records = _records(server, played)
+    rounds = [(g.alias, g.version, r.player_move, r.decision) for g in records for r in g.rounds[3:]]
+    games = [(g.alias, g.version, game.final["winner"]) for g, game in zip(records, played, strict=True) if game.final]
     expected: dict[tuple[str, str, str], list[int]] = {}  # (alias, version, kind) -> [rounds, correct]
 
-    def tally(key: tuple[str, str, str], probs: list[float], move: str) -> None:
+    def tally(key: tuple[str, str, str], probs: tuple[float, float, float], move: int) -> None:
         counts = expected.setdefault(key, [0, 0])
         counts[0] += 1
-        counts[1] += int(int(np.argmax(probs)) == ("rock", "paper", "scissors").index(move))
+        counts[1] += int(int(np.argmax(probs)) == move)
 
-    for alias, version, move, p_rock, p_paper, p_scissors, models in rounds:
-        tally((alias, version, "blend"), [p_rock, p_paper, p_scissors], move)  # what the bot used
-        for model_alias, prediction in json.loads(models).items():
-            tally((model_alias, prediction["version"], "model"), prediction["probs"], move)
+    for alias, version, move, decision in rounds:
+        tally((alias, version, "blend"), decision.probs, move)  # what the bot used
+        for model_alias, prediction in decision.models.items():
+            tally((model_alias, prediction.version, "model"), prediction.probs, move)
     report = _get(server.http_url + "/api/models")["families"]["xgboost"]
     assert set(report) == set(ALIASES)
     for alias, entry in report.items():

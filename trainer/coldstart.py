@@ -16,7 +16,7 @@ import msgspec
 
 from engine.bot import Bot
 from engine.players import population
-from engine.rules import Game
+from engine.rules import Game, Round
 from trainer.datasets import History
 
 ENGINE = Path(__file__).resolve().parent.parent / "engine"
@@ -50,6 +50,29 @@ def simulator_version() -> str:
     return digest.hexdigest()[:16]
 
 
+# A history in the cache file: key, source, rounds as plain tuples (the engine's Round may be a compiled class,
+# which msgspec cannot decode into), times, player.
+Stored = tuple[str, str, list[tuple[int, tuple[int, int, int], int, int, int, int]], list[float], str]
+_decoder = msgspec.msgpack.Decoder(list[Stored])
+
+
+def encode(histories: list[History]) -> bytes:
+    """The cache file's bytes for `histories`."""
+    stored = [(h.key, h.source, [_row(r) for r in h.rounds], h.times, h.player) for h in histories]
+    return msgspec.msgpack.encode(stored)
+
+
+def _row(r: Round) -> tuple[int, tuple[int, int, int], int, int, int, int]:
+    return r.number, r.values, r.player, r.bot, r.score_player, r.score_bot
+
+
+def _decode(data: bytes) -> list[History]:
+    return [
+        History(key, source, [Round(*r) for r in rounds], times, player)
+        for key, source, rounds, times, player in _decoder.decode(data)
+    ]
+
+
 def cached_simulation(
     cache_dir: Path, games: int, seed: int, progress: Callable[[int], None] | None = None
 ) -> list[History]:
@@ -60,7 +83,7 @@ def cached_simulation(
     path = cache_dir / f"coldstart-{games}-{seed}-{simulator_version()}.msgpack"
     if path.exists():
         try:
-            return msgspec.msgpack.decode(path.read_bytes(), type=list[History])
+            return _decode(path.read_bytes())
         except msgspec.DecodeError:
             pass  # a damaged file: play them again
     histories = simulated_histories(games, seed, progress)
@@ -68,6 +91,6 @@ def cached_simulation(
     for old in cache_dir.glob("coldstart-*.msgpack"):
         old.unlink(missing_ok=True)
     partial = path.with_suffix(f".{os.getpid()}.tmp")
-    partial.write_bytes(msgspec.msgpack.encode(histories))
+    partial.write_bytes(encode(histories))
     partial.replace(path)
     return histories
