@@ -170,7 +170,9 @@ class PredictionBatch:
     that asked (their moves wait for it). The shadows, the family's other aliases, for the rounds just
     decided, wait SHADOW_LINGER seconds for more (less when a move of their game comes first): they add
     no latency to a player's round and never change play, and at human pace one call and one write
-    then serve many rounds. They join the open round's decision (`record.pending`),
+    then serve many rounds. A game whose last move came sooner than that has its shadows predicted at
+    the end of the turn instead, after the answers were sent, so that its next move does not wait
+    for them. They join the open round's decision (`record.pending`),
     and `stored` is handed those decisions to write. A failure leaves that round to the online
     predictor, or loses its shadows: play goes on.
     """
@@ -181,6 +183,7 @@ class PredictionBatch:
         self._served: list[tuple[str, str, np.ndarray, asyncio.Future[np.ndarray | None]]] = []
         self._shadows: list[tuple[LiveGame, int, np.ndarray]] = []
         self._linger: asyncio.TimerHandle | None = None  # the shadows' flush, when only shadows wait
+        self._soon = False  # a flush at the end of this turn is scheduled
 
     async def serve(self, family: str, version: str, x: np.ndarray) -> np.ndarray | None:
         """`version`'s prediction for one feature vector, or None when it cannot serve."""
@@ -191,15 +194,21 @@ class PredictionBatch:
         self._served.append((family, version, x, future))
         return await future
 
-    def add_shadows(self, live: LiveGame, decision: Decision) -> None:
-        """Have the other aliases predict the round `decision` (the game's open round) opens."""
+    def add_shadows(self, live: LiveGame, decision: Decision, soon: bool = False) -> None:
+        """Have the other aliases predict the round `decision` (the game's open round) opens; `soon`: at the
+        end of this turn, for a player whose next move may come before SHADOW_LINGER is over."""
         live.shadows_due = True
-        if self._linger is None:
-            self._linger = asyncio.get_running_loop().call_later(SHADOW_LINGER, self.flush)
+        loop = asyncio.get_running_loop()
+        if soon and not self._soon:
+            self._soon = True
+            loop.call_soon(self.flush)
+        elif self._linger is None:
+            self._linger = loop.call_later(SHADOW_LINGER, self.flush)
         self._shadows.append((live, decision.round, np.frombuffer(decision.features, dtype=np.float32)))
 
     def flush(self) -> None:
         """Predict everything that waits: the served rounds, then the shadows."""
+        self._soon = False
         self._flush_served()
         if self._linger is not None:
             self._linger.cancel()
@@ -478,9 +487,10 @@ class GameService:
                 raise
             record.rounds.append(played)
             record.pending = next_decision
+            fast = now - record.updated < SHADOW_LINGER  # this move came quickly: so may the next one
             record.updated = now
             if self._batch is not None and next_decision is not None and next_decision.round >= FIRST_MODEL_ROUND:
-                self._batch.add_shadows(live, next_decision)  # also when the game's own model failed
+                self._batch.add_shadows(live, next_decision, soon=fast)  # also when the game's own model failed
             metrics.rounds.labels(record.opponent, record.tag).inc()
             if decision.round >= FIRST_MODEL_ROUND:
                 _count_predictions(record, decision, played.player_move)

@@ -629,7 +629,8 @@ def test_shadows_of_rounds_decided_in_separate_turns_wait_to_be_predicted_togeth
     async def scenario() -> list[str]:
         ids = [(await service.start("brian", None, None)).game_id for _ in range(3)]
         for n in range(1, 4):
-            for g in ids:  # one move a turn, as from players at human pace
+            clock.now += 2.5  # a person's pace: seconds between rounds
+            for g in ids:  # one move a turn
                 await service.move(g, n, "rock")
                 await asyncio.sleep(0)
         assert predictors.shadow_calls == []  # round 4's shadows linger: no player waits for them
@@ -640,6 +641,20 @@ def test_shadows_of_rounds_decided_in_separate_turns_wait_to_be_predicted_togeth
     assert predictors.predict_calls == [("mlp", "v1", 1)] * 3  # each move's own prediction was not delayed
     assert predictors.shadow_calls == [("mlp", "Production", 3)]
     assert all(set(storage.games[g].pending.models) == set(VERSIONS) for g in ids)  # type: ignore[union-attr]
+
+
+def test_a_quick_players_shadows_are_predicted_after_the_answer_not_before_the_next_move(clock: Clock) -> None:
+    storage, predictors = FakeStorage(), FakePredictors()
+    service = GameService(storage, predictors, ab_split=0.0)
+
+    async def scenario() -> None:
+        game = await service.start("brian", None, None)
+        for n in range(1, 4):  # moves in quick succession
+            await service.move(game.game_id, n, "rock")
+        await asyncio.sleep(0)  # the turn that answered round 3 ends
+        assert predictors.shadow_calls == [("mlp", "Production", 1)]  # round 4's, without waiting SHADOW_LINGER
+
+    run(scenario())
 
 
 def test_a_move_right_after_the_previous_one_still_stores_its_shadows(clock: Clock) -> None:
