@@ -180,8 +180,9 @@ def capacity(
     seconds: float = 45,
     processes: int = 2,
 ) -> dict[str, Any]:
-    """Human-paced sessions in growing steps, the generator in `processes` processes: p99 and memory per
-    connection; the largest step with p99 ≤ 100 ms."""
+    """Human-paced sessions in growing steps, the generator in `processes` processes: p99 (over the whole run,
+    and once every session has connected) and memory per connection; the largest step held with p99 ≤ 100 ms
+    after the ramp."""
     out: dict[str, Any] = {"workers": WORKERS, "generator_processes": processes, "steps": []}
     for sessions in steps:
         server = _fresh(root, f"capacity-{sessions}", store, WORKERS)
@@ -195,6 +196,7 @@ def capacity(
             "rounds_per_second": summary["rounds_per_second"],
             "p50_ms": summary["move_latency_ms"]["p50"],
             "p99_ms": summary["move_latency_ms"]["p99"],
+            "p99_after_ramp_ms": summary["move_latency_ms_after_ramp"]["p99"],
             "failed": summary["sessions_failed"],
             "errors": summary["errors"],
             "server_rss_mib": summary["server_rss_mib"],
@@ -203,7 +205,7 @@ def capacity(
             "generator_cpu_percent": summary["generator_cpu_percent"],
         }
         out["steps"].append(step)
-        if step["p99_ms"] <= 100 and not step["failed"]:
+        if step["p99_after_ramp_ms"] <= 100 and not step["failed"]:  # held: once every session is connected
             out["held_with_p99_under_100ms"] = sessions
         else:
             break
