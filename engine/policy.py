@@ -13,8 +13,11 @@ says which (`guard`, engine/bot.py: the bot's net points this game fall GUARD_Z
 standard deviations short of what its predictions expected). Against people who do not
 learn the bot, blending with the equilibrium by the trust in `p` (an earlier policy)
 cost about 2 points of game-win rate and did not stop a player who reads the bot
-(docs/bot.md, `python -m bench adaptive`). The move is drawn from the mix with the
-caller's random source.
+(docs/bot.md, `python -m bench adaptive`). A prediction within NEAR_UNIFORM (total
+variation) of uniform says nothing about the player: the bot plays the equilibrium
+then too, so that no uninformed prediction makes it play one value rank (against a
+uniform prediction the best response is always the high move). The move is drawn
+from the mix with the caller's random source.
 """
 
 from __future__ import annotations
@@ -29,8 +32,10 @@ import numpy as np
 from engine.rules import DRAW_POINTS, TARGET, VALUE_KINDS, Values, hunter, prey
 
 BONUS = 10.0
+NEAR_UNIFORM = 0.02  # a prediction closer than this (total variation) to uniform is no prediction
 _MAX_GAIN = 20  # the most a side can gain in one round, in tenths
 _MOVES = (0, 1, 2)
+THIRD = 1.0 / 3.0
 
 
 def payoff_matrix(values: Values, score_player: int, score_bot: int) -> np.ndarray:
@@ -138,8 +143,13 @@ def _matrix(a: np.ndarray) -> Matrix:
 
 
 def mixed_strategy(a: np.ndarray, p: np.ndarray, guard: bool) -> np.ndarray:
-    """The bot's mix: the equilibrium when `guard`, else the best response to `p`."""
-    return np.array(_strategy(_triple(a @ p), _maximin(_matrix(a)), guard))
+    """The bot's mix: the equilibrium when `guard` or when `p` is near uniform, else the best response to `p`."""
+    return np.array(_strategy(_triple(a @ p), _maximin(_matrix(a)), guard or _uninformed(_triple(p))))
+
+
+def _uninformed(p: Triple) -> bool:
+    """Whether prediction `p` is within NEAR_UNIFORM (total variation) of uniform."""
+    return abs(p[0] - THIRD) + abs(p[1] - THIRD) + abs(p[2] - THIRD) < 2 * NEAR_UNIFORM
 
 
 def _near(score: int) -> int:
@@ -177,6 +187,6 @@ def decide(
     a, nash = _round_game(values, _near(score_player), _near(score_bot))
     probs = _triple(p)
     ev = _expected(a, probs)
-    strategy = _strategy(ev, nash, guard)
+    strategy = _strategy(ev, nash, guard or _uninformed(probs))
     move = rng.choices(_MOVES, weights=strategy)[0]
     return Decision(move, ev, strategy)

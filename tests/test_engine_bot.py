@@ -129,13 +129,17 @@ def test_bot_guards_against_a_player_who_reads_its_moves() -> None:
 
 
 def test_bot_trusts_its_predictions_while_they_hold() -> None:
-    """Against a player it reads (always rock) the bot is never guarded: the pure best response, paper."""
+    """Against a player it reads (always rock) the bot is never guarded: from round 4 it expects rock and plays
+    its pure best response (paper, or rock where a draw's 0.5 ends the game)."""
     for g in range(10):
         game = Game(f"trust-{g}")
         bot = Bot()
         rng = random.Random(g)
         while not game.over:
             choice = bot.choose(game, rng)
+            if len(game.rounds) >= 3:
+                assert choice.probs[ROCK] == max(choice.probs)
+                assert choice.move == max(range(3), key=lambda m: choice.expected[m])
             bot.observe(game.play(ROCK, choice.move))
             assert not bot.guarded
-        assert [r.bot for r in game.rounds[3:]] == [1] * (len(game.rounds) - 3)
+        assert sum(r.bot == 1 for r in game.rounds[3:]) >= len(game.rounds) - 4

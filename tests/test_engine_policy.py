@@ -154,12 +154,26 @@ def test_unguarded_strategy_is_the_pure_best_response() -> None:
     np.testing.assert_allclose(mixed_strategy(payoff_matrix(DEMO1, 0, 0), q, False), np.array([1.0, 0.0, 0.0]))
 
 
-def test_unguarded_uniform_prediction_plays_the_high_move() -> None:
-    """Even a prediction barely off uniform is trusted: the best expected value, no mixing."""
+def test_a_uniform_prediction_plays_the_equilibrium_never_one_rank() -> None:
+    """game.md: a uniform prediction must not make the bot exploitable (its best response is always the high move)."""
     rng = random.Random(7)
     for values in _random_rounds(200, seed=8):
-        high = ranked(values)[0]
-        assert [decide(UNIFORM, values, 0, 0, rng, False).move for _ in range(5)] == [high] * 5
+        a = payoff_matrix(values, 0, 0)
+        decision = decide(UNIFORM, values, 0, 0, rng, False)
+        np.testing.assert_allclose(np.array(decision.strategy), equilibrium(a), atol=1e-12)
+        near = UNIFORM + np.array([0.01, -0.005, -0.005])  # within NEAR_UNIFORM: still no prediction
+        np.testing.assert_allclose(mixed_strategy(a, near, False), equilibrium(a), atol=1e-12)
+
+
+def test_a_prediction_just_past_near_uniform_is_trusted() -> None:
+    """Beyond NEAR_UNIFORM the bot plays the best expected value, no mixing."""
+    rng = random.Random(7)
+    for values in _random_rounds(200, seed=8):
+        p = np.full(3, 1.0 / 3.0)
+        p[ranked(values)[2]] += 0.03  # the low move is likelier: the high move still has the best value
+        p[ranked(values)[1]] -= 0.03
+        expected = payoff_matrix(values, 0, 0) @ p
+        assert decide(p, values, 0, 0, rng, False).move == int(np.argmax(expected))
 
 
 def test_unguarded_ties_share_the_best_response() -> None:
