@@ -195,11 +195,21 @@ def _targets(results: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]
     add("1,000 max-pace sessions: errors", "0", saturation.get("errors"), "{}", lambda v: not v)
     add(
         "1,000 human-paced sessions: move p99",
-        "≤ 20 ms",
+        "≤ 10 ms",
         _get(results, "human_1000", "result", "move_latency_ms", "p99"),
         "{} ms",
-        lambda v: v <= 20,
+        lambda v: v <= 10,
     )
+    for backend, name in (("sqlite", "SQLite"), ("postgres", "PostgreSQL")):
+        stored = _get(results, "storage_rounds", "result", backend, "ordered_ids_n64") or {}
+        cpu = stored.get("cpu_us_per_round", 0.0) + stored.get("db_cpu_us_per_round", 0.0)  # PostgreSQL's own too
+        add(
+            f"storage per round at max pace, {name} (64 rounds a commit): CPU (server and database); WAL",
+            "≤ 60 µs; ≤ 2 KiB",
+            None if not stored else (round(cpu, 1), stored["wal_bytes_per_round"] / 1024),
+            "{0[0]} µs; {0[1]:.1f} KiB",
+            lambda v: v[0] <= 60 and v[1] <= 2,
+        )
     add(
         "1,000 human-paced sessions while a training cycle runs: move p99",
         "–",
