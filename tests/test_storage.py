@@ -643,3 +643,31 @@ def test_migration_7_keeps_every_round_stored_as_json_before_it(
     with Lifecycle(database) as lifecycle:
         shadows = lifecycle.shadow_rounds("mlp", 0.0, ("human",))
     assert [s.player_move for s in shadows] == [0, 2, 1] and all(s.probs["v3"] == (0.2, 0.3, 0.5) for s in shadows)
+
+
+def test_a_new_sqlite_database_has_small_pages_and_an_old_one_keeps_its_own(tmp_path: Path) -> None:
+    """New databases get PAGE_SIZE pages (the WAL logs whole pages); an existing one is opened as it is."""
+    new = tmp_path / "new.db"
+    run(_create_and_play(new))
+    with closing(sqlite3.connect(new)) as db:
+        assert db.execute("PRAGMA page_size").fetchone()[0] == storage_module.PAGE_SIZE == 1024
+    old = tmp_path / "old.db"
+    with closing(sqlite3.connect(old)) as db:
+        db.execute("PRAGMA page_size = 4096")
+        db.execute("VACUUM")
+    run(_create_and_play(old))
+    with closing(sqlite3.connect(old)) as db:
+        assert db.execute("PRAGMA page_size").fetchone()[0] == 4096
+
+
+async def _create_and_play(path: Path) -> None:
+    storage = SQLiteStorage(path)
+    try:
+        game = new_game(f"pages-{path.stem}")
+        await storage.create_game(game)
+        for n in range(5):
+            await advance(storage, game, n % 3, 1_000.0 + n, None)
+        loaded = await storage.load_game(game.id)
+        assert loaded is not None and len(loaded.rounds) == 5
+    finally:
+        await storage.close()
