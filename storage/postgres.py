@@ -38,7 +38,16 @@ from storage.records import (
     VersionStats,
     memory_games,
 )
-from storage.rows import GAME_COLUMNS, ROUND_COLUMNS, RoundWrite, Totals, encode_pending, game_record, round_statements
+from storage.rows import (
+    GAME_COLUMNS,
+    ROUND_COLUMNS,
+    RoundWrite,
+    Totals,
+    encode_pending,
+    game_record,
+    round_statements,
+    segments,
+)
 from storage.sqlite import FIGURES_SQL, StorageConflict, StorageUnavailable, lifecycle_figures
 
 T = TypeVar("T")
@@ -321,25 +330,17 @@ class PostgresStorage:
     async def _attempt(self, jobs: list[tuple[_Work, Totals]]) -> list[tuple[bool, Any]]:
         """Run `jobs` in one transaction, their totals last: [(True, result)] per job, or [(False, exception)]
         for all."""
-        totals = Totals()
-        for _, more in jobs:
-            totals.add(more)
+        totals = Totals.summed(more for _, more in jobs)
         try:
             conn = await self._connection()
             async with conn.pipeline(), conn.transaction():
                 results: list[tuple[bool, Any]] = []
-                rounds: list[RoundWrite] = []
-                for work, _ in jobs:
-                    if isinstance(work, RoundWrite):
-                        rounds.append(work)
-                        results.append((True, None))
-                        continue
-                    if rounds:  # in order: what came before this job, first
+                for rounds, work in segments([work for work, _ in jobs]):
+                    if rounds:
                         await _execute(conn, round_statements(rounds))
-                        rounds = []
-                    results.append((True, await work(conn)))
-                if rounds:
-                    await _execute(conn, round_statements(rounds))
+                    results += [(True, None)] * len(rounds)
+                    if work is not None:
+                        results.append((True, await work(conn)))
                 await _execute(conn, totals.statements())
         except Exception as exc:
             return [(False, exc)] * len(jobs)

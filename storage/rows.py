@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import struct
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 import numpy as np
 
 from engine.rules import MOVES, OUTCOMES, outcome, points
 from storage.records import Decision, GameRecord, ModelPrediction, RoundRecord, prediction_counts
+
+W = TypeVar("W")  # a job of a storage backend's writer that is not a round
 
 # The columns a game is read with (its player's name joined in), then its rounds', in order.
 GAME_COLUMNS = (
@@ -196,6 +198,14 @@ class Totals:
             key = (game.family, game.alias, game.version, game.tag, winner)
             self.games[key] = self.games.get(key, 0) + 1
 
+    @classmethod
+    def summed(cls, parts: Iterable[Totals]) -> Totals:
+        """One transaction's totals: its jobs' added up."""
+        total = cls()
+        for part in parts:
+            total.add(part)
+        return total
+
     def add(self, other: Totals) -> None:
         for key, (n, correct) in other.predictions.items():
             total = self.predictions.setdefault(key, [0, 0])
@@ -212,6 +222,21 @@ class Totals:
         if self.games:
             out.append((COUNT_GAMES, [(*k, n) for k, n in sorted(self.games.items())]))
         return out
+
+
+def segments(works: Sequence[W | RoundWrite]) -> list[tuple[list[RoundWrite], W | None]]:
+    """A transaction's jobs, in order, as runs of consecutive rounds (stored with one statement per table), each
+    followed by the one other job that came after it (None after the last run)."""
+    out: list[tuple[list[RoundWrite], W | None]] = []
+    rounds: list[RoundWrite] = []
+    for work in works:
+        if isinstance(work, RoundWrite):
+            rounds.append(work)
+        else:
+            out.append((rounds, work))
+            rounds = []
+    out.append((rounds, None))
+    return out
 
 
 class RoundWrite(msgspec.Struct, frozen=True, gc=False):

@@ -61,6 +61,7 @@ from storage.rows import (
     pack_features,
     pack_models,
     round_statements,
+    segments,
     unpack_features,
     unpack_models,
 )
@@ -557,25 +558,18 @@ class SQLiteStorage:
         """Run `jobs` in one transaction, their totals last: [(True, result)] per job, or [(False, exception)]
         for all. Consecutive rounds are stored together, one statement of each kind (executemany)."""
         conn = self._writer_conn
-        totals = Totals()
-        for _, more in jobs:
-            totals.add(more)
+        totals = Totals.summed(more for _, more in jobs)
         try:
             fcntl.flock(self._turn, fcntl.LOCK_EX)
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 try:
                     results: list[tuple[bool, Any]] = []
-                    rounds: list[RoundWrite] = []
-                    for work, _ in jobs:
-                        if isinstance(work, RoundWrite):
-                            rounds.append(work)
-                            results.append((True, None))
-                            continue
-                        _store_rounds(conn, rounds)  # in order: what came before this job, first
-                        rounds = []
-                        results.append((True, work(conn)))
-                    _store_rounds(conn, rounds)
+                    for rounds, work in segments([work for work, _ in jobs]):
+                        _store_rounds(conn, rounds)
+                        results += [(True, None)] * len(rounds)
+                        if work is not None:
+                            results.append((True, work(conn)))
                     for sql, rows in totals.statements():
                         conn.executemany(sql, rows)
                     conn.execute("COMMIT")

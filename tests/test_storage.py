@@ -30,7 +30,16 @@ from storage.records import (
     OpponentStats,
     RoundRecord,
 )
-from storage.rows import encode_pending, pack_features, pack_models, round_row, unpack_features, unpack_models
+from storage.rows import (
+    RoundWrite,
+    encode_pending,
+    pack_features,
+    pack_models,
+    round_row,
+    segments,
+    unpack_features,
+    unpack_models,
+)
 from storage.sqlite import MIGRATIONS, SQLiteStorage, StorageConflict, migrate
 
 T = TypeVar("T")
@@ -671,3 +680,9 @@ async def _create_and_play(path: Path) -> None:
         assert loaded is not None and len(loaded.rounds) == 5
     finally:
         await storage.close()
+
+
+def test_a_transactions_jobs_are_cut_into_runs_of_rounds_each_before_the_job_that_followed() -> None:
+    a, b, c = (RoundWrite(row=(n,), update=(n,), over=False) for n in range(3))
+    assert segments(["start", a, b, "resume", c]) == [([], "start"), ([a, b], "resume"), ([c], None)]
+    assert segments([]) == [([], None)]
