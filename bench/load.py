@@ -7,14 +7,13 @@ import asyncio
 import json
 import os
 import shutil
-import sqlite3
 import subprocess
 import sys
 import threading
 import time
 import urllib.request
 from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +21,11 @@ import numpy as np
 from websockets.asyncio.client import connect
 
 from bench.common import ROOT, Server, free_port, percentiles
-from bench.pgcluster import PostgresCluster, find_bindir
 from clients.client import Client, ClientGame
 from clients.loadtest import generate, loadtest
 from inference.store import LocalStore, read_manifest, write_manifest
+from storage.history import rounds_since
+from storage.pgcluster import PostgresCluster, find_bindir
 
 TOKEN = "bench-admin-token"
 NO_LIMIT = {"RPSQUEST_RATE_LIMIT": "0", "RPSQUEST_ADMIN_TOKEN": TOKEN}
@@ -395,8 +395,7 @@ def wal_bound(root: Path, store: Path, sessions: int = 200, seconds: float = WAL
         sampler.join()
         server.stop()
     mib = np.asarray(samples or [0]) / 2**20
-    with closing(sqlite3.connect(f"file:{server.data_dir / 'rpsquest.db'}?mode=ro", uri=True)) as db:
-        stored = db.execute("SELECT COUNT(*) FROM rounds").fetchone()[0]
+    stored = rounds_since(server.data_dir / "rpsquest.db", 0.0, ("loadtest",))  # the load tester's tag
     return {
         "workers": WORKERS,
         "sessions": sessions,

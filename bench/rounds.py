@@ -20,11 +20,11 @@ import msgspec
 import numpy as np
 
 from bench.common import free_port
-from bench.pgcluster import PostgresCluster, find_bindir
 from engine.rules import points, round_values
 from storage import sqlite as sqlite_backend
 from storage.database import Database, is_postgres, open_storage
 from storage.ids import GameIds
+from storage.pgcluster import PostgresCluster, find_bindir
 from storage.records import Decision, GameRecord, ModelPrediction, RoundRecord
 
 LIVE = 1_000

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.pgcluster import PostgresCluster, find_bindir
+from storage.pgcluster import PostgresCluster, find_bindir
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"

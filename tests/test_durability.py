@@ -11,9 +11,9 @@ from typing import Any
 from conftest import ServerProcess
 from websockets.exceptions import ConnectionClosed
 
-from bench.pgcluster import PostgresCluster
 from clients.client import Client, ClientGame, check_result
 from engine.rules import MOVE_INDEX
+from storage.pgcluster import PostgresCluster
 
 Answers = dict[str, list[dict[str, Any]]]  # game id -> the results the server answered, in order
 
