@@ -218,22 +218,14 @@ def lifecycle_metrics(figures: LifecycleFigures) -> list[Metric]:
     for outcome in sorted(set(TRAINING_OUTCOMES) | set(figures.training_runs)):
         runs.add_metric([outcome], figures.training_runs.get(outcome, 0))
     out: list[Metric] = [decisions, e_value, threshold, srm, runs]
-    if figures.last_success is not None:
-        out.append(
-            GaugeMetricFamily(
-                "rpsquest_training_last_success_timestamp_seconds",
-                "When the last successful training run finished (Unix time)",
-                value=figures.last_success,
-            )
-        )
-    if figures.last_duration is not None:
-        out.append(
-            GaugeMetricFamily(
-                "rpsquest_training_last_duration_seconds",
-                "How long the last training run that trained took (success or failure)",
-                value=figures.last_duration,
-            )
-        )
+    for name, documentation, value in (
+        ("rpsquest_training_last_success_timestamp_seconds",
+         "When the last successful training run finished (Unix time)", figures.last_success),
+        ("rpsquest_training_last_duration_seconds",
+         "How long the last training run that trained took (success or failure)", figures.last_duration),
+    ):  # fmt: skip
+        if value is not None:
+            out.append(GaugeMetricFamily(name, documentation, value=value))
     return out
 
 
