@@ -40,6 +40,7 @@ log = logging.getLogger("rpsquest.connections")
 HEALTH_PATHS = frozenset({b"/healthz", b"/readyz"})
 OVER_CAP_HEADER_TIMEOUT = 1.0  # seconds: an over-cap connection can only be a health check or a refusal
 OWN_FILES_SLACK = 64  # files the process may open after start (database, model files being loaded)
+QUEUED_MESSAGES = 4  # received messages (each at most MAX_FRAME bytes) a connection holds before reads pause
 ACCEPT_BURSTS = 2  # asyncio accepts up to `backlog` sockets per turn; two turns can pass before we count them
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -317,9 +318,19 @@ class GuardedHttp(HttpToolsProtocol):
 
 
 class GuardedWebSocket(WebSocketsSansIOProtocol):
-    """uvicorn's WebSocket protocol, releasing the connection's ticket when it closes."""
+    """uvicorn's WebSocket protocol, releasing the connection's ticket when it closes, and pausing reads only
+    when QUEUED_MESSAGES messages wait for the app: uvicorn pauses after every message and resumes when the app
+    takes it, two epoll_ctl calls a round for a client that waits for each answer anyway."""
 
     ticket: Ticket | None = None
+
+    def send_receive_event_to_app(self) -> None:
+        if self.read_paused or self.queue.qsize() + 1 >= QUEUED_MESSAGES:
+            super().send_receive_event_to_app()  # queues the message and pauses reading
+            return
+        self.read_paused = True  # uvicorn pauses reading unless it believes reads are paused already
+        super().send_receive_event_to_app()
+        self.read_paused = False
 
     def connection_lost(self, exc: Exception | None) -> None:
         _release(process_guard(self.config.backlog), self.ticket)
