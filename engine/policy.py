@@ -188,5 +188,11 @@ def decide(
     probs = _triple(p)
     ev = _expected(a, probs)
     strategy = _strategy(ev, nash, guard or _uninformed(probs))
-    move = rng.choices(_MOVES, weights=strategy)[0]
-    return Decision(move, ev, strategy)
+    return Decision(_draw(strategy, rng), ev, strategy)
+
+
+def _draw(strategy: Triple, rng: random.Random) -> int:
+    """A move drawn from `strategy`: what rng.choices(range(3), weights=strategy) draws, for the same
+    random() (a third of its cost)."""
+    x = rng.random() * (strategy[0] + strategy[1] + strategy[2])
+    return 0 if x < strategy[0] else 1 if x < strategy[0] + strategy[1] else 2

@@ -104,7 +104,8 @@ def memory_games(rows: Iterable[tuple[Any, ...]]) -> list[list[Round]]:
 
 def top_move(probs: tuple[float, float, float]) -> int:
     """The most likely move of a prediction (the first of equals): a prediction is correct when it is the player's."""
-    return max(range(3), key=probs.__getitem__)
+    a, b, c = probs
+    return 0 if a >= b and a >= c else 1 if b >= c else 2
 
 
 def prediction_counts(game: GameRecord, played: RoundRecord) -> list[tuple[str, str, str, str, str, bool]]:

@@ -7,7 +7,7 @@ from collections import Counter
 
 import numpy as np
 
-from engine.policy import BONUS, _round_game, decide, equilibrium, mixed_strategy, payoff_matrix, surprise
+from engine.policy import BONUS, _draw, _round_game, decide, equilibrium, mixed_strategy, payoff_matrix, surprise
 from engine.rules import TARGET, ranked, round_values
 
 ROCK, PAPER, SCISSORS = 0, 1, 2
@@ -271,3 +271,13 @@ def test_surprise_is_zero_on_average_when_the_prediction_is_right() -> None:
             assert all(abs(v - square) < 1e-9 for _, v in shortfalls)
     # The bot plays rock (1.6) expecting scissors and meets paper: it loses paper's 1.0 and expected to win 1.6.
     assert surprise((0.0, 0.0, 1.0), DEMO1, ROCK, PAPER) == (-1.0 - 1.6, 0.0)
+
+
+
+def test_moves_are_drawn_as_random_choices_draws_them() -> None:
+    """A move is drawn from a strategy exactly as rng.choices(weights=strategy) draws it from the same random()."""
+    strategies = [tuple(float(w) for w in row) for row in np.random.default_rng(3).dirichlet((0.5, 0.5, 0.5), 5000)]
+    strategies += [(1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0), (0.5, 0.5, 0.0), (0.0, 0.5, 0.5)]
+    ours, reference = random.Random(5), random.Random(5)
+    for strategy in strategies * 4:
+        assert _draw(strategy, ours) == reference.choices((0, 1, 2), weights=strategy)[0]  # type: ignore[arg-type]
