@@ -39,7 +39,6 @@ from storage import (
     RoundRecord,
     Storage,
     StorageConflict,
-    StorageUnavailable,
     top_move,
 )
 from storage.ids import GameIds
@@ -169,17 +168,17 @@ class PredictionBatch:
     The served versions, for the rounds being decided, are predicted at the end of the event-loop turn
     that asked (their moves wait for it). The shadows, the family's other aliases, for the rounds just
     decided, wait SHADOW_LINGER seconds for more (less when a move of their game comes first): they add
-    no latency to a player's round and never change play, and at human pace one call and one write
-    then serve many rounds. A game whose last move came sooner than that has its shadows predicted at
+    no latency to a player's round and never change play, and at human pace one call then serves many
+    rounds. A game whose last move came sooner than that has its shadows predicted at
     the end of the turn instead, after the answers were sent, so that its next move does not wait
-    for them. They join the open round's decision (`record.pending`),
-    and `stored` is handed those decisions to write. A failure leaves that round to the online
+    for them. They join the open round's decision (`record.pending`) in memory and are stored with the
+    played round; a game loaded without them (after a restart, or from another process) has them
+    predicted again from the decision's stored features. A failure leaves that round to the online
     predictor, or loses its shadows: play goes on.
     """
 
-    def __init__(self, predictors: Predictors, stored: Callable[[list[GameRecord]], None]) -> None:
+    def __init__(self, predictors: Predictors) -> None:
         self.predictors = predictors
-        self.stored = stored
         self._served: list[tuple[str, str, np.ndarray, asyncio.Future[np.ndarray | None]]] = []
         self._shadows: list[tuple[LiveGame, int, np.ndarray]] = []
         self._linger: asyncio.TimerHandle | None = None  # the shadows' flush, when only shadows wait
@@ -229,7 +228,6 @@ class PredictionBatch:
 
     def _flush_shadows(self) -> None:
         shadows, self._shadows = self._shadows, []
-        added: list[GameRecord] = []
         for (family, alias), items in _grouped(shadows, lambda s: (s[0].record.family, s[0].record.alias)).items():
             for live, _, _ in items:
                 live.shadows_due = False
@@ -243,9 +241,6 @@ class PredictionBatch:
                 if out and pending is not None and pending.round == number:
                     models = {a: _prediction(v, p[row]) for a, (v, p) in out.items()}
                     live.record.pending = msgspec.structs.replace(pending, models={**models, **pending.models})
-                    added.append(live.record)
-        if added:
-            self.stored(added)
 
 
 def _shadows_missing(record: GameRecord, decision: Decision) -> bool:
@@ -365,8 +360,7 @@ class GameService:
         self.max_live = max_live
         self.idle = idle
         self.live: dict[str, LiveGame] = {}  # open games only
-        self._batch = PredictionBatch(predictors, self._store_shadows) if predictors is not None else None
-        self._writes: set[asyncio.Task[None]] = set()  # shadow writes under way
+        self._batch = PredictionBatch(predictors) if predictors is not None else None
 
     async def start(self, opponent_id: str, player: str | None, tag: str | None, key: str | None = None) -> GameMessage:
         """A new game; with a returning player's `key` the bot starts from their last finished games."""
@@ -434,7 +428,7 @@ class GameService:
                     self.live[game_id] = live
                 pending = record.pending
                 if self._batch is not None and _shadows_missing(record, pending):
-                    self._batch.add_shadows(live, pending)  # decided where the shadows' write did not land
+                    self._batch.add_shadows(live, pending)  # decided here before a restart, or by another process
         return live
 
     async def resume(self, game_id: str, token: str) -> GameMessage:
@@ -518,20 +512,6 @@ class GameService:
         if round_number > len(fresh.record.rounds):
             raise GameError("unavailable", "the game could not be saved; resume it to continue", game_id)
         return result_message(fresh.record, round_number - 1)
-
-    def _store_shadows(self, games: list[GameRecord]) -> None:
-        """Write the open rounds' decisions again, now with their shadows, so that a resume, a restart or
-        another process that plays the round keeps them (one write, after the turn's answers)."""
-        task = asyncio.get_running_loop().create_task(self._write_shadows(games))
-        self._writes.add(task)
-        task.add_done_callback(self._writes.discard)
-
-    async def _write_shadows(self, games: list[GameRecord]) -> None:
-        decisions = [(g.id, g.pending) for g in games if g.pending is not None]
-        try:
-            await self.storage.store_pending(decisions)
-        except StorageUnavailable as exc:  # the decisions in memory keep them for moves played here
-            log.warning("shadow predictions of %d rounds not stored yet: %s", len(decisions), exc)
 
     async def exists(self, game_id: str) -> bool:
         return game_id in self.live or await self.storage.load_game(game_id) is not None

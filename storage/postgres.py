@@ -28,7 +28,6 @@ from engine.features import FIRST_MODEL_ROUND
 from engine.rules import Round
 from storage.records import (
     MEMORY_SQL,
-    Decision,
     GameRecord,
     LeaderboardRow,
     LedgerEntry,
@@ -413,17 +412,6 @@ class PostgresStorage:
         totals = Totals()
         totals.count(game, played, winner)
         await self._write(RoundWrite.of(game, played, winner), totals)
-
-    async def store_pending(self, decisions: list[tuple[str, Decision]]) -> None:
-        rows = [(encode_pending(d), game_id, d.round - 1) for game_id, d in decisions]
-
-        async def update(conn: AsyncConnection[Any]) -> None:
-            async with conn.cursor() as cursor:
-                await cursor.executemany(
-                    "UPDATE games SET pending = %s WHERE id = %s AND state = 'open' AND rounds = %s", rows
-                )
-
-        await self._write(update)
 
     async def delete_unplayed(self, created_before: float) -> int:
         async def delete(conn: AsyncConnection[Any]) -> int:

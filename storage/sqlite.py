@@ -40,7 +40,6 @@ from engine.features import FIRST_MODEL_ROUND
 from engine.rules import Round
 from storage.records import (
     MEMORY_SQL,
-    Decision,
     GameRecord,
     LeaderboardRow,
     LedgerEntry,
@@ -290,11 +289,6 @@ class Storage(Protocol):
         ...
 
     async def opponent_stats(self) -> list[OpponentStats]: ...
-
-    async def store_pending(self, decisions: list[tuple[str, Decision]]) -> None:
-        """Store open rounds' decisions again (game id, decision), now with more models' predictions; a game
-        whose round was played meanwhile is left alone."""
-        ...
 
     async def version_stats(self, tags: tuple[str, ...]) -> list[VersionStats]:
         """Live figures of every version by alias, over games with these tags (read from running totals)."""
@@ -648,14 +642,6 @@ class SQLiteStorage:
         totals = Totals()
         totals.count(game, played, winner)
         await self._write(RoundWrite.of(game, played, winner), totals)
-
-    async def store_pending(self, decisions: list[tuple[str, Decision]]) -> None:
-        rows = [(encode_pending(d), game_id, d.round - 1) for game_id, d in decisions]
-
-        def update(conn: sqlite3.Connection) -> None:
-            conn.executemany("UPDATE games SET pending = ? WHERE id = ? AND state = 'open' AND rounds = ?", rows)
-
-        await self._write(update)
 
     async def load_game(self, game_id: str) -> GameRecord | None:
         return await self._read(lambda conn: _load_game(conn, game_id))

@@ -273,7 +273,6 @@ def test_surprise_is_zero_on_average_when_the_prediction_is_right() -> None:
     assert surprise((0.0, 0.0, 1.0), DEMO1, ROCK, PAPER) == (-1.0 - 1.6, 0.0)
 
 
-
 def test_moves_are_drawn_as_random_choices_draws_them() -> None:
     """A move is drawn from a strategy exactly as rng.choices(weights=strategy) draws it from the same random()."""
     strategies = [tuple(float(w) for w in row) for row in np.random.default_rng(3).dirichlet((0.5, 0.5, 0.5), 5000)]

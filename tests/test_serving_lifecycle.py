@@ -7,7 +7,6 @@ import asyncio
 import json
 import random
 import shutil
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -77,9 +76,11 @@ def _round_models(server: ServerProcess, game_id: str) -> dict[int, tuple[str, s
     return {r.decision.round: (r.decision.source, set(r.decision.models)) for r in _stored(server, game_id).rounds}
 
 
-def test_shadows_are_stored_when_the_bot_decides_and_survive_a_restart(
+def test_shadows_of_the_open_round_survive_a_restart(
     server_factory: Callable[..., ServerProcess], tmp_path: Path
 ) -> None:
+    """Round 5 is decided by a process killed before the player moves: the next process, which loads the game,
+    predicts its shadows again from the stored features, and the played round is stored with every alias."""
     first = server_factory(QUIET, data_dir=tmp_path / "data")
     rng = random.Random(3)
 
@@ -91,12 +92,8 @@ def test_shadows_are_stored_when_the_bot_decides_and_survive_a_restart(
         return game
 
     game = asyncio.run(opening())
-    deadline = time.monotonic() + 30
     pending = _stored(first, game.game_id).pending
-    while pending is not None and set(pending.models) != set(ALIASES) and time.monotonic() < deadline:
-        time.sleep(0.05)  # the shadows' write follows the answer in the next turn
-        pending = _stored(first, game.game_id).pending
-    assert pending is not None and pending.round == 5 and set(pending.models) == set(ALIASES)
+    assert pending is not None and pending.round == 5 and len(pending.models) == 1  # the served model's alone
     first.kill()  # kill -9: nothing in the first process's memory survives
 
     second = server_factory(QUIET, data_dir=tmp_path / "data")
