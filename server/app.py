@@ -147,6 +147,7 @@ class Server:
         finally:
             for task in self._tasks:
                 task.cancel()
+            metrics.tally.settle()
             await storage.close()
             logfilter.emit(repeats.summaries(everything=True))
 
@@ -320,7 +321,7 @@ class Server:
                 if game.next is not None:
                     self.drain.resumed(game.game_id, game.next.round)
                 return encode_message(game)
-            _MESSAGES["move"].inc()
+            metrics.tally.add(metrics.ws_messages, "move")
             return await self._move(session, message)
         except GameError as exc:
             return Error(exc.code, exc.message, exc.game_id)
@@ -387,6 +388,7 @@ class Server:
                 metrics.lifecycle.update(await self.service.storage.lifecycle_figures(), now)
             except StorageUnavailable as exc:  # the figures read last are shown
                 log.warning("lifecycle figures not read: %s", exc)
+        metrics.tally.settle()
         body = generate_latest(metrics.exposition()) + generate_latest(metrics.database_registry)
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 

@@ -485,7 +485,7 @@ class GameService:
             record.updated = now
             if self._batch is not None and next_decision is not None and next_decision.round >= FIRST_MODEL_ROUND:
                 self._batch.add_shadows(live, next_decision, soon=fast)  # also when the game's own model failed
-            metrics.rounds.labels(record.opponent, record.tag).inc()
+            metrics.tally.add(metrics.rounds, record.opponent, record.tag)
             if decision.round >= FIRST_MODEL_ROUND:
                 _count_predictions(record, decision, played.player_move)
             if won is not None:

@@ -11,6 +11,7 @@ is scraped, at most once per FIGURES_MAX_AGE seconds, and shown as they are (nev
 
 from __future__ import annotations
 
+import asyncio
 import math
 import os
 from collections.abc import Iterator
@@ -132,25 +133,54 @@ arm_games = Counter(
 )
 
 _Labels = tuple[str, str, str, str]
-_predictions: dict[_Labels, tuple[Counter, Counter]] = {}  # label sets in use, with their children
+_predictions: set[_Labels] = set()  # (family, alias, version, kind) label sets of the prediction counters
 _serving: set[tuple[str, str, str]] = set()  # (family, alias, version) label sets of model_serving
 _arms: set[_Labels] = set()  # (family, alias, version, winner) label sets of arm_games
 
 
+class Tally:
+    """Increments of the counters every round touches, added to them at most PERIOD seconds later: one inc per
+    label set and period instead of one per event (with several workers, every inc writes a shared file).
+    /metrics adds this process's tally first (`settle`), so a lone worker shows every round at once."""
+
+    PERIOD = 1.0
+
+    def __init__(self) -> None:
+        self._counts: dict[tuple[Counter, tuple[str, ...]], int] = {}
+        self._timer: asyncio.TimerHandle | None = None
+
+    def add(self, counter: Counter, *labels: str) -> None:
+        key = (counter, labels)
+        counts = self._counts
+        counts[key] = counts.get(key, 0) + 1
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self.PERIOD, self.settle)
+
+    def settle(self) -> None:
+        """Add what was counted to the counters."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        counts, self._counts = self._counts, {}
+        for (counter, labels), n in counts.items():
+            counter.labels(*labels).inc(n)
+
+
+tally = Tally()
+
+
 def count_prediction(family: str, alias: str, version: str, kind: str, correct: bool) -> None:
     """One prediction of a played round (kind `blend` or `model`), and whether its top move was the player's."""
-    labels = (family, alias, version, kind)
-    children = _predictions.get(labels)
-    if children is None:
-        children = _predictions[labels] = (model_predictions.labels(*labels), model_correct_predictions.labels(*labels))
-    children[0].inc()
+    _predictions.add((family, alias, version, kind))
+    tally.add(model_predictions, family, alias, version, kind)
     if correct:
-        children[1].inc()
+        tally.add(model_correct_predictions, family, alias, version, kind)
 
 
 def show_models(serving: set[tuple[str, str, str]], used: set[tuple[str, str]]) -> None:
     """model_serving: 1 for each (family, alias, version) serving now, 0 for one that served before while its
     version is still `used` (family, version); a version no longer used loses every label set it had."""
+    tally.settle()  # what was counted for a version goes in before its label sets go
     gone = {labels for labels in _serving - serving if labels[0::2] not in used}
     for labels in gone:
         model_serving.remove(*labels)
@@ -161,7 +191,7 @@ def show_models(serving: set[tuple[str, str, str]], used: set[tuple[str, str]]) 
     _serving.difference_update(gone)
     _serving.update(serving)
     for counted in [p for p in _predictions if (p[0], p[2]) not in used]:
-        del _predictions[counted]
+        _predictions.discard(counted)
         model_predictions.remove(*counted)
         model_correct_predictions.remove(*counted)
     for finished in [a for a in _arms if (a[0], a[2]) not in used]:

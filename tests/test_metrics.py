@@ -1,0 +1,56 @@
+"""server.metrics: the tally of per-round counters."""
+
+from __future__ import annotations
+
+import asyncio
+
+from prometheus_client import CollectorRegistry, Counter
+
+from server.metrics import Tally
+
+
+def _counter() -> tuple[CollectorRegistry, Counter]:
+    registry = CollectorRegistry()
+    return registry, Counter("t_rounds", "rounds", ["opponent"], registry=registry)
+
+
+def test_counts_go_in_when_settled_once_per_label_set() -> None:
+    registry, rounds = _counter()
+    tally = Tally()
+    child = rounds.labels("brian")
+    original = child.inc
+    incs: list[float] = []
+
+    def counted(amount: float = 1, exemplar: dict[str, str] | None = None) -> None:
+        incs.append(amount)
+        original(amount, exemplar)
+
+    child.inc = counted  # type: ignore[method-assign]
+
+    async def scenario() -> float | None:
+        for _ in range(5):
+            tally.add(rounds, "brian")
+        tally.add(rounds, "logan")
+        before = registry.get_sample_value("t_rounds_total", {"opponent": "brian"})
+        tally.settle()
+        return before
+
+    assert asyncio.run(scenario()) == 0.0
+    assert registry.get_sample_value("t_rounds_total", {"opponent": "brian"}) == 5
+    assert registry.get_sample_value("t_rounds_total", {"opponent": "logan"}) == 1
+    assert incs == [5]  # one inc for the five rounds
+
+
+def test_the_event_loop_settles_a_period_after_the_first_count() -> None:
+    registry, rounds = _counter()
+    tally = Tally()
+    tally.PERIOD = 0.01
+
+    async def scenario() -> None:
+        tally.add(rounds, "forrest")
+        await asyncio.sleep(0.2)
+        tally.add(rounds, "forrest")  # a new period starts
+        await asyncio.sleep(0.2)
+
+    asyncio.run(scenario())
+    assert registry.get_sample_value("t_rounds_total", {"opponent": "forrest"}) == 2
