@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
-from websockets.asyncio.client import ClientConnection, connect
 
+from clients.connection import Connection, UnexpectedFrame
 from engine.fairplay import verify
 from engine.rules import MOVE_INDEX, MOVES, OUTCOMES, Round, Values, outcome, points, round_values, winner
 
@@ -118,7 +118,7 @@ def check_result(game: ClientGame, result: dict[str, Any], player_move: int) -> 
 class Client:
     """One WebSocket connection playing games."""
 
-    def __init__(self, connection: ClientConnection, rate: float = 0.0) -> None:
+    def __init__(self, connection: Connection, rate: float = 0.0) -> None:
         self.connection = connection
         self.welcome: dict[str, Any] | None = None
         self._interval = 1.0 / rate if rate > 0 else 0.0
@@ -127,7 +127,7 @@ class Client:
     @classmethod
     async def open(cls, url: str, rate: float = 0.0, timeout: float = 10.0) -> Client:
         """Connect to `url`; with `rate` > 0 send at most that many messages per second."""
-        connection = await connect(url, open_timeout=timeout, max_size=2**20, compression=None)
+        connection = await Connection.open(url, timeout)
         client = cls(connection, rate)
         welcome = await client.receive()
         _check(welcome.get("type") == "welcome" and welcome.get("protocol") == 1, "no welcome")
@@ -135,7 +135,10 @@ class Client:
         return client
 
     async def receive(self) -> dict[str, Any]:
-        message = _decode(await self.connection.recv())
+        try:
+            message = _decode(await self.connection.recv())
+        except UnexpectedFrame as exc:
+            raise ProtocolViolation(str(exc)) from exc
         _check(isinstance(message, dict) and "type" in message, "a frame without a type")
         return message  # type: ignore[no-any-return]
 
