@@ -59,13 +59,12 @@ class ClientGame:
         return round_values(self.game_id, self.open_round)
 
 
-def _tenths(x: float) -> int:
-    return round(x * 10)
-
-
 def _check(condition: bool, what: str) -> None:
     if not condition:
         raise ProtocolViolation(what)
+
+
+# The checks of a round run for every answer of a load test: they test plainly and build a message only on failure.
 
 
 def check_open_round(game: ClientGame, info: dict[str, Any] | None) -> None:
@@ -76,36 +75,48 @@ def check_open_round(game: ClientGame, info: dict[str, Any] | None) -> None:
         game.commit = None
         return
     n = info["round"]
-    _check(n == len(game.rounds) + 1, f"next round {n} after {len(game.rounds)} rounds")
-    values = tuple(_tenths(info["values"][m]) for m in MOVES)
-    _check(values == round_values(game.game_id, n), f"round {n} values {values} break the rules")
-    _check(isinstance(info["commit"], str) and len(info["commit"]) == 64, "commit is not 64 hex digits")
+    if n != len(game.rounds) + 1:
+        raise ProtocolViolation(f"next round {n} after {len(game.rounds)} rounds")
+    given = info["values"]
+    values = (round(given["rock"] * 10), round(given["paper"] * 10), round(given["scissors"] * 10))
+    if values != round_values(game.game_id, n):
+        raise ProtocolViolation(f"round {n} values {values} break the rules")
+    commit = info["commit"]
+    _check(isinstance(commit, str) and len(commit) == 64, "commit is not 64 hex digits")
     game.open_round = n
-    game.commit = info["commit"]
+    game.commit = commit
 
 
 def check_result(game: ClientGame, result: dict[str, Any], player_move: int) -> Round:
     """Check a fresh `result` for the open round and add the round to `game`."""
     n = result["round"]
     _check(result["type"] == "result" and result["game_id"] == game.game_id, "not this game's result")
-    _check(n == game.open_round, f"result for round {n}, open was {game.open_round}")
+    if n != game.open_round:
+        raise ProtocolViolation(f"result for round {n}, open was {game.open_round}")
     _check(result["player_move"] == MOVES[player_move], "the result names another player move")
     bot = MOVE_INDEX[result["bot_move"]]
+    nonce = result["nonce"]
     assert game.commit is not None
-    _check(verify(game.game_id, n, bot, result["nonce"], game.commit), f"round {n}: the commitment does not open")
-    _check(len(result["nonce"]) >= 32, "nonce shorter than 128 bits")
-    _check(result["outcome"] == OUTCOMES[outcome(player_move, bot)], f"round {n}: wrong outcome")
+    if not verify(game.game_id, n, bot, nonce, game.commit):
+        raise ProtocolViolation(f"round {n}: the commitment does not open")
+    _check(len(nonce) >= 32, "nonce shorter than 128 bits")
+    if result["outcome"] != OUTCOMES[outcome(player_move, bot)]:
+        raise ProtocolViolation(f"round {n}: wrong outcome")
     values = round_values(game.game_id, n)
     gained = points(values, player_move, bot)
-    _check(
-        (_tenths(result["points"]["player"]), _tenths(result["points"]["bot"])) == gained, f"round {n}: wrong points"
-    )
+    given = result["points"]
+    if (round(given["player"] * 10), round(given["bot"] * 10)) != gained:
+        raise ProtocolViolation(f"round {n}: wrong points")
     score_player, score_bot = game.score
     score = (score_player + gained[0], score_bot + gained[1])
-    _check((_tenths(result["score"]["player"]), _tenths(result["score"]["bot"])) == score, f"round {n}: wrong score")
+    given = result["score"]
+    if (round(given["player"] * 10), round(given["bot"] * 10)) != score:
+        raise ProtocolViolation(f"round {n}: wrong score")
     expected_winner = winner(*score)
-    _check(result["winner"] == expected_winner, f"round {n}: winner {result['winner']} should be {expected_winner}")
-    _check(result["over"] == (expected_winner is not None), f"round {n}: wrong over flag")
+    if result["winner"] != expected_winner:
+        raise ProtocolViolation(f"round {n}: winner {result['winner']} should be {expected_winner}")
+    if result["over"] != (expected_winner is not None):
+        raise ProtocolViolation(f"round {n}: wrong over flag")
     played = Round(n, values, player_move, bot, score[0], score[1])
     game.rounds.append(played)
     game.winner = expected_winner
