@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from typing import cast
 
 from websockets.client import ClientProtocol
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
@@ -114,8 +115,7 @@ class Connection(asyncio.Protocol):
     # The network side
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        self._transport = cast(asyncio.Transport, transport)  # any loop's transport (uvloop's are not subclasses)
         self._protocol.send_request(self._protocol.connect())
         self._write()
 
