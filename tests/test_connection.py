@@ -71,11 +71,12 @@ def frame(opcode: int, payload: bytes, fin: bool = True) -> bytes:
 
 
 async def read_frame(reader: asyncio.StreamReader) -> tuple[int, bytes]:
-    """A client frame (masked, short): its opcode and unmasked payload."""
+    """A client frame (masked, unfragmented): its opcode and unmasked payload."""
     head = await reader.readexactly(2)
-    assert head[1] & 0x80, "client frames are masked"
+    assert head[0] & 0xF0 == 0x80 and head[1] & 0x80, "client frames are final, without extensions, and masked"
     length = head[1] & 0x7F
-    assert length < 126
+    if length >= 126:
+        length = int.from_bytes(await reader.readexactly(2 if length == 126 else 8), "big")
     mask = await reader.readexactly(4)
     data = await reader.readexactly(length)
     return head[0] & 0x0F, bytes(b ^ mask[i % 4] for i, b in enumerate(data))
@@ -140,6 +141,28 @@ def test_a_refused_handshake_raises_the_status(live_server: ServerProcess) -> No
 
 
 # Against tiny servers
+
+
+def test_sent_frames_are_masked_text_frames_of_any_length() -> None:
+    received: list[tuple[int, bytes]] = []
+    texts = ["short", "é" * 100, "x" * 70_000]  # the three encodings of a payload's length
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await accept(reader, writer)
+        for _ in texts:
+            received.append(await read_frame(reader))
+        writer.write(frame(0x1, b"done"))
+        await reader.read()
+
+    async def scenario() -> str:
+        async with tiny_server(handler) as url:
+            connection = await Connection.open(url, 10)
+            for text in texts:
+                await connection.send(text)
+            return await connection.recv()
+
+    assert run(scenario()) == "done"
+    assert received == [(0x1, text.encode()) for text in texts]
 
 
 def test_pings_are_answered_between_messages() -> None:
