@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
-from websockets.asyncio.client import ClientConnection, connect
 
+from clients.connection import Connection, UnexpectedFrame
 from engine.fairplay import verify
 from engine.rules import MOVE_INDEX, MOVES, OUTCOMES, Round, Values, outcome, points, round_values, winner
 
@@ -59,13 +59,12 @@ class ClientGame:
         return round_values(self.game_id, self.open_round)
 
 
-def _tenths(x: float) -> int:
-    return round(x * 10)
-
-
 def _check(condition: bool, what: str) -> None:
     if not condition:
         raise ProtocolViolation(what)
+
+
+# The checks of a round run for every answer of a load test: they test plainly and build a message only on failure.
 
 
 def check_open_round(game: ClientGame, info: dict[str, Any] | None) -> None:
@@ -76,36 +75,48 @@ def check_open_round(game: ClientGame, info: dict[str, Any] | None) -> None:
         game.commit = None
         return
     n = info["round"]
-    _check(n == len(game.rounds) + 1, f"next round {n} after {len(game.rounds)} rounds")
-    values = tuple(_tenths(info["values"][m]) for m in MOVES)
-    _check(values == round_values(game.game_id, n), f"round {n} values {values} break the rules")
-    _check(isinstance(info["commit"], str) and len(info["commit"]) == 64, "commit is not 64 hex digits")
+    if n != len(game.rounds) + 1:
+        raise ProtocolViolation(f"next round {n} after {len(game.rounds)} rounds")
+    given = info["values"]
+    values = (round(given["rock"] * 10), round(given["paper"] * 10), round(given["scissors"] * 10))
+    if values != round_values(game.game_id, n):
+        raise ProtocolViolation(f"round {n} values {values} break the rules")
+    commit = info["commit"]
+    _check(isinstance(commit, str) and len(commit) == 64, "commit is not 64 hex digits")
     game.open_round = n
-    game.commit = info["commit"]
+    game.commit = commit
 
 
 def check_result(game: ClientGame, result: dict[str, Any], player_move: int) -> Round:
     """Check a fresh `result` for the open round and add the round to `game`."""
     n = result["round"]
     _check(result["type"] == "result" and result["game_id"] == game.game_id, "not this game's result")
-    _check(n == game.open_round, f"result for round {n}, open was {game.open_round}")
+    if n != game.open_round:
+        raise ProtocolViolation(f"result for round {n}, open was {game.open_round}")
     _check(result["player_move"] == MOVES[player_move], "the result names another player move")
     bot = MOVE_INDEX[result["bot_move"]]
+    nonce = result["nonce"]
     assert game.commit is not None
-    _check(verify(game.game_id, n, bot, result["nonce"], game.commit), f"round {n}: the commitment does not open")
-    _check(len(result["nonce"]) >= 32, "nonce shorter than 128 bits")
-    _check(result["outcome"] == OUTCOMES[outcome(player_move, bot)], f"round {n}: wrong outcome")
+    if not verify(game.game_id, n, bot, nonce, game.commit):
+        raise ProtocolViolation(f"round {n}: the commitment does not open")
+    _check(len(nonce) >= 32, "nonce shorter than 128 bits")
+    if result["outcome"] != OUTCOMES[outcome(player_move, bot)]:
+        raise ProtocolViolation(f"round {n}: wrong outcome")
     values = round_values(game.game_id, n)
     gained = points(values, player_move, bot)
-    _check(
-        (_tenths(result["points"]["player"]), _tenths(result["points"]["bot"])) == gained, f"round {n}: wrong points"
-    )
+    given = result["points"]
+    if (round(given["player"] * 10), round(given["bot"] * 10)) != gained:
+        raise ProtocolViolation(f"round {n}: wrong points")
     score_player, score_bot = game.score
     score = (score_player + gained[0], score_bot + gained[1])
-    _check((_tenths(result["score"]["player"]), _tenths(result["score"]["bot"])) == score, f"round {n}: wrong score")
+    given = result["score"]
+    if (round(given["player"] * 10), round(given["bot"] * 10)) != score:
+        raise ProtocolViolation(f"round {n}: wrong score")
     expected_winner = winner(*score)
-    _check(result["winner"] == expected_winner, f"round {n}: winner {result['winner']} should be {expected_winner}")
-    _check(result["over"] == (expected_winner is not None), f"round {n}: wrong over flag")
+    if result["winner"] != expected_winner:
+        raise ProtocolViolation(f"round {n}: winner {result['winner']} should be {expected_winner}")
+    if result["over"] != (expected_winner is not None):
+        raise ProtocolViolation(f"round {n}: wrong over flag")
     played = Round(n, values, player_move, bot, score[0], score[1])
     game.rounds.append(played)
     game.winner = expected_winner
@@ -118,7 +129,7 @@ def check_result(game: ClientGame, result: dict[str, Any], player_move: int) -> 
 class Client:
     """One WebSocket connection playing games."""
 
-    def __init__(self, connection: ClientConnection, rate: float = 0.0) -> None:
+    def __init__(self, connection: Connection, rate: float = 0.0) -> None:
         self.connection = connection
         self.welcome: dict[str, Any] | None = None
         self._interval = 1.0 / rate if rate > 0 else 0.0
@@ -127,7 +138,7 @@ class Client:
     @classmethod
     async def open(cls, url: str, rate: float = 0.0, timeout: float = 10.0) -> Client:
         """Connect to `url`; with `rate` > 0 send at most that many messages per second."""
-        connection = await connect(url, open_timeout=timeout, max_size=2**20, compression=None)
+        connection = await Connection.open(url, timeout)
         client = cls(connection, rate)
         welcome = await client.receive()
         _check(welcome.get("type") == "welcome" and welcome.get("protocol") == 1, "no welcome")
@@ -135,7 +146,10 @@ class Client:
         return client
 
     async def receive(self) -> dict[str, Any]:
-        message = _decode(await self.connection.recv())
+        try:
+            message = _decode(await self.connection.recv())
+        except UnexpectedFrame as exc:
+            raise ProtocolViolation(str(exc)) from exc
         _check(isinstance(message, dict) and "type" in message, "a frame without a type")
         return message  # type: ignore[no-any-return]
 

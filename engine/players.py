@@ -63,17 +63,22 @@ class SimulatedPlayer:
     def __init__(self, persona: Persona, rng: random.Random) -> None:
         self.persona = persona
         self.rng = rng
+        # The shift habit's logits after each outcome, computed once (a load test asks for a move every round).
+        self._shift_logits = tuple(
+            tuple(persona.shift_strength * math.log(3.0 * s) for s in row) for row in persona.shift
+        )
 
     def distribution(self, history: list[Round] | tuple[Round, ...], values: Values) -> list[float]:
         """P(rock, paper, scissors) for the next move."""
         p = self.persona
-        logits = [p.value_bias * values[m] / 10.0 for m in range(3)]
+        logits = [p.value_bias * values[0] / 10.0, p.value_bias * values[1] / 10.0, p.value_bias * values[2] / 10.0]
         logits[p.favourite] += p.favourite_strength
         if history:
             last = history[-1]
-            shift = p.shift[outcome(last.player, last.bot)]
-            for k in range(3):
-                logits[(last.player + k) % 3] += p.shift_strength * math.log(3.0 * shift[k])
+            shift = self._shift_logits[outcome(last.player, last.bot)]
+            logits[last.player] += shift[0]
+            logits[(last.player + 1) % 3] += shift[1]
+            logits[(last.player + 2) % 3] += shift[2]
             logits[(last.player + p.cycle) % 3] += p.cycle_strength
             logits[(last.bot + 1) % 3] += p.counter_strength
         top = max(logits)
@@ -82,7 +87,12 @@ class SimulatedPlayer:
         return [(1.0 - p.noise) * w / total + p.noise / 3.0 for w in weights]
 
     def move(self, history: list[Round] | tuple[Round, ...], values: Values) -> int:
-        return self.rng.choices(range(3), weights=self.distribution(history, values))[0]
+        """A move drawn from `distribution`: the draw of `rng.choices(range(3), weights=...)`, without its
+        generality."""
+        p_rock, p_paper, p_scissors = self.distribution(history, values)
+        upto_paper = p_rock + p_paper
+        x = self.rng.random() * (upto_paper + p_scissors)
+        return 0 if x < p_rock else 1 if x < upto_paper else 2
 
 
 def population(seed: int, size: int) -> list[SimulatedPlayer]:
