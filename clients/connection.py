@@ -31,8 +31,10 @@ class _Masks:
     """Masking keys from the system's strong source (RFC 6455, 5.3), 4 KiB a system call."""
 
     def __init__(self) -> None:
-        self._pool = b""
-        self._at = 0
+        self.forget()
+
+    def forget(self) -> None:
+        self._pool, self._at = b"", 0
 
     def next(self) -> bytes:
         if self._at == len(self._pool):
@@ -43,6 +45,7 @@ class _Masks:
 
 
 _masks = _Masks()
+os.register_at_fork(after_in_child=_masks.forget)  # a forked child must never reuse its parent's masks
 
 
 class UnexpectedFrame(Exception):
