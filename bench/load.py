@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from websockets.asyncio.client import connect
 
 from bench.common import ROOT, Server, free_port, percentiles
 from clients.client import Client, ClientGame
+from clients.connection import Connection
 from clients.loadtest import generate, loadtest
 from inference.store import LocalStore, read_manifest, write_manifest
 from storage.history import rounds_since
@@ -64,11 +64,12 @@ async def _echo_flood(url: str, sessions: int, seconds: float) -> float:
     done = [0]
 
     async def session(deadline: float) -> None:
-        async with connect(url, compression=None, open_timeout=30) as ws:
-            while time.perf_counter() < deadline:
-                await ws.send(_ECHOED)
-                await ws.recv()
-                done[0] += 1
+        ws = await Connection.open(url, timeout=30)
+        while time.perf_counter() < deadline:
+            await ws.send(_ECHOED)
+            await ws.recv()
+            done[0] += 1
+        await ws.close()
 
     started = time.perf_counter()
     await asyncio.gather(*(session(started + seconds) for _ in range(sessions)))
@@ -82,19 +83,20 @@ async def _roundtrips(echo_url: str, game_url: str, n: int, blocks: int) -> tupl
     moves: list[float] = []
     client = await Client.open(game_url)
     game = await client.start("forrest", tag="loadtest")
-    async with connect(echo_url, compression=None) as ws:
-        for block in range(1, blocks + 1):
-            while len(echo) < n * block // blocks:
-                t = time.perf_counter()
-                await ws.send(_ECHOED)
-                await ws.recv()
-                echo.append(time.perf_counter() - t)
-            while len(moves) < n * block // blocks:
-                if game.open_round is None:
-                    game = await client.start("forrest", tag="loadtest")
-                played, answer, latency = await client.move(game, len(moves) % 3)
-                assert played is not None, answer
-                moves.append(latency)
+    ws = await Connection.open(echo_url, timeout=10)  # the connection the load tester's client uses
+    for block in range(1, blocks + 1):
+        while len(echo) < n * block // blocks:
+            t = time.perf_counter()
+            await ws.send(_ECHOED)
+            await ws.recv()
+            echo.append(time.perf_counter() - t)
+        while len(moves) < n * block // blocks:
+            if game.open_round is None:
+                game = await client.start("forrest", tag="loadtest")
+            played, answer, latency = await client.move(game, len(moves) % 3)
+            assert played is not None, answer
+            moves.append(latency)
+    await ws.close()
     await client.close()
     return echo, moves
 
@@ -228,7 +230,7 @@ async def _memory_steps(server: Server, games: int, connections: int, rounds: in
     """Server RSS at rest, then with `connections` idle connections, then `games` unplayed games, then with
     `rounds` rounds played in each: the growth at each step, per connection and per game."""
     rest = server.rss_mib()
-    idle = [await connect(server.ws_url, compression=None, open_timeout=30) for _ in range(connections)]
+    idle = [await Connection.open(server.ws_url, timeout=30) for _ in range(connections)]
     for ws in idle:
         await ws.recv()  # the welcome
     await asyncio.sleep(1)
