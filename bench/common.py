@@ -72,6 +72,19 @@ def cpu_seconds(pids: list[int]) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+def machine_ticks() -> tuple[int, int]:
+    """(busy, total) CPU ticks of the whole machine so far, every core and process (the kernel's too)."""
+    fields = [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle and iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def busy_percent(before: tuple[int, int], after: tuple[int, int]) -> float:
+    """How busy the machine's cores were between two `machine_ticks()`, in % of all of them."""
+    total = after[1] - before[1]
+    return round(100.0 * (after[0] - before[0]) / max(total, 1), 1)
+
+
 class Server:
     """`rpsquest serve` as a subprocess on a data dir (trained models copied in)."""
 

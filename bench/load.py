@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.common import ROOT, Server, free_port, percentiles
+from bench.common import ROOT, Server, busy_percent, free_port, machine_ticks, percentiles
 from clients.client import Client, ClientGame
 from clients.connection import Connection
 from clients.loadtest import generate, loadtest
@@ -76,11 +76,15 @@ async def _echo_flood(url: str, sessions: int, seconds: float) -> float:
     return done[0] / (time.perf_counter() - started)
 
 
-async def _roundtrips(echo_url: str, game_url: str, n: int, blocks: int) -> tuple[list[float], list[float]]:
+async def _roundtrips(
+    echo_url: str, game_url: str, n: int, blocks: int, server: Server
+) -> tuple[list[float], list[float], float, float]:
     """`n` echo round trips and `n` moves, one session each, taking turns in `blocks` blocks: a slow
-    stretch of the machine falls on both alike."""
+    stretch of the machine falls on both alike. Also the game server's and this client's CPU seconds
+    during the moves' blocks."""
     echo: list[float] = []
     moves: list[float] = []
+    server_cpu = client_cpu = 0.0
     client = await Client.open(game_url)
     game = await client.start("forrest", tag="loadtest")
     ws = await Connection.open(echo_url, timeout=10)  # the connection the load tester's client uses
@@ -90,39 +94,53 @@ async def _roundtrips(echo_url: str, game_url: str, n: int, blocks: int) -> tupl
             await ws.send(_ECHOED)
             await ws.recv()
             echo.append(time.perf_counter() - t)
+        server_cpu -= server.cpu_seconds()
+        client_cpu -= time.process_time()
         while len(moves) < n * block // blocks:
             if game.open_round is None:
                 game = await client.start("forrest", tag="loadtest")
             played, answer, latency = await client.move(game, len(moves) % 3)
             assert played is not None, answer
             moves.append(latency)
+        server_cpu += server.cpu_seconds()
+        client_cpu += time.process_time()
     await ws.close()
     await client.close()
-    return echo, moves
+    return echo, moves, server_cpu, client_cpu
 
 
 def roundtrip(root: Path, store: Path, n: int = 4000, blocks: int = 8) -> dict[str, Any]:
     """One session's move round trip against the same stack's bare echo server (the floor), in the same
-    run: the two take turns in blocks."""
+    run: the two take turns in blocks. What a move costs the server and the checking client in CPU shows
+    how much of its round trip is work rather than waiting (a lone round commits alone)."""
     server = _fresh(root, "roundtrip", store)
     try:
         with _echo_server() as url:
-            floor, game = asyncio.run(_roundtrips(url, server.ws_url, n, blocks))
+            floor, game, server_cpu, client_cpu = asyncio.run(_roundtrips(url, server.ws_url, n, blocks, server))
     finally:
         server.stop()
     f, g = percentiles(floor), percentiles(game)
-    return {"echo_us": f, "move_us": g, "ratio_p50": round(g["p50"] / f["p50"], 2), "moves": n, "blocks": blocks}
+    return {
+        "echo_us": f,
+        "move_us": g,
+        "ratio_p50": round(g["p50"] / f["p50"], 2),
+        "server_cpu_us_per_move": round(server_cpu / n * 1e6, 1),
+        "client_cpu_us_per_move": round(client_cpu / n * 1e6, 1),
+        "moves": n,
+        "blocks": blocks,
+    }
 
 
 def _run_load(server: Server | list[Server], sessions: int, processes: int = 1, **kwargs: Any) -> dict[str, Any]:
     """The load tester's summary (its sessions split over `processes` generator processes), with the server's
-    memory after the run and its CPU time per round (with several servers, replicas of one service, their sum;
-    the sessions are spread over them)."""
+    memory after the run, its CPU time per round (with several servers, replicas of one service, their sum;
+    the sessions are spread over them) and how busy the whole machine was meanwhile."""
     servers = server if isinstance(server, list) else [server]
-    cpu = sum(s.cpu_seconds() for s in servers)
+    cpu, ticks = sum(s.cpu_seconds() for s in servers), machine_ticks()
     report = generate([s.ws_url for s in servers], sessions, processes=processes, **kwargs)
     cpu = sum(s.cpu_seconds() for s in servers) - cpu
     summary = report.summary()
+    summary["machine_busy_percent"] = busy_percent(ticks, machine_ticks())
     summary["server_rss_mib"] = round(sum(s.rss_mib() for s in servers), 1)
     summary["server_cpu_ms_per_round"] = round(cpu * 1000 / max(summary["rounds"], 1), 3)
     return summary
@@ -205,6 +223,7 @@ def capacity(
             "server_cpu_ms_per_round": summary["server_cpu_ms_per_round"],
             "kib_per_connection": round((summary["server_rss_mib"] - rest) * 1024 / sessions, 1),
             "generator_cpu_percent": summary["generator_cpu_percent"],
+            "machine_busy_percent": summary["machine_busy_percent"],
         }
         out["steps"].append(step)
         if step["p99_after_ramp_ms"] <= 100 and not step["failed"]:  # held: once every session is connected
@@ -522,10 +541,12 @@ def _processes_row(summary: dict[str, Any]) -> dict[str, Any]:
         "server_cpu_ms_per_round": summary["server_cpu_ms_per_round"],
         "generator_cpu_percent": summary["generator_cpu_percent"],
         "generator_cpu_percent_per_process": summary["generator_cpu_percent_per_process"],
+        "machine_busy_percent": summary["machine_busy_percent"],
     }
 
 
 def _brief(summary: dict[str, Any]) -> dict[str, Any]:
     keys = ("sessions", "sessions_failed", "rounds", "rounds_per_second", "move_latency_ms_after_ramp", "errors",
-            "protocol_violations", "server_rss_mib", "server_cpu_ms_per_round", "generator_cpu_percent")  # fmt: skip
+            "protocol_violations", "server_rss_mib", "server_cpu_ms_per_round", "generator_cpu_percent",
+            "machine_busy_percent")  # fmt: skip
     return {k: summary[k] for k in keys}
