@@ -12,6 +12,7 @@ import math
 import random
 from dataclasses import dataclass
 
+from engine.policy import draw_move
 from engine.predictor import SHIFT_PRIOR
 from engine.rules import Round, Values, outcome
 
@@ -87,12 +88,7 @@ class SimulatedPlayer:
         return [(1.0 - p.noise) * w / total + p.noise / 3.0 for w in weights]
 
     def move(self, history: list[Round] | tuple[Round, ...], values: Values) -> int:
-        """A move drawn from `distribution`: the draw of `rng.choices(range(3), weights=...)`, without its
-        generality."""
-        p_rock, p_paper, p_scissors = self.distribution(history, values)
-        upto_paper = p_rock + p_paper
-        x = self.rng.random() * (upto_paper + p_scissors)
-        return 0 if x < p_rock else 1 if x < upto_paper else 2
+        return draw_move(self.distribution(history, values), self.rng)
 
 
 def population(seed: int, size: int) -> list[SimulatedPlayer]:

@@ -188,11 +188,11 @@ def decide(
     probs = _triple(p)
     ev = _expected(a, probs)
     strategy = _strategy(ev, nash, guard or _uninformed(probs))
-    return Decision(_draw(strategy, rng), ev, strategy)
+    return Decision(draw_move(strategy, rng), ev, strategy)
 
 
-def _draw(strategy: Triple, rng: random.Random) -> int:
-    """A move drawn from `strategy`: what rng.choices(range(3), weights=strategy) draws, for the same
+def draw_move(weights: Triple | list[float], rng: random.Random) -> int:
+    """A move drawn with these weights: what rng.choices(range(3), weights=weights) draws, for the same
     random() (a third of its cost)."""
-    x = rng.random() * (strategy[0] + strategy[1] + strategy[2])
-    return 0 if x < strategy[0] else 1 if x < strategy[0] + strategy[1] else 2
+    x = rng.random() * (weights[0] + weights[1] + weights[2])
+    return 0 if x < weights[0] else 1 if x < weights[0] + weights[1] else 2

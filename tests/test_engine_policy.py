@@ -7,7 +7,7 @@ from collections import Counter
 
 import numpy as np
 
-from engine.policy import BONUS, _draw, _round_game, decide, equilibrium, mixed_strategy, payoff_matrix, surprise
+from engine.policy import BONUS, _round_game, decide, draw_move, equilibrium, mixed_strategy, payoff_matrix, surprise
 from engine.rules import TARGET, ranked, round_values
 
 ROCK, PAPER, SCISSORS = 0, 1, 2
@@ -279,4 +279,4 @@ def test_moves_are_drawn_as_random_choices_draws_them() -> None:
     strategies += [(1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0), (0.5, 0.5, 0.0), (0.0, 0.5, 0.5)]
     ours, reference = random.Random(5), random.Random(5)
     for strategy in strategies * 4:
-        assert _draw(strategy, ours) == reference.choices((0, 1, 2), weights=strategy)[0]  # type: ignore[arg-type]
+        assert draw_move(strategy, ours) == reference.choices((0, 1, 2), weights=strategy)[0]  # type: ignore[arg-type]
