@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import random
 import re
+import time
 import urllib.request
 from collections.abc import Callable
 
 from conftest import ServerProcess
 
 from clients.client import Client, ClientGame
+from server.metrics import Tally
 
 
 def _metric(server: ServerProcess, pattern: str) -> float:
@@ -49,8 +51,12 @@ def test_any_worker_plays_any_game_and_metrics_add_up(server_factory: Callable[.
     games = asyncio.run(scenario())
     assert all(g.winner is not None for g in games)
     rounds = sum(len(g.rounds) for g in games)
+    counted = r'rpsquest_rounds_total\{opponent="forrest",tag="sim"\}'
+    deadline = time.monotonic() + 10 * Tally.PERIOD  # a worker adds its tally of rounds at most a period later
+    while _metric(server, counted) < rounds and time.monotonic() < deadline:
+        time.sleep(Tally.PERIOD / 4)
     for _ in range(6):  # each scrape is a new connection, answered by either worker: each shows the sum of both
-        assert _metric(server, r'rpsquest_rounds_total\{opponent="forrest",tag="sim"\}') == rounds
+        assert _metric(server, counted) == rounds
         assert _metric(server, r'rpsquest_games_started_total\{opponent="forrest",tag="sim"\}') == 4
         assert _metric(server, r"rpsquest_ws_connections") == 0
 
