@@ -64,6 +64,9 @@ RATE = 100.0  # messages a second on each
 HELD = 6  # games held open across each promotion run
 BATCH = 40  # finished games between two promotion runs
 MAX_RUNS = 8  # promotion runs per phase before the test gives up
+# Ledger decisions that change no alias: collecting, and a sample-ratio pause. A fair split still trips the
+# pause check (p < 0.001) about once in a thousand looks; the next run looks again, so the test goes on.
+NO_CHANGE = ("continue", "pause")
 SETTINGS = {
     "RPSQUEST_STATS_TAGS": "human,sim",
     "RPSQUEST_PROMOTION_MIN_GAMES": "20",
@@ -317,8 +320,8 @@ async def _decide(
             assert done is not None and (done.alias, done.version) == (alias, version)
         await _check_served(server, held, models)
         assert not players.failures, players.failures
-        if entry["decision"] != "continue":
-            assert any(after.get(h[3]) != h[4] for h in held), "no held game's alias changed version in this swap"
+        if entry["decision"] not in NO_CHANGE:
+            assert any(after.get(h[3]) != h[4] for h in held), f"no held game's alias changed version: {entry}"
             return entry
     pytest.fail(f"no decision after {MAX_RUNS} promotion runs: {entry}")
 
@@ -397,7 +400,7 @@ def test_players_play_b_is_rejected_then_promoted_then_rolled_back(
     assert "Traceback" not in server.log.read_text()
 
     ledger = _get(server.http_url + f"/api/promotions?family={FAMILY}")["promotions"]
-    assert [e for e in reversed(ledger) if e["decision"] != "continue"] == decisions  # nothing else changed aliases
+    assert [e for e in reversed(ledger) if e["decision"] not in NO_CHANGE] == decisions  # nothing else changed aliases
     _, lineup = _aliases(store)
     assert lineup == rollback["after"] == {"Production": knows_1}
 
