@@ -248,7 +248,7 @@ def connect(url: str) -> psycopg.Connection[Any]:
 
 
 _Work = Callable[[AsyncConnection[Any]], Awaitable[Any]] | RoundWrite  # rounds are stored with their group's
-_Job = tuple[_Work, "Totals", "asyncio.Future[Any]"]
+_Job = tuple[_Work, "asyncio.Future[Any]"]
 
 
 def _sql(statements: list[tuple[str, list[tuple[Any, ...]]]]) -> list[tuple[str, list[tuple[Any, ...]]]]:
@@ -314,11 +314,11 @@ class PostgresStorage:
         Should one job fail, the transaction is rolled back and each job runs again in a transaction of its
         own: one job's failure is its caller's alone. When the connection fails, every job gets the error.
         """
-        outcomes = await self._attempt([(fn, totals) for fn, totals, _ in batch])
+        outcomes = await self._attempt([work for work, _ in batch])
         ok, error = outcomes[0]
         if len(batch) > 1 and not ok and not isinstance(error, psycopg.OperationalError):
-            outcomes = [(await self._attempt([(fn, totals)]))[0] for fn, totals, _ in batch]
-        for (_, _, future), (ok, value) in zip(batch, outcomes, strict=True):
+            outcomes = [(await self._attempt([work]))[0] for work, _ in batch]
+        for (_, future), (ok, value) in zip(batch, outcomes, strict=True):
             if future.cancelled():
                 continue
             if ok:
@@ -326,15 +326,15 @@ class PostgresStorage:
             else:
                 future.set_exception(value)
 
-    async def _attempt(self, jobs: list[tuple[_Work, Totals]]) -> list[tuple[bool, Any]]:
+    async def _attempt(self, jobs: list[_Work]) -> list[tuple[bool, Any]]:
         """Run `jobs` in one transaction, their totals last: [(True, result)] per job, or [(False, exception)]
         for all."""
-        totals = Totals.summed(more for _, more in jobs)
+        totals = Totals.of(work for work in jobs if isinstance(work, RoundWrite))
         try:
             conn = await self._connection()
             async with conn.pipeline(), conn.transaction():
                 results: list[tuple[bool, Any]] = []
-                for rounds, work in segments([work for work, _ in jobs]):
+                for rounds, work in segments(jobs):
                     if rounds:
                         await _execute(conn, round_statements(rounds))
                     results += [(True, None)] * len(rounds)
@@ -354,11 +354,9 @@ class PostgresStorage:
             )
         return self._writer_conn
 
-    async def _write(
-        self, work: Callable[[AsyncConnection[Any]], Awaitable[T]] | RoundWrite, totals: Totals | None = None
-    ) -> T:
+    async def _write(self, work: Callable[[AsyncConnection[Any]], Awaitable[T]] | RoundWrite) -> T:
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._jobs.append((work, totals or Totals(), future))
+        self._jobs.append((work, future))
         self._wake.set()
         try:
             return await future
@@ -409,9 +407,7 @@ class PostgresStorage:
         await self._write(insert)
 
     async def record_round(self, game: GameRecord, played: RoundRecord, winner: str | None) -> None:
-        totals = Totals()
-        totals.count(game, played, winner)
-        await self._write(RoundWrite.of(game, played, winner), totals)
+        await self._write(RoundWrite.of(game, played, winner))
 
     async def delete_unplayed(self, created_before: float) -> int:
         async def delete(conn: AsyncConnection[Any]) -> int:

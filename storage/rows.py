@@ -181,38 +181,24 @@ COUNT_GAMES = (
 
 @dataclass
 class Totals:
-    """What writes add to the live totals: predictions (key -> [count, correct]) and finished games (key ->
-    count). A transaction adds its jobs' totals up and writes them last, in key order: processes updating the
-    same rows then take their locks in one order, so they wait for each other rather than deadlock."""
+    """What a transaction's rounds add to the live totals: predictions (key -> [count, correct]) and finished
+    games (key -> count). They are written last, in key order: processes updating the same rows then take
+    their locks in one order, so they wait for each other rather than deadlock."""
 
     predictions: dict[tuple[str, str, str, str, str], list[int]] = field(default_factory=dict)
     games: dict[tuple[str, str, str, str, str], int] = field(default_factory=dict)
 
-    def count(self, game: GameRecord, played: RoundRecord, winner: str | None) -> None:
-        """Add what a played round counts (and its game, when the round ended it)."""
-        for family, alias, version, kind, tag, correct in prediction_counts(game, played):
-            total = self.predictions.setdefault((family, alias, version, kind, tag), [0, 0])
-            total[0] += 1
-            total[1] += int(correct)
-        if winner is not None:
-            key = (game.family, game.alias, game.version, game.tag, winner)
-            self.games[key] = self.games.get(key, 0) + 1
-
     @classmethod
-    def summed(cls, parts: Iterable[Totals]) -> Totals:
-        """One transaction's totals: its jobs' added up."""
-        total = cls()
-        for part in parts:
-            total.add(part)
-        return total
-
-    def add(self, other: Totals) -> None:
-        for key, (n, correct) in other.predictions.items():
-            total = self.predictions.setdefault(key, [0, 0])
-            total[0] += n
-            total[1] += correct
-        for key, n in other.games.items():
-            self.games[key] = self.games.get(key, 0) + n
+    def of(cls, writes: Iterable[RoundWrite]) -> Totals:
+        totals = cls()
+        for write in writes:
+            for family, alias, version, kind, tag, correct in write.counted:
+                total = totals.predictions.setdefault((family, alias, version, kind, tag), [0, 0])
+                total[0] += 1
+                total[1] += int(correct)
+            if write.arm is not None:
+                totals.games[write.arm] = totals.games.get(write.arm, 0) + 1
+        return totals
 
     def statements(self) -> list[tuple[str, list[tuple[Any, ...]]]]:
         """(SQL, rows for executemany) that add these totals, in key order."""
@@ -240,30 +226,35 @@ def segments(works: Sequence[W | RoundWrite]) -> list[tuple[list[RoundWrite], W 
 
 
 class RoundWrite(msgspec.Struct, frozen=True, gc=False):
-    """A played round as its rows: the `rounds` row and the game's update (UPDATE_PLAYING or UPDATE_OVER)."""
+    """A played round as its rows: the `rounds` row and the game's update (UPDATE_PLAYING or UPDATE_OVER), with
+    what it adds to the live totals: its predictions (prediction_counts) and, when it ended the game, its arm's
+    key (family, alias, version, tag, winner)."""
 
     row: tuple[Any, ...]
     update: tuple[Any, ...]
-    over: bool
+    counted: tuple[tuple[str, str, str, str, str, bool], ...]
+    arm: tuple[str, str, str, str, str] | None
 
     @classmethod
     def of(cls, game: GameRecord, played: RoundRecord, winner: str | None) -> RoundWrite:
         """`game.pending` is the game's next decision (None once over)."""
         d = played.decision
         update: tuple[Any, ...]
+        arm: tuple[str, str, str, str, str] | None = None
         if winner is None:  # only what a round changes: the game's indexes stay untouched
             update = (played.score_player, played.score_bot, d.round, encode_pending(game.pending), played.created,
                       game.id)  # fmt: skip
         else:
             update = (winner, played.score_player, played.score_bot, d.round, played.created, played.created, game.id)
-        return cls(round_row(game, played), update, winner is not None)
+            arm = (game.family, game.alias, game.version, game.tag, winner)
+        return cls(round_row(game, played), update, tuple(prediction_counts(game, played)), arm)
 
 
 def round_statements(writes: Sequence[RoundWrite]) -> list[tuple[str, list[tuple[Any, ...]]]]:
     """(SQL, rows for executemany) that store `writes`: one statement of each kind for the whole group."""
     out: list[tuple[str, list[tuple[Any, ...]]]] = [(INSERT_ROUND, [w.row for w in writes])]
-    playing = [w.update for w in writes if not w.over]
-    over = [w.update for w in writes if w.over]
+    playing = [w.update for w in writes if w.arm is None]
+    over = [w.update for w in writes if w.arm is not None]
     if playing:
         out.append((UPDATE_PLAYING, playing))
     if over:

@@ -394,7 +394,7 @@ def migrate(conn: sqlite3.Connection) -> int:
 
 
 _Work = Callable[[sqlite3.Connection], Any] | RoundWrite  # a round's rows are stored with their group's
-_Job = tuple[_Work, Totals, "asyncio.Future[Any]"]
+_Job = tuple[_Work, "asyncio.Future[Any]"]
 WRITE_BUSY_MS = 1000
 MAX_BATCH = 64  # jobs in one transaction: bounds how long one commit holds the event loop
 
@@ -519,7 +519,7 @@ class SQLiteStorage:
             return True
         self._held_since = None
         refused, self._jobs = self._jobs, []
-        for _, _, future in refused:
+        for _, future in refused:
             if not future.done():
                 future.set_exception(StorageUnavailable(f"the WAL stayed over {WAL_HARD_LIMIT >> 20} MiB"))
         return True
@@ -536,11 +536,11 @@ class SQLiteStorage:
         batch, self._jobs = self._jobs[:MAX_BATCH], self._jobs[MAX_BATCH:]
         if self._jobs:
             asyncio.get_running_loop().call_soon(self._commit)
-        outcomes = self._attempt([(work, totals) for work, totals, _ in batch])
+        outcomes = self._attempt([work for work, _ in batch])
         ok, error = outcomes[0]
         if len(batch) > 1 and not ok and not isinstance(error, sqlite3.OperationalError):
-            outcomes = [self._attempt([(work, totals)])[0] for work, totals, _ in batch]
-        for (_, _, future), (ok, value) in zip(batch, outcomes, strict=True):
+            outcomes = [self._attempt([work])[0] for work, _ in batch]
+        for (_, future), (ok, value) in zip(batch, outcomes, strict=True):
             if future.cancelled():
                 continue
             if ok:
@@ -548,18 +548,18 @@ class SQLiteStorage:
             else:
                 future.set_exception(value)
 
-    def _attempt(self, jobs: list[tuple[_Work, Totals]]) -> list[tuple[bool, Any]]:
+    def _attempt(self, jobs: list[_Work]) -> list[tuple[bool, Any]]:
         """Run `jobs` in one transaction, their totals last: [(True, result)] per job, or [(False, exception)]
         for all. Consecutive rounds are stored together, one statement of each kind (executemany)."""
         conn = self._writer_conn
-        totals = Totals.summed(more for _, more in jobs)
+        totals = Totals.of(work for work in jobs if isinstance(work, RoundWrite))
         try:
             fcntl.flock(self._turn, fcntl.LOCK_EX)
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 try:
                     results: list[tuple[bool, Any]] = []
-                    for rounds, work in segments([work for work, _ in jobs]):
+                    for rounds, work in segments(jobs):
                         _store_rounds(conn, rounds)
                         results += [(True, None)] * len(rounds)
                         if work is not None:
@@ -576,12 +576,12 @@ class SQLiteStorage:
             return [(False, exc)] * len(jobs)
         return results
 
-    async def _write(self, work: Callable[[sqlite3.Connection], T] | RoundWrite, totals: Totals | None = None) -> T:
+    async def _write(self, work: Callable[[sqlite3.Connection], T] | RoundWrite) -> T:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         if not self._jobs:
             loop.call_soon(self._commit)
-        self._jobs.append((work, totals or Totals(), future))
+        self._jobs.append((work, future))
         try:
             return await future
         except sqlite3.IntegrityError as exc:
@@ -639,9 +639,7 @@ class SQLiteStorage:
         await self._write(insert)
 
     async def record_round(self, game: GameRecord, played: RoundRecord, winner: str | None) -> None:
-        totals = Totals()
-        totals.count(game, played, winner)
-        await self._write(RoundWrite.of(game, played, winner), totals)
+        await self._write(RoundWrite.of(game, played, winner))
 
     async def load_game(self, game_id: str) -> GameRecord | None:
         return await self._read(lambda conn: _load_game(conn, game_id))

@@ -683,6 +683,6 @@ async def _create_and_play(path: Path) -> None:
 
 
 def test_a_transactions_jobs_are_cut_into_runs_of_rounds_each_before_the_job_that_followed() -> None:
-    a, b, c = (RoundWrite(row=(n,), update=(n,), over=False) for n in range(3))
+    a, b, c = (RoundWrite(row=(n,), update=(n,), counted=(), arm=None) for n in range(3))
     assert segments(["start", a, b, "resume", c]) == [([], "start"), ([a, b], "resume"), ([c], None)]
     assert segments([]) == [([], None)]
