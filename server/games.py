@@ -39,7 +39,7 @@ from storage import (
     RoundRecord,
     Storage,
     StorageConflict,
-    top_move,
+    prediction_counts,
 )
 from storage.ids import GameIds
 
@@ -246,14 +246,6 @@ class PredictionBatch:
 def _shadows_missing(record: GameRecord, decision: Decision) -> bool:
     """True when the open round is one the other aliases predict and no other alias's prediction is stored."""
     return decision.round >= FIRST_MODEL_ROUND and not set(decision.models) - {record.alias}
-
-
-def _count_predictions(record: GameRecord, decision: Decision, move: int) -> None:
-    """The prediction metrics of a played round: the blend the bot used, and every alias's own model."""
-    family = record.family
-    metrics.count_prediction(family, record.alias, record.version, "blend", top_move(decision.probs) == move)
-    for alias, prediction in decision.models.items():
-        metrics.count_prediction(family, alias, prediction.version, "model", top_move(prediction.probs) == move)
 
 
 def _grouped(items: list[T], key: Callable[[T], tuple[str, str]]) -> dict[tuple[str, str], list[T]]:
@@ -486,8 +478,8 @@ class GameService:
             if self._batch is not None and next_decision is not None and next_decision.round >= FIRST_MODEL_ROUND:
                 self._batch.add_shadows(live, next_decision, soon=fast)  # also when the game's own model failed
             metrics.tally.add(metrics.rounds, record.opponent, record.tag)
-            if decision.round >= FIRST_MODEL_ROUND:
-                _count_predictions(record, decision, played.player_move)
+            for family, alias, version, kind, _, correct in prediction_counts(record, played):
+                metrics.count_prediction(family, alias, version, kind, correct)
             if won is not None:
                 metrics.games_finished.labels(record.opponent, record.tag, won).inc()
                 metrics.count_game(record.family, record.alias, record.version, won)

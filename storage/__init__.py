@@ -17,7 +17,7 @@ from storage.records import (
     OpponentStats,
     RoundRecord,
     VersionStats,
-    top_move,
+    prediction_counts,
 )
 from storage.sqlite import SQLiteStorage, Storage, StorageConflict, StorageUnavailable
 
@@ -37,6 +37,6 @@ __all__ = [
     "StorageUnavailable",
     "VersionStats",
     "open_storage",
+    "prediction_counts",
     "prepare",
-    "top_move",
 ]
