@@ -149,11 +149,17 @@ def test_a_full_database_refuses_starts_and_moves_and_play_resumes_when_space_re
         storage = SQLiteStorage(path, max_bytes=int(cap_mib * 2**20))
         service = GameService(storage)
         answered: dict[str, list[Result]] = {}
-        game_id, failed = "", None
-        for _ in range(3000):
-            if not game_id:
-                game_id = (await service.start(("brian", "forrest", "logan")[len(answered) % 3], None, "sim")).game_id
-                answered[game_id] = []
+        playing: list[str] = []  # three games at a time, their moves in turn: when the first write refused is a
+        failed = None  # start, the games already open go on until one of their rounds is refused
+        for turn in range(3000):
+            while len(playing) < 3:
+                try:
+                    game = await service.start(("brian", "forrest", "logan")[len(answered) % 3], None, "sim")
+                except StorageUnavailable:
+                    break
+                playing.append(game.game_id)
+                answered[game.game_id] = []
+            game_id = playing[turn % len(playing)]
             n, move = len(answered[game_id]) + 1, ("rock", "paper", "scissors")[rng.randrange(3)]
             try:
                 result = await service.move(game_id, n, move)
@@ -162,7 +168,7 @@ def test_a_full_database_refuses_starts_and_moves_and_play_resumes_when_space_re
                 break
             answered[game_id].append(result)
             if result.over:
-                game_id = ""
+                playing.remove(game_id)
         assert failed is not None, "the database never filled up"
         started: list[str] = []
         with pytest.raises(StorageUnavailable):  # a game's row may still fit in a page where a round did not
