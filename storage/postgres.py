@@ -4,8 +4,7 @@ Writes queue up and a single writer task commits them together, one transaction 
 statements sent in pipeline mode (one network round trip for the whole batch), before any caller's
 future resolves: a round is committed (PostgreSQL's WAL flushed, synchronous_commit as configured)
 before its result is sent. While one batch commits, the next one gathers, so batches grow with the
-load. A batch's rounds are one statement per table, their rows one JSON parameter. Reads run on a small
-pool of connections.
+load. Reads run on a small pool of connections.
 
 Replicas never both accept a round: the rounds' primary key (game, round) refuses the second,
 which gets StorageConflict and answers with the stored round, as a second SQLite process does.
@@ -39,13 +38,8 @@ from storage.records import (
     memory_games,
 )
 from storage.rows import (
-    COUNT_GAMES,
-    COUNT_PREDICTIONS,
     GAME_COLUMNS,
-    INSERT_ROUND,
     ROUND_COLUMNS,
-    UPDATE_OVER,
-    UPDATE_PLAYING,
     RoundWrite,
     Totals,
     encode_pending,
@@ -260,43 +254,15 @@ _Work = Callable[[AsyncConnection[Any]], Awaitable[Any]] | RoundWrite  # rounds 
 _Job = tuple[_Work, "asyncio.Future[Any]"]
 
 
-def _fields(*types: str) -> str:
-    """The columns of a jsonb array of rows (storage.rows' tuples as msgspec encodes them: bytes in base64)."""
-    return ", ".join(f"decode(e->>{i}, 'base64')" if t == "bytea" else f"(e->>{i})::{t}" for i, t in enumerate(types))
-
-
-def _rows(*types: str) -> str:
-    return f"(SELECT {_fields(*types)} FROM jsonb_array_elements(%s::jsonb) e)"
-
-
-_ROUND_TYPES = ("text", *["int"] * 4, *["text"] * 3, *["int"] * 4, *["text"] * 4, *["float8"] * 6, "bytea",
-                "bytea", "text", "float8")  # fmt: skip
-# storage.rows' statements as PostgreSQL runs them for a whole group: one statement of each kind, its rows one
-# JSON parameter (encoded in C, parsed once by the server), rather than executemany's bind and execute per row.
-# JSON numbers keep a float exactly (the shortest repr, read back by a correctly rounded conversion).
-_GROUPED = {
-    INSERT_ROUND: f"INSERT INTO rounds {_rows(*_ROUND_TYPES)}",
-    UPDATE_PLAYING: "UPDATE games g SET score_player = u.sp, score_bot = u.sb, rounds = u.n, pending = u.pending,"
-    f" updated = u.t FROM {_rows('int', 'int', 'int', 'bytea', 'float8', 'text')} u(sp, sb, n, pending, t, id)"
-    " WHERE g.id = u.id",
-    UPDATE_OVER: "UPDATE games g SET state = 'over', winner = u.w, score_player = u.sp, score_bot = u.sb,"
-    " rounds = u.n, pending = NULL, updated = u.t, finished = u.f"
-    f" FROM {_rows('text', 'int', 'int', 'int', 'float8', 'float8', 'text')} u(w, sp, sb, n, t, f, id)"
-    " WHERE g.id = u.id",
-    COUNT_PREDICTIONS: COUNT_PREDICTIONS.replace(
-        "VALUES (?, ?, ?, ?, ?, ?, ?)", _rows(*["text"] * 5, "bigint", "bigint")[1:-1]
-    ),
-    COUNT_GAMES: COUNT_GAMES.replace("VALUES (?, ?, ?, ?, ?, ?)", _rows(*["text"] * 5, "bigint")[1:-1]),
-}
-_group_json = msgspec.json.Encoder()
+def _sql(statements: list[tuple[str, list[tuple[Any, ...]]]]) -> list[tuple[str, list[tuple[Any, ...]]]]:
+    """Statements of storage.rows with PostgreSQL's placeholders."""
+    return [(sql.replace("?", "%s"), rows) for sql, rows in statements]
 
 
 async def _execute(conn: AsyncConnection[Any], statements: list[tuple[str, list[tuple[Any, ...]]]]) -> None:
-    """Run storage.rows' (SQL, rows) statements, each as its one grouped statement. A game appears once in a
-    group (its rounds are stored one at a time) and a total's key once (Totals adds them up), as these need."""
     async with conn.cursor() as cursor:
-        for sql, rows in statements:
-            await cursor.execute(_GROUPED[sql], (_group_json.encode(rows).decode(),))
+        for sql, rows in _sql(statements):
+            await cursor.executemany(sql, rows)
 
 
 class PostgresStorage:
