@@ -38,8 +38,13 @@ from storage.records import (
     memory_games,
 )
 from storage.rows import (
+    COUNT_GAMES,
+    COUNT_PREDICTIONS,
     GAME_COLUMNS,
+    INSERT_ROUND,
     ROUND_COLUMNS,
+    UPDATE_OVER,
+    UPDATE_PLAYING,
     RoundWrite,
     Totals,
     encode_pending,
@@ -254,15 +259,47 @@ _Work = Callable[[AsyncConnection[Any]], Awaitable[Any]] | RoundWrite  # rounds 
 _Job = tuple[_Work, "asyncio.Future[Any]"]
 
 
-def _sql(statements: list[tuple[str, list[tuple[Any, ...]]]]) -> list[tuple[str, list[tuple[Any, ...]]]]:
-    """Statements of storage.rows with PostgreSQL's placeholders."""
-    return [(sql.replace("?", "%s"), rows) for sql, rows in statements]
+def _rows(*types: str) -> str:
+    """A JSON parameter's rows (storage.rows' tuples as msgspec encodes them: bytes in base64) as columns."""
+    fields = ", ".join(f"decode(e->>{i}, 'base64')" if t == "bytea" else f"(e->>{i})::{t}" for i, t in enumerate(types))
+    return f"(SELECT {fields} FROM jsonb_array_elements(%s::jsonb) e)"
 
 
-async def _execute(conn: AsyncConnection[Any], statements: list[tuple[str, list[tuple[Any, ...]]]]) -> None:
-    async with conn.cursor() as cursor:
-        for sql, rows in _sql(statements):
-            await cursor.executemany(sql, rows)
+_ROUND_TYPES = ("text", *["int"] * 4, *["text"] * 3, *["int"] * 4, *["text"] * 4, *["float8"] * 6, "bytea",
+                "bytea", "text", "float8")  # fmt: skip
+# storage.rows' statements as parts of one PostgreSQL statement for a whole group, each part's rows one JSON
+# parameter (encoded in C, parsed once by the server) rather than a bind and an execute per row. The games'
+# updates also name their ids as an array: matched to the JSON rows alone, the planner scans every game.
+# JSON numbers keep a float exactly (the shortest repr, read back by a correctly rounded conversion).
+_PARTS = {
+    INSERT_ROUND: f"INSERT INTO rounds {_rows(*_ROUND_TYPES)}",
+    UPDATE_PLAYING: "UPDATE games g SET score_player = u.sp, score_bot = u.sb, rounds = u.n, pending = u.pending,"
+    f" updated = u.t FROM {_rows('int', 'int', 'int', 'bytea', 'float8', 'text')} u(sp, sb, n, pending, t, id)"
+    " WHERE g.id = ANY(%s::text[]) AND g.id = u.id",
+    UPDATE_OVER: "UPDATE games g SET state = 'over', winner = u.w, score_player = u.sp, score_bot = u.sb,"
+    " rounds = u.n, pending = NULL, updated = u.t, finished = u.f"
+    f" FROM {_rows('text', 'int', 'int', 'int', 'float8', 'float8', 'text')} u(w, sp, sb, n, t, f, id)"
+    " WHERE g.id = ANY(%s::text[]) AND g.id = u.id",
+    COUNT_PREDICTIONS: COUNT_PREDICTIONS.replace(
+        "VALUES (?, ?, ?, ?, ?, ?, ?)", _rows(*["text"] * 5, "bigint", "bigint")
+    ),
+    COUNT_GAMES: COUNT_GAMES.replace("VALUES (?, ?, ?, ?, ?, ?)", _rows(*["text"] * 5, "bigint")),
+}
+_json = msgspec.json.Encoder()
+
+
+def _statement(statements: list[tuple[str, list[tuple[Any, ...]]]]) -> tuple[str, list[Any]]:
+    """storage.rows' (SQL, rows) statements as one statement and its parameters: each a data-modifying WITH
+    part, run in the order given; one statement is atomic on its own. A game is in a group once (its rounds are
+    stored one at a time), a total's key once (Totals adds them up), as one statement needs."""
+    parts: list[str] = []
+    params: list[Any] = []
+    for sql, rows in statements:
+        parts.append(f"q{len(parts)} AS ({_PARTS[sql]})")
+        params.append(_json.encode(rows).decode())
+        if sql in (UPDATE_PLAYING, UPDATE_OVER):
+            params.append([row[-1] for row in rows])  # the game ids
+    return f"WITH {', '.join(parts)} SELECT 1", params
 
 
 class PostgresStorage:
@@ -331,19 +368,25 @@ class PostgresStorage:
 
     async def _attempt(self, jobs: list[_Work]) -> list[tuple[bool, Any]]:
         """Run `jobs` in one transaction, their totals last: [(True, result)] per job, or [(False, exception)]
-        for all."""
+        for all. A batch of rounds alone (nearly every batch) is one statement with its totals, in autocommit:
+        one message each way, no BEGIN or COMMIT."""
         totals = Totals.of(work for work in jobs if isinstance(work, RoundWrite))
         try:
             conn = await self._connection()
+            if all(isinstance(work, RoundWrite) for work in jobs):
+                rounds = [work for work in jobs if isinstance(work, RoundWrite)]
+                await conn.execute(*_statement(round_statements(rounds) + totals.statements()))
+                return [(True, None)] * len(jobs)
             async with conn.pipeline(), conn.transaction():
                 results: list[tuple[bool, Any]] = []
                 for rounds, work in segments(jobs):
                     if rounds:
-                        await _execute(conn, round_statements(rounds))
+                        await conn.execute(*_statement(round_statements(rounds)))
                     results += [(True, None)] * len(rounds)
                     if work is not None:
                         results.append((True, await work(conn)))
-                await _execute(conn, totals.statements())
+                if totals.predictions or totals.games:
+                    await conn.execute(*_statement(totals.statements()))
         except Exception as exc:
             return [(False, exc)] * len(jobs)
         return results
