@@ -259,10 +259,13 @@ _Work = Callable[[AsyncConnection[Any]], Awaitable[Any]] | RoundWrite  # rounds 
 _Job = tuple[_Work, "asyncio.Future[Any]"]
 
 
+_AFTER = "/* after */"  # where _statement makes a part wait for the one before it
+
+
 def _rows(*types: str) -> str:
     """A JSON parameter's rows (storage.rows' tuples as msgspec encodes them: bytes in base64) as columns."""
     fields = ", ".join(f"decode(e->>{i}, 'base64')" if t == "bytea" else f"(e->>{i})::{t}" for i, t in enumerate(types))
-    return f"(SELECT {fields} FROM jsonb_array_elements(%s::jsonb) e)"
+    return f"(SELECT {fields} FROM jsonb_array_elements(%s::jsonb) e {_AFTER})"
 
 
 _ROUND_TYPES = ("text", *["int"] * 4, *["text"] * 3, *["int"] * 4, *["text"] * 4, *["float8"] * 6, "bytea",
@@ -270,7 +273,8 @@ _ROUND_TYPES = ("text", *["int"] * 4, *["text"] * 3, *["int"] * 4, *["text"] * 4
 # storage.rows' statements as parts of one PostgreSQL statement for a whole group, each part's rows one JSON
 # parameter (encoded in C, parsed once by the server) rather than a bind and an execute per row. The games'
 # updates also name their ids as an array: matched to the JSON rows alone, the planner scans every game.
-# JSON numbers keep a float exactly (the shortest repr, read back by a correctly rounded conversion).
+# JSON numbers keep a finite float exactly (the shortest repr, read back by a correctly rounded conversion); the
+# engine's probabilities and values are finite (server.games drops a model's non-finite output).
 _PARTS = {
     INSERT_ROUND: f"INSERT INTO rounds {_rows(*_ROUND_TYPES)}",
     UPDATE_PLAYING: "UPDATE games g SET score_player = u.sp, score_bot = u.sb, rounds = u.n, pending = u.pending,"
@@ -290,16 +294,22 @@ _json = msgspec.json.Encoder()
 
 def _statement(statements: list[tuple[str, list[tuple[Any, ...]]]]) -> tuple[str, list[Any]]:
     """storage.rows' (SQL, rows) statements as one statement and its parameters: each a data-modifying WITH
-    part, run in the order given; one statement is atomic on its own. A game is in a group once (its rounds are
-    stored one at a time), a total's key once (Totals adds them up), as one statement needs."""
+    part; one statement is atomic on its own. A game is in a group once (its rounds are stored one at a time), a
+    total's key once (Totals adds them up), as one statement needs.
+
+    PostgreSQL runs WITH parts in no set order (unread ones last to first), so each part reads the count of the
+    one before it before producing a row: rounds, then games, then the totals, in the order of the transaction
+    path, which takes the rows every process shares (the totals) last. Two processes storing the same round
+    then wait on that round rather than deadlock over the totals."""
     parts: list[str] = []
     params: list[Any] = []
     for sql, rows in statements:
-        parts.append(f"q{len(parts)} AS ({_PARTS[sql]})")
+        after = f"WHERE (SELECT count(*) FROM q{len(parts) - 1}) >= 0" if parts else ""
+        parts.append(f"q{len(parts)} AS ({_PARTS[sql].replace(_AFTER, after)} RETURNING 1)")
         params.append(_json.encode(rows).decode())
         if sql in (UPDATE_PLAYING, UPDATE_OVER):
             params.append([row[-1] for row in rows])  # the game ids
-    return f"WITH {', '.join(parts)} SELECT 1", params
+    return f"WITH {', '.join(parts)} SELECT count(*) FROM q{len(parts) - 1}", params
 
 
 class PostgresStorage:

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 import msgspec
 import numpy as np
+import psycopg
 import pytest
 
 from engine.features import features
@@ -32,10 +33,12 @@ from storage.records import (
 )
 from storage.rows import (
     RoundWrite,
+    Totals,
     encode_pending,
     pack_features,
     pack_models,
     round_row,
+    round_statements,
     segments,
     unpack_features,
     unpack_models,
@@ -384,6 +387,47 @@ def test_one_failing_write_of_a_batch_spares_the_others(database: Database) -> N
     assert outcomes[:-1] == [None] * (n - 1)
     assert isinstance(outcomes[-1], StorageConflict)  # the duplicate round alone is refused
     assert stored == n  # game 0's first round plus 49 new ones
+
+
+def test_replicas_storing_one_round_wait_for_it_and_never_deadlock_over_the_totals(
+    request: pytest.FixtureRequest,
+) -> None:
+    """One replica's transaction has stored round 4 of a game and not committed (the round and its game's row,
+    the totals last, as a batch with other jobs stores them); another replica's batch of the same round, one
+    statement, must wait on that round without holding the totals every process shares. The transaction then
+    takes the totals and commits; the batch gets StorageConflict. Taking the totals first, as the statement's
+    WITH parts did when PostgreSQL ran them last to first, deadlocks the two."""
+    url = request.getfixturevalue("postgres").create_database()
+
+    async def scenario() -> tuple[BaseException | None, list[dict[str, Any]]]:
+        storage = await open_storage(url)
+        game = new_game("g1")
+        await storage.create_game(game)
+        for n in range(3):  # the models' predictions count from round 4
+            await advance(storage, game, n, 1_001.0 + n, None)
+        played = play(game, 0, 1_010.0)
+        d = played.decision
+        after = [*history(game), Round(d.round, played.values, 0, d.bot_move, played.score_player, played.score_bot)]
+        moved_on = msgspec.structs.replace(game, pending=decision("g1", after))
+        write = RoundWrite.of(moved_on, played, None)
+        other = await psycopg.AsyncConnection.connect(url, autocommit=True)
+        try:
+            async with other.transaction():
+                await other.execute("SET LOCAL lock_timeout = '5s'")
+                await other.execute(*postgres._statement(round_statements([write])))
+                racing = asyncio.create_task(storage.record_round(moved_on, played, None))
+                await asyncio.sleep(0.5)
+                assert not racing.done()  # waiting on the round the transaction holds
+                await other.execute(*postgres._statement(Totals.of([write]).statements()))
+            outcome = (await asyncio.gather(racing, return_exceptions=True))[0]
+        finally:
+            await other.close()
+            await storage.close()
+        return outcome, rows(url, "SELECT alias, kind, predictions FROM prediction_stats ORDER BY 1, 2")
+
+    outcome, totals = run(scenario())
+    assert isinstance(outcome, StorageConflict)
+    assert totals and all(row["predictions"] == 1 for row in totals)  # the round counted once
 
 
 def test_a_broken_write_does_not_stop_the_writer(database: Database) -> None:
