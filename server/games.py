@@ -223,8 +223,9 @@ class PredictionBatch:
                 log.exception("%s %s failed to predict; the online predictor plays these rounds", family, version)
                 probs = None
             for row, (_, _, _, future) in enumerate(asked):
+                answer = None if probs is None else _finite(family, version, probs[row])
                 if not future.done():  # a move whose connection went away is cancelled
-                    future.set_result(None if probs is None else probs[row])
+                    future.set_result(answer)
 
     def _flush_shadows(self) -> None:
         shadows, self._shadows = self._shadows, []
@@ -239,8 +240,19 @@ class PredictionBatch:
             for row, (live, number, _) in enumerate(items):
                 pending = live.record.pending
                 if out and pending is not None and pending.round == number:
-                    models = {a: _prediction(v, p[row]) for a, (v, p) in out.items()}
+                    models = {
+                        a: _prediction(v, p[row]) for a, (v, p) in out.items() if _finite(family, v, p[row]) is not None
+                    }
                     live.record.pending = msgspec.structs.replace(pending, models={**models, **pending.models})
+
+
+def _finite(family: str, version: str, probs: np.ndarray) -> np.ndarray | None:
+    """`probs` when every value is a number; else None, logged: a model that answers NaN or infinity for some
+    input does not predict that round (the online predictor plays it, or it has one shadow fewer)."""
+    if np.isfinite(probs).all():
+        return probs
+    log.warning("%s %s predicted %s: not used", family, version, probs.tolist())
+    return None
 
 
 def _shadows_missing(record: GameRecord, decision: Decision) -> bool:

@@ -558,10 +558,11 @@ VERSIONS = {"Production": "v1", "B": "v2", "shadow1": "v3", "shadow2": "v4"}
 class FakePredictors:
     """The Predictors protocol with fixed answers; records every call (family, version or alias, rows)."""
 
-    def __init__(self, failing_shadows: bool = False) -> None:
+    def __init__(self, failing_shadows: bool = False, nan_versions: frozenset[str] = frozenset()) -> None:
         self.shadow_calls: list[tuple[str, str, int]] = []
         self.predict_calls: list[tuple[str, str, int]] = []
         self.failing_shadows = failing_shadows
+        self.nan_versions = nan_versions  # versions that answer NaN
 
     def serving(self, family: str, alias: str) -> str | None:
         return VERSIONS[alias]
@@ -574,14 +575,16 @@ class FakePredictors:
 
     def predict(self, family: str, version: str, x: np.ndarray) -> np.ndarray | None:
         self.predict_calls.append((family, version, len(x)))
-        return np.tile(np.array([0.5, 0.3, 0.2], dtype=np.float32), (len(x), 1))
+        return np.tile(self._row(version, [0.5, 0.3, 0.2]), (len(x), 1))
 
     def shadows(self, family: str, alias: str, x: np.ndarray) -> dict[str, tuple[str, np.ndarray]]:
         self.shadow_calls.append((family, alias, len(x)))
         if self.failing_shadows:
             raise RuntimeError("the shadow model crashed")
-        row = np.array([0.2, 0.3, 0.5], dtype=np.float32)
-        return {a: (v, np.tile(row, (len(x), 1))) for a, v in VERSIONS.items() if a != alias}
+        return {a: (v, np.tile(self._row(v, [0.2, 0.3, 0.5]), (len(x), 1))) for a, v in VERSIONS.items() if a != alias}
+
+    def _row(self, version: str, probs: list[float]) -> np.ndarray:
+        return np.array([np.nan, 0.5, 0.5] if version in self.nan_versions else probs, dtype=np.float32)
 
 
 def _is_predictors(predictors: FakePredictors) -> Predictors:
@@ -684,6 +687,26 @@ def test_failing_shadows_lose_only_the_shadows(clock: Clock) -> None:
     assert [r.round for r in results] == [1, 2, 3, 4, 5, 6] and len(predictors.shadow_calls) == 4
     stored = next(iter(storage.games.values())).rounds
     assert [set(r.decision.models) for r in stored[3:]] == [{"Production"}] * 3
+
+
+def test_a_model_answering_nan_leaves_its_rounds_to_the_online_predictor_and_play_goes_on(clock: Clock) -> None:
+    storage, predictors = FakeStorage(), FakePredictors(nan_versions=frozenset({"v1", "v3"}))
+    service = GameService(storage, predictors, ab_split=0.0)  # Production (v1) answers NaN, and so does shadow1
+
+    async def scenario() -> list[Result]:
+        game = await service.start("brian", None, None)
+        results = []
+        for n in range(1, 7):
+            results.append(await service.move(game.game_id, n, "rock"))
+            await asyncio.sleep(0)
+        return results
+
+    results = run(scenario())
+    assert [r.round for r in results] == [1, 2, 3, 4, 5, 6]
+    stored = next(iter(storage.games.values())).rounds
+    for r in stored[3:]:  # from round 4: no NaN anywhere, the two sound shadows kept
+        assert r.decision.source != "model" and set(r.decision.models) == {"B", "shadow2"}
+        assert all(np.isfinite(r.decision.probs)) and all(np.isfinite(r.decision.ev))
 
 
 def test_two_processes_on_one_database_never_fork_a_game(database: Database) -> None:
