@@ -159,6 +159,8 @@ def test_a_full_database_refuses_starts_and_moves_and_play_resumes_when_space_re
                     break
                 playing.append(game.game_id)
                 answered[game.game_id] = []
+            if not playing:
+                pytest.fail("the database refused starts before it refused any move")
             game_id = playing[turn % len(playing)]
             n, move = len(answered[game_id]) + 1, ("rock", "paper", "scissors")[rng.randrange(3)]
             try:
