@@ -101,8 +101,36 @@ _TOTALS = f"""
     INSERT INTO arm_stats
         SELECT family, alias, version, tag, winner, COUNT(*) FROM games WHERE state = 'over' GROUP BY 1, 2, 3, 4, 5
 """
+# A round's columns, the same in the table of schema version 1 and in the one version 8 copies it into.
+_ROUNDS = """\
+        game_id TEXT NOT NULL REFERENCES games(id),
+        round INTEGER NOT NULL,
+        rock_value INTEGER NOT NULL,
+        paper_value INTEGER NOT NULL,
+        scissors_value INTEGER NOT NULL,
+        player_move TEXT NOT NULL,
+        bot_move TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        player_points INTEGER NOT NULL,
+        bot_points INTEGER NOT NULL,
+        score_player INTEGER NOT NULL,
+        score_bot INTEGER NOT NULL,
+        family TEXT NOT NULL,
+        alias TEXT NOT NULL,
+        version TEXT NOT NULL,
+        source TEXT NOT NULL,
+        p_rock REAL NOT NULL,
+        p_paper REAL NOT NULL,
+        p_scissors REAL NOT NULL,
+        ev_rock REAL NOT NULL,
+        ev_paper REAL NOT NULL,
+        ev_scissors REAL NOT NULL,
+        models TEXT NOT NULL DEFAULT '{}',
+        features BLOB NOT NULL,
+        nonce TEXT NOT NULL,
+        created REAL NOT NULL"""
 MIGRATIONS: tuple[str, ...] = (
-    """
+    f"""
     CREATE TABLE players (
         id INTEGER PRIMARY KEY,
         name TEXT NOT NULL UNIQUE,
@@ -132,32 +160,7 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX games_open ON games (state, updated);
     CREATE INDEX games_player ON games (player_id);
     CREATE TABLE rounds (
-        game_id TEXT NOT NULL REFERENCES games(id),
-        round INTEGER NOT NULL,
-        rock_value INTEGER NOT NULL,
-        paper_value INTEGER NOT NULL,
-        scissors_value INTEGER NOT NULL,
-        player_move TEXT NOT NULL,
-        bot_move TEXT NOT NULL,
-        outcome TEXT NOT NULL,
-        player_points INTEGER NOT NULL,
-        bot_points INTEGER NOT NULL,
-        score_player INTEGER NOT NULL,
-        score_bot INTEGER NOT NULL,
-        family TEXT NOT NULL,
-        alias TEXT NOT NULL,
-        version TEXT NOT NULL,
-        source TEXT NOT NULL,
-        p_rock REAL NOT NULL,
-        p_paper REAL NOT NULL,
-        p_scissors REAL NOT NULL,
-        ev_rock REAL NOT NULL,
-        ev_paper REAL NOT NULL,
-        ev_scissors REAL NOT NULL,
-        models TEXT NOT NULL DEFAULT '{}',
-        features BLOB NOT NULL,
-        nonce TEXT NOT NULL,
-        created REAL NOT NULL,
+{_ROUNDS},
         PRIMARY KEY (game_id, round)
     ) WITHOUT ROWID;
     CREATE TABLE promotions (
@@ -168,7 +171,7 @@ MIGRATIONS: tuple[str, ...] = (
         alias TEXT,
         from_version TEXT,
         to_version TEXT,
-        details TEXT NOT NULL DEFAULT '{}'
+        details TEXT NOT NULL DEFAULT '{{}}'
     );
     CREATE INDEX promotions_family ON promotions (family, created);
     """,
@@ -256,34 +259,9 @@ MIGRATIONS: tuple[str, ...] = (
     # A round's row (some 350 bytes) is more than a WITHOUT ROWID table keeps in a 1 KiB page (231 bytes): every
     # round spilled into an overflow page of its own, three quarters empty, so the file was about four times
     # its data and every round logged one page more. A rowid table keeps rows up to 989 bytes in the page.
-    """
+    f"""
     CREATE TABLE rounds_by_time (
-        game_id TEXT NOT NULL REFERENCES games(id),
-        round INTEGER NOT NULL,
-        rock_value INTEGER NOT NULL,
-        paper_value INTEGER NOT NULL,
-        scissors_value INTEGER NOT NULL,
-        player_move TEXT NOT NULL,
-        bot_move TEXT NOT NULL,
-        outcome TEXT NOT NULL,
-        player_points INTEGER NOT NULL,
-        bot_points INTEGER NOT NULL,
-        score_player INTEGER NOT NULL,
-        score_bot INTEGER NOT NULL,
-        family TEXT NOT NULL,
-        alias TEXT NOT NULL,
-        version TEXT NOT NULL,
-        source TEXT NOT NULL,
-        p_rock REAL NOT NULL,
-        p_paper REAL NOT NULL,
-        p_scissors REAL NOT NULL,
-        ev_rock REAL NOT NULL,
-        ev_paper REAL NOT NULL,
-        ev_scissors REAL NOT NULL,
-        models TEXT NOT NULL DEFAULT '{}',
-        features BLOB NOT NULL,
-        nonce TEXT NOT NULL,
-        created REAL NOT NULL
+{_ROUNDS}
     );
     INSERT INTO rounds_by_time SELECT * FROM rounds ORDER BY created, game_id, round;
     DROP TABLE rounds;
