@@ -52,6 +52,16 @@ async def tiny_server(handler: Handler) -> AsyncIterator[str]:
         server.close()
 
 
+def open_against(handler: Handler, timeout: float) -> None:
+    """Open a connection to a tiny server running `handler` (what it raises is the test's)."""
+
+    async def scenario() -> None:
+        async with tiny_server(handler) as url:
+            await Connection.open(url, timeout)
+
+    run(scenario())
+
+
 async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     """Answer the opening handshake."""
     request = (await reader.readuntil(b"\r\n\r\n")).decode()
@@ -261,12 +271,8 @@ def test_a_handshake_never_answered_times_out() -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.read()
 
-    async def scenario() -> None:
-        async with tiny_server(handler) as url:
-            await Connection.open(url, 0.3)
-
     with pytest.raises(TimeoutError):
-        run(scenario())
+        open_against(handler, 0.3)
 
 
 def test_a_connection_closed_during_the_handshake_is_refused() -> None:
@@ -274,12 +280,8 @@ def test_a_connection_closed_during_the_handshake_is_refused() -> None:
         await reader.readuntil(b"\r\n\r\n")
         writer.close()
 
-    async def scenario() -> None:
-        async with tiny_server(handler) as url:
-            await Connection.open(url, 10)
-
     with pytest.raises(InvalidMessage):
-        run(scenario())
+        open_against(handler, 10)
 
 
 def test_a_refusal_is_raised_at_once_even_if_the_server_keeps_the_connection() -> None:
@@ -288,12 +290,8 @@ def test_a_refusal_is_raised_at_once_even_if_the_server_keeps_the_connection() -
         writer.write(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
         await asyncio.sleep(30)  # neither closes nor reads
 
-    async def scenario() -> None:
-        async with tiny_server(handler) as url:
-            await Connection.open(url, 5)
-
     with pytest.raises(InvalidStatus):
-        run(scenario())
+        open_against(handler, 5)
 
 
 def test_send_waits_while_the_server_does_not_read() -> None:
