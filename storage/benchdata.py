@@ -49,7 +49,7 @@ def fill(path: Path, rounds: int) -> dict[str, float]:
             " SELECT g.id, r.i, 10, 11, 16, CASE (r.i + g.created) % 3 WHEN 0 THEN 'rock' WHEN 1 THEN 'paper'"
             " ELSE 'scissors' END, 'paper', 'win', 10, 0, r.i * 5, r.i * 6, g.family, g.alias, g.version,"
             " CASE WHEN r.i > 3 THEN 'model' ELSE 'opening' END, 0.5, 0.3, 0.2, 0.1, 0.2, 0.3,"
-            f" CASE WHEN r.i > 3 THEN {_MODELS} ELSE '{{}}' END, zeroblob(200), 'nonce', g.created"
+            f" CASE WHEN r.i > 3 THEN {_MODELS} ELSE '{{}}' END, zeroblob(200), 'nonce', g.created, NULL"
             " FROM games g, r",
             (ROUNDS_PER_GAME,),
         )

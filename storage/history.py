@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from engine.rules import MOVE_INDEX, Round
 from storage.database import Database, connect, exists
+from storage.rows import LAST_PLAYED
 
 
 @dataclass(frozen=True)
@@ -30,8 +31,8 @@ def played_games(db: Database, since: float = 0.0, tags: tuple[str, ...] = ("hum
     with closing(connect(db, readonly=True)) as conn:
         games = conn.execute(
             "SELECT id, tag, COALESCE(CAST(player_id AS TEXT), '') FROM games"
-            f" WHERE rounds > 0 AND updated >= ? AND tag IN ({marks}) ORDER BY created",
-            (since, *tags),
+            f" WHERE tag IN ({marks}) AND {LAST_PLAYED} >= ? ORDER BY created",
+            (*tags, since),
         ).fetchall()
         for game_id, tag, player in games:
             rows = conn.execute(

@@ -42,9 +42,9 @@ from storage.rows import (
     COUNT_PREDICTIONS,
     GAME_COLUMNS,
     INSERT_ROUND,
+    LAST_PLAYED,
     ROUND_COLUMNS,
     UPDATE_OVER,
-    UPDATE_PLAYING,
     RoundWrite,
     Totals,
     encode_pending,
@@ -231,6 +231,12 @@ MIGRATIONS: tuple[str, ...] = (
     # SQLite's version 8 moves rounds into a rowid table (its rows overflowed SQLite's small pages); PostgreSQL
     # keeps such rows in the page already: nothing changes here.
     "SELECT 8",
+    # A round's row holds the game's next decision, so that storing a round writes no game row (as SQLite's 9).
+    """
+    ALTER TABLE rounds ADD COLUMN pending BYTEA;
+    UPDATE rounds r SET pending = g.pending FROM games g
+        WHERE g.id = r.game_id AND r.round = g.rounds AND g.state = 'open';
+    """,
 )
 
 
@@ -269,17 +275,14 @@ def _rows(*types: str) -> str:
 
 
 _ROUND_TYPES = ("text", *["int"] * 4, *["text"] * 3, *["int"] * 4, *["text"] * 4, *["float8"] * 6, "bytea",
-                "bytea", "text", "float8")  # fmt: skip
+                "bytea", "text", "float8", "bytea")  # fmt: skip
 # storage.rows' statements as parts of one PostgreSQL statement for a whole group, each part's rows one JSON
-# parameter (encoded in C, parsed once by the server) rather than a bind and an execute per row. The games'
-# updates also name their ids as an array: matched to the JSON rows alone, the planner scans every game.
+# parameter (encoded in C, parsed once by the server) rather than a bind and an execute per row. The finished
+# games' update also names their ids as an array: matched to the JSON rows alone, the planner scans every game.
 # JSON numbers keep a finite float exactly (the shortest repr, read back by a correctly rounded conversion); the
 # engine's probabilities and values are finite (server.games drops a model's non-finite output).
 _PARTS = {
     INSERT_ROUND: f"INSERT INTO rounds {_rows(*_ROUND_TYPES)}",
-    UPDATE_PLAYING: "UPDATE games g SET score_player = u.sp, score_bot = u.sb, rounds = u.n, pending = u.pending,"
-    f" updated = u.t FROM {_rows('int', 'int', 'int', 'bytea', 'float8', 'text')} u(sp, sb, n, pending, t, id)"
-    " WHERE g.id = ANY(%s::text[]) AND g.id = u.id",
     UPDATE_OVER: "UPDATE games g SET state = 'over', winner = u.w, score_player = u.sp, score_bot = u.sb,"
     " rounds = u.n, pending = NULL, updated = u.t, finished = u.f"
     f" FROM {_rows('text', 'int', 'int', 'int', 'float8', 'float8', 'text')} u(w, sp, sb, n, t, f, id)"
@@ -307,7 +310,7 @@ def _statement(statements: list[tuple[str, list[tuple[Any, ...]]]]) -> tuple[str
         after = f"WHERE (SELECT count(*) FROM q{len(parts) - 1}) >= 0" if parts else ""
         parts.append(f"q{len(parts)} AS ({_PARTS[sql].replace(_AFTER, after)} RETURNING 1)")
         params.append(_json.encode(rows).decode())
-        if sql in (UPDATE_PLAYING, UPDATE_OVER):
+        if sql == UPDATE_OVER:
             params.append([row[-1] for row in rows])  # the game ids
     return f"WITH {', '.join(parts)} SELECT count(*) FROM q{len(parts) - 1}", params
 
@@ -468,8 +471,8 @@ class PostgresStorage:
     async def delete_unplayed(self, created_before: float) -> int:
         async def delete(conn: AsyncConnection[Any]) -> int:
             cursor = await conn.execute(
-                "WITH gone AS (DELETE FROM games WHERE state = 'open' AND abandoned = 0 AND rounds = 0"
-                " AND created < %s RETURNING 1) SELECT COUNT(*) FROM gone",
+                "WITH gone AS (DELETE FROM games WHERE state = 'open' AND abandoned = 0"
+                f" AND {LAST_PLAYED} IS NULL AND created < %s RETURNING 1) SELECT COUNT(*) FROM gone",
                 (created_before,),
             )
             row = await cursor.fetchone()
@@ -503,7 +506,7 @@ class PostgresStorage:
         async def update(conn: AsyncConnection[Any]) -> int:
             cursor = await conn.execute(
                 "WITH marked AS (UPDATE games SET abandoned = 1 WHERE state = 'open' AND abandoned = 0"
-                " AND updated < %s RETURNING 1) SELECT COUNT(*) FROM marked",
+                f" AND COALESCE({LAST_PLAYED}, created) < %s RETURNING 1) SELECT COUNT(*) FROM marked",
                 (idle_before,),
             )
             row = await cursor.fetchone()

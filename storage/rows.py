@@ -22,9 +22,10 @@ GAME_COLUMNS = (
 )
 ROUND_COLUMNS = (
     "round, rock_value, paper_value, scissors_value, player_move, bot_move, nonce, source, p_rock, p_paper,"
-    " p_scissors, ev_rock, ev_paper, ev_scissors, features, models, score_player, score_bot, created FROM rounds"
+    " p_scissors, ev_rock, ev_paper, ev_scissors, features, models, score_player, score_bot, created, pending"
+    " FROM rounds"
 )
-ROUND_WIDTH = 26  # values in a `rounds` row
+ROUND_WIDTH = 27  # values in a `rounds` row
 
 _json_models = msgspec.json.Decoder(dict[str, ModelPrediction])
 _json = msgspec.json.Encoder()
@@ -34,8 +35,42 @@ _F32, _F64 = struct.Struct("<3f"), struct.Struct("<3d")
 _decision_decoder = msgspec.msgpack.Decoder(Decision)
 
 
+class _Pending(msgspec.Struct, array_like=True, gc=False):
+    """A decision as stored: a msgpack array, its probabilities, features and predictions packed as a round's."""
+
+    round: int
+    bot_move: int
+    nonce: str
+    source: str
+    probs: bytes
+    ev: bytes
+    features: bytes
+    models: bytes
+
+
+_pending_decoder = msgspec.msgpack.Decoder(_Pending)
+
+
 def encode_pending(pending: Decision | None) -> bytes | None:
-    return None if pending is None else _msgpack.encode(pending)
+    """A game's open decision as stored (schema version 9 on; a msgpack map of the Decision before)."""
+    if pending is None:
+        return None
+    d = pending
+    return _msgpack.encode(
+        _Pending(d.round, d.bot_move, d.nonce, d.source, pack_probs(d.probs), pack_probs(d.ev),
+                 pack_features(d.features), pack_models(d.models))
+    )  # fmt: skip
+
+
+def decode_pending(stored: bytes | None) -> Decision | None:
+    """A stored open decision in either form: packed, or a msgpack map (stored before schema version 9)."""
+    if stored is None:
+        return None
+    if stored[0] & 0xF0 == 0x80:  # a msgpack fixmap: the Decision's fields by name
+        return _decision_decoder.decode(stored)
+    p = _pending_decoder.decode(stored)
+    return Decision(p.round, p.bot_move, p.nonce, p.source, unpack_probs(p.probs), unpack_probs(p.ev),
+                    unpack_features(p.features), unpack_models(p.models))  # fmt: skip
 
 
 def pack_probs(probs: tuple[float, float, float]) -> bytes:
@@ -94,7 +129,9 @@ def models_json(stored: str | bytes) -> str:
 
 
 def round_row(game: GameRecord, played: RoundRecord) -> tuple[Any, ...]:
-    """The `rounds` row of a played round, in the table's column order."""
+    """The `rounds` row of a played round, in the table's column order, with the game's next decision
+    (`game.pending`, None once over): the last round's row holds a game's progress, so that storing a round
+    only appends (the games row is written when the game starts and when it ends)."""
     d = played.decision
     gained_player, gained_bot = points(played.values, played.player_move, d.bot_move)
     return (
@@ -118,11 +155,14 @@ def round_row(game: GameRecord, played: RoundRecord) -> tuple[Any, ...]:
         pack_features(d.features),
         d.nonce,
         played.created,
+        encode_pending(game.pending),
     )
 
 
 def game_record(row: Sequence[Any], rounds: Sequence[Sequence[Any]]) -> GameRecord:
-    """A game from its GAME_COLUMNS row and its rounds' ROUND_COLUMNS rows, in round order."""
+    """A game from its GAME_COLUMNS row and its rounds' ROUND_COLUMNS rows, in round order: its open decision
+    and when it moved last are its last round's once it has one (the games row keeps those of its start)."""
+    last = rounds[-1] if rounds else None
     return GameRecord(
         id=row[0],
         opponent=row[1],
@@ -134,7 +174,7 @@ def game_record(row: Sequence[Any], rounds: Sequence[Sequence[Any]]) -> GameReco
         player=row[7],
         token_hash=row[8],
         created=row[9],
-        updated=row[10],
+        updated=row[10] if last is None else last[18],
         rounds=[
             RoundRecord(
                 decision=Decision(
@@ -155,15 +195,21 @@ def game_record(row: Sequence[Any], rounds: Sequence[Sequence[Any]]) -> GameReco
             )
             for r in rounds
         ],
-        pending=None if row[11] is None else _decision_decoder.decode(row[11]),
+        pending=decode_pending(row[11] if last is None else last[19]),
         abandoned=bool(row[12]),
         key_hash=row[13],
     )
 
 
+# When a game's last round was played (NULL before its first), in SQL both backends speak on `games`: an open
+# game's progress is its last round's row, a finished game's row has it.
+LAST_PLAYED = (
+    "CASE WHEN games.state = 'over' THEN games.updated"
+    " ELSE (SELECT MAX(r.created) FROM rounds r WHERE r.game_id = games.id) END"
+)
+
 # What a played round writes besides its row, in SQL both backends speak (PostgreSQL's placeholders differ).
 INSERT_ROUND = f"INSERT INTO rounds VALUES ({', '.join('?' * ROUND_WIDTH)})"
-UPDATE_PLAYING = "UPDATE games SET score_player = ?, score_bot = ?, rounds = ?, pending = ?, updated = ? WHERE id = ?"
 UPDATE_OVER = (
     "UPDATE games SET state = 'over', winner = ?, score_player = ?, score_bot = ?, rounds = ?, pending = NULL,"
     " updated = ?, finished = ? WHERE id = ?"
@@ -226,37 +272,31 @@ def segments(works: Sequence[W | RoundWrite]) -> list[tuple[list[RoundWrite], W 
 
 
 class RoundWrite(msgspec.Struct, frozen=True, gc=False):
-    """A played round as its rows: the `rounds` row and the game's update (UPDATE_PLAYING or UPDATE_OVER), with
-    what it adds to the live totals: its predictions (prediction_counts) and, when it ended the game, its arm's
-    key (family, alias, version, tag, winner)."""
+    """A played round as its rows: the `rounds` row and, when it ended the game, the game's UPDATE_OVER values,
+    with what it adds to the live totals: its predictions (prediction_counts) and, when it ended the game, its
+    arm's key (family, alias, version, tag, winner)."""
 
     row: tuple[Any, ...]
-    update: tuple[Any, ...]
+    over: tuple[Any, ...] | None
     counted: tuple[tuple[str, str, str, str, str, bool], ...]
     arm: tuple[str, str, str, str, str] | None
 
     @classmethod
     def of(cls, game: GameRecord, played: RoundRecord, winner: str | None) -> RoundWrite:
         """`game.pending` is the game's next decision (None once over)."""
-        d = played.decision
-        update: tuple[Any, ...]
+        over: tuple[Any, ...] | None = None
         arm: tuple[str, str, str, str, str] | None = None
-        if winner is None:  # only what a round changes: the game's indexes stay untouched
-            update = (played.score_player, played.score_bot, d.round, encode_pending(game.pending), played.created,
-                      game.id)  # fmt: skip
-        else:
-            update = (winner, played.score_player, played.score_bot, d.round, played.created, played.created, game.id)
+        if winner is not None:
+            n = played.decision.round
+            over = (winner, played.score_player, played.score_bot, n, played.created, played.created, game.id)
             arm = (game.family, game.alias, game.version, game.tag, winner)
-        return cls(round_row(game, played), update, tuple(prediction_counts(game, played)), arm)
+        return cls(round_row(game, played), over, tuple(prediction_counts(game, played)), arm)
 
 
 def round_statements(writes: Sequence[RoundWrite]) -> list[tuple[str, list[tuple[Any, ...]]]]:
     """(SQL, rows for executemany) that store `writes`: one statement of each kind for the whole group."""
     out: list[tuple[str, list[tuple[Any, ...]]]] = [(INSERT_ROUND, [w.row for w in writes])]
-    playing = [w.update for w in writes if w.arm is None]
-    over = [w.update for w in writes if w.arm is not None]
-    if playing:
-        out.append((UPDATE_PLAYING, playing))
+    over = [w.over for w in writes if w.over is not None]
     if over:
         out.append((UPDATE_OVER, over))
     return out

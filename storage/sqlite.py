@@ -51,6 +51,7 @@ from storage.records import (
 )
 from storage.rows import (
     GAME_COLUMNS,
+    LAST_PLAYED,
     ROUND_COLUMNS,
     RoundWrite,
     Totals,
@@ -267,6 +268,15 @@ MIGRATIONS: tuple[str, ...] = (
     DROP TABLE rounds;
     ALTER TABLE rounds_by_time RENAME TO rounds;
     CREATE UNIQUE INDEX rounds_game ON rounds (game_id, round)
+    """,
+    # A round's row holds the game's next decision (storage.rows.round_row), so that storing a round only appends:
+    # rewriting the game's row, its next decision inline, logged a page a round. An open game's progress is its
+    # last round's; the games row keeps its start's until the game ends.
+    """
+    ALTER TABLE rounds ADD COLUMN pending BLOB;
+    UPDATE rounds SET pending = (SELECT g.pending FROM games g WHERE g.id = rounds.game_id)
+        WHERE rowid IN (SELECT r.rowid FROM games g JOIN rounds r ON r.game_id = g.id AND r.round = g.rounds
+                        WHERE g.state = 'open')
     """,
 )
 
@@ -672,7 +682,8 @@ class SQLiteStorage:
     async def mark_abandoned(self, idle_before: float) -> int:
         def update(conn: sqlite3.Connection) -> int:
             cursor = conn.execute(
-                "UPDATE games SET abandoned = 1 WHERE state = 'open' AND abandoned = 0 AND updated < ?",
+                "UPDATE games SET abandoned = 1 WHERE state = 'open' AND abandoned = 0"
+                f" AND COALESCE({LAST_PLAYED}, created) < ?",
                 (idle_before,),
             )
             return cursor.rowcount
@@ -682,7 +693,7 @@ class SQLiteStorage:
     async def delete_unplayed(self, created_before: float) -> int:
         def delete(conn: sqlite3.Connection) -> int:
             cursor = conn.execute(
-                "DELETE FROM games WHERE state = 'open' AND abandoned = 0 AND rounds = 0 AND created < ?",
+                f"DELETE FROM games WHERE state = 'open' AND abandoned = 0 AND {LAST_PLAYED} IS NULL AND created < ?",
                 (created_before,),
             )
             return cursor.rowcount

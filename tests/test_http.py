@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from email.message import Message
 from typing import Any, TypeVar
 
-import msgspec
 from conftest import ServerProcess
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import connect as websockets_connect
@@ -22,6 +21,7 @@ from websockets.asyncio.client import connect as websockets_connect
 from clients.client import Client, ClientGame
 from engine.rules import MOVES
 from storage.records import Decision
+from storage.rows import decode_pending
 
 T = TypeVar("T")
 
@@ -75,10 +75,14 @@ async def play_games(url: str, plan: list[tuple[str, str | None, str | None]], s
 
 
 def stored_pending(server: ServerProcess, game_id: str) -> Decision:
-    """The open round's decision as the server stored it."""
+    """The open round's decision as the server stored it (with the last round played)."""
     with closing(sqlite3.connect(f"file:{server.data_dir / 'rpsquest.db'}?mode=ro", uri=True)) as db:
-        (blob,) = db.execute("SELECT pending FROM games WHERE id = ?", (game_id,)).fetchone()
-    return msgspec.msgpack.decode(blob, type=Decision)
+        (blob,) = db.execute(
+            "SELECT pending FROM rounds WHERE game_id = ? ORDER BY round DESC LIMIT 1", (game_id,)
+        ).fetchone()
+    pending = decode_pending(blob)
+    assert pending is not None
+    return pending
 
 
 def metric_samples(server: ServerProcess) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:

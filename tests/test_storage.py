@@ -34,6 +34,7 @@ from storage.records import (
 from storage.rows import (
     RoundWrite,
     Totals,
+    decode_pending,
     encode_pending,
     pack_features,
     pack_models,
@@ -305,6 +306,43 @@ def test_mark_abandoned_marks_only_open_idle_games(database: Database) -> None:
     marked, again, flags = run(scenario())
     assert marked == 2 and again == 0
     assert flags == {"idle": True, "idle-played": True, "recent": False, "recent-played": False, "finished": False}
+
+
+def test_a_round_only_appends_and_an_open_game_reads_its_progress_from_its_last_round(database: Database) -> None:
+    """Storing a round of an open game leaves the games row as the game's start wrote it; loading the game, the
+    trainer's reads and the sweeps take its progress from its last round; its end writes the games row."""
+    game, idle = new_game("g-open", created=100.0), new_game("g-idle", created=100.0)
+
+    async def scenario() -> tuple[GameRecord | None, list[dict[str, Any]], GameRecord | None, int, int]:
+        storage = await open_storage(database)
+        try:
+            for g in (game, idle):
+                await storage.create_game(g)
+            started = rows(database, "SELECT * FROM games ORDER BY id")
+            await advance(storage, idle, 0, 150.0, None)
+            for i, move in enumerate((0, 2, 1)):
+                await advance(storage, game, move, 300.0 + i, None)
+            assert rows(database, "SELECT * FROM games ORDER BY id") == started
+            loaded = await storage.load_game(game.id)
+            swept = await storage.delete_unplayed(1e9) + await storage.mark_abandoned(200.0)  # only g-idle
+            await advance(storage, game, 0, 310.0, "bot")
+            return loaded, started, await storage.load_game(game.id), swept, count(database, "games")
+        finally:
+            await storage.close()
+
+    loaded, started, finished, swept, games = run(scenario())
+    assert loaded is not None and loaded.pending == decision(game.id, history(game)[:3], bot_move=2)
+    assert (loaded.updated, len(loaded.rounds), loaded.abandoned) == (302.0, 3, False)
+    assert swept == 1 and games == 2
+    assert finished == game and finished.pending is None
+    [row] = rows(database, "SELECT state, winner, score_player, score_bot, rounds, pending, updated, finished"
+                           " FROM games WHERE id = 'g-open'")  # fmt: skip
+    last = game.rounds[-1]
+    assert row == {"state": "over", "winner": "bot", "score_player": last.score_player, "score_bot": last.score_bot,
+                   "rounds": 4, "pending": None, "updated": 310.0, "finished": 310.0}  # fmt: skip
+    assert [g.id for g in played_games(database, since=200.0)] == ["g-open"]
+    assert sorted(g.id for g in played_games(database, since=0.0)) == ["g-idle", "g-open"]
+    assert started[0]["rounds"] == 0
 
 
 # -- group commit ---------------------------------------------------------------------------------
@@ -640,6 +678,18 @@ def test_packed_features_round_trip_bit_for_bit_and_raw_ones_read_as_they_are(ve
         assert len(packed) < len(raw) * 0.7
 
 
+def test_an_open_decision_is_stored_packed_and_one_stored_as_a_map_still_reads() -> None:
+    played = [Round(n, round_values("g", n), n % 3, (n + 1) % 3, n, n) for n in range(1, 8)]
+    pending = decision("g", played)
+    packed = encode_pending(pending)
+    assert packed is not None and decode_pending(packed) == pending
+    before = msgspec.msgpack.encode(pending)  # the Decision's fields by name, as stored before schema version 9
+    assert decode_pending(before) == pending and len(packed) * 3 <= len(before) * 2  # a third fewer bytes
+    opening = msgspec.structs.replace(pending, models={}, features=np.zeros(40, dtype=np.float32).tobytes())
+    assert decode_pending(encode_pending(opening)) == opening
+    assert encode_pending(None) is None and decode_pending(None) is None
+
+
 def test_migration_7_keeps_every_round_stored_as_json_before_it(
     database: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -661,14 +711,15 @@ def test_migration_7_keeps_every_round_stored_as_json_before_it(
             played = play(game, move, 1_001.0 + i)
             following = decision(game.id, [*history(game), Round(i + 1, played.values, move, played.decision.bot_move,
                                                               played.score_player, played.score_bot)])  # fmt: skip
-            row = list(round_row(game, played))
+            row = list(round_row(game, played))[:26]  # version 6's columns (no next decision)
             row[22] = msgspec.json.encode(played.decision.models).decode()
             row[23] = played.decision.features  # raw float32
             conn.execute(f"INSERT INTO rounds VALUES ({', '.join([placeholder] * len(row))})", row)
             conn.execute(
                 "UPDATE games SET rounds = ?, score_player = ?, score_bot = ?, pending = ?, updated = ? WHERE id = ?",
-                (i + 1, played.score_player, played.score_bot, encode_pending(following), played.created, game.id),
-            )
+                (i + 1, played.score_player, played.score_bot, msgspec.msgpack.encode(following), played.created,
+                 game.id),
+            )  # fmt: skip
             game.rounds.append(played)
             game.pending, game.updated = following, played.created
     monkeypatch.undo()
@@ -696,6 +747,59 @@ def test_migration_7_keeps_every_round_stored_as_json_before_it(
     with Lifecycle(database) as lifecycle:
         shadows = lifecycle.shadow_rounds("mlp", 0.0, ("human",))
     assert [s.player_move for s in shadows] == [0, 2, 1] and all(s.probs["v3"] == (0.2, 0.3, 0.5) for s in shadows)
+
+
+def test_migration_9_moves_an_open_games_next_decision_into_its_last_round(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Games stored at schema version 8 (the games row rewritten by every round, its next decision a msgpack map)
+    load the same after migration 9 and play on; a finished one keeps its row."""
+    module: Any = postgres if is_postgres(database) else storage_module
+    open_game, over = new_game("g-open"), new_game("g-over")
+    placeholder = "%s" if is_postgres(database) else "?"
+
+    async def create() -> None:
+        storage = await open_storage(database)
+        for game in (open_game, over):
+            await storage.create_game(game)
+        await storage.close()
+
+    monkeypatch.setattr(module, "MIGRATIONS", module.MIGRATIONS[:8])
+    run(create())
+    with closing(connect(database)) as conn:  # rounds as version 8 stored them
+        for game, moves in ((open_game, (0, 2)), (over, (1,))):
+            for i, move in enumerate(moves):
+                played = play(game, move, 1_001.0 + i)
+                row = list(round_row(game, played))[:26]
+                conn.execute(f"INSERT INTO rounds VALUES ({', '.join([placeholder] * len(row))})", row)
+                game.rounds.append(played)
+                game.pending = None if game is over else decision(game.id, history(game))
+                game.updated = played.created
+                conn.execute(
+                    "UPDATE games SET state = ?, rounds = ?, score_player = ?, score_bot = ?, pending = ?, updated = ?"
+                    " WHERE id = ?",
+                    ("over" if game.pending is None else "open", i + 1, played.score_player, played.score_bot,
+                     game.pending and msgspec.msgpack.encode(game.pending), played.created, game.id),
+                )  # fmt: skip
+    monkeypatch.undo()
+
+    async def after() -> tuple[GameRecord | None, GameRecord | None, GameRecord | None]:
+        storage = await open_storage(database)
+        try:
+            migrated = await storage.load_game(open_game.id)
+            await advance(storage, open_game, 1, 1_003.0, None)
+            return migrated, await storage.load_game(open_game.id), await storage.load_game(over.id)
+        finally:
+            await storage.close()
+
+    migrated, played_on, finished = run(after())
+    assert migrated is not None and migrated.rounds == open_game.rounds[:2]
+    assert migrated.pending == open_game.rounds[2].decision and migrated.updated == 1_002.0
+    assert played_on == open_game and finished == over
+    stored = rows(database, "SELECT game_id, round, pending FROM rounds ORDER BY game_id, round")
+    assert [(r["game_id"], r["round"], r["pending"] is None) for r in stored] == [
+        ("g-open", 1, True), ("g-open", 2, False), ("g-open", 3, False), ("g-over", 1, True)
+    ]  # fmt: skip
 
 
 def test_a_new_sqlite_database_has_small_pages_and_an_old_one_keeps_its_own(tmp_path: Path) -> None:
@@ -727,6 +831,6 @@ async def _create_and_play(path: Path) -> None:
 
 
 def test_a_transactions_jobs_are_cut_into_runs_of_rounds_each_before_the_job_that_followed() -> None:
-    a, b, c = (RoundWrite(row=(n,), update=(n,), counted=(), arm=None) for n in range(3))
+    a, b, c = (RoundWrite(row=(n,), over=None, counted=(), arm=None) for n in range(3))
     assert segments(["start", a, b, "resume", c]) == [([], "start"), ([a, b], "resume"), ([c], None)]
     assert segments([]) == [([], None)]
