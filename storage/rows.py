@@ -10,7 +10,8 @@ from typing import Any, TypeVar
 import msgspec
 import numpy as np
 
-from engine.rules import MOVES, OUTCOMES, outcome, points
+from engine.features import features
+from engine.rules import MOVES, OUTCOMES, Round, outcome, points, round_values
 from storage.records import Decision, GameRecord, ModelPrediction, RoundRecord, prediction_counts
 
 W = TypeVar("W")  # a job of a storage backend's writer that is not a round
@@ -36,7 +37,8 @@ _decision_decoder = msgspec.msgpack.Decoder(Decision)
 
 
 class _Pending(msgspec.Struct, array_like=True, gc=False):
-    """A decision as stored: a msgpack array, its probabilities, features and predictions packed as a round's."""
+    """A decision as stored: a msgpack array, its probabilities and predictions packed as a round's, and no
+    features: they are the engine's function of the game's rounds, computed again when the game is read."""
 
     round: int
     bot_move: int
@@ -44,7 +46,6 @@ class _Pending(msgspec.Struct, array_like=True, gc=False):
     source: str
     probs: bytes
     ev: bytes
-    features: bytes
     models: bytes
 
 
@@ -52,25 +53,30 @@ _pending_decoder = msgspec.msgpack.Decoder(_Pending)
 
 
 def encode_pending(pending: Decision | None) -> bytes | None:
-    """A game's open decision as stored (schema version 9 on; a msgpack map of the Decision before)."""
+    """A game's open decision as stored (schema version 9 on; a msgpack map of the whole Decision before)."""
     if pending is None:
         return None
     d = pending
     return _msgpack.encode(
-        _Pending(d.round, d.bot_move, d.nonce, d.source, pack_probs(d.probs), pack_probs(d.ev),
-                 pack_features(d.features), pack_models(d.models))
-    )  # fmt: skip
+        _Pending(d.round, d.bot_move, d.nonce, d.source, pack_probs(d.probs), pack_probs(d.ev), pack_models(d.models))
+    )
 
 
-def decode_pending(stored: bytes | None) -> Decision | None:
-    """A stored open decision in either form: packed, or a msgpack map (stored before schema version 9)."""
+def decode_pending(stored: bytes | None, game_id: str, played: Sequence[RoundRecord]) -> Decision | None:
+    """The stored open decision of game `game_id`, the round after `played`, in either form: packed, its features
+    computed from `played` as the server computed them, or a msgpack map (stored before schema version 9)."""
     if stored is None:
         return None
-    if stored[0] & 0xF0 == 0x80:  # a msgpack fixmap: the Decision's fields by name
+    if stored[0] & 0xF0 == 0x80:  # a msgpack fixmap: the Decision's fields by name, features included
         return _decision_decoder.decode(stored)
     p = _pending_decoder.decode(stored)
-    return Decision(p.round, p.bot_move, p.nonce, p.source, unpack_probs(p.probs), unpack_probs(p.ev),
-                    unpack_features(p.features), unpack_models(p.models))  # fmt: skip
+    history = [
+        Round(r.decision.round, r.values, r.player_move, r.decision.bot_move, r.score_player, r.score_bot)
+        for r in played
+    ]
+    vector = features(history, round_values(game_id, p.round)).tobytes()
+    return Decision(p.round, p.bot_move, p.nonce, p.source, unpack_probs(p.probs), unpack_probs(p.ev), vector,
+                    unpack_models(p.models))  # fmt: skip
 
 
 def pack_probs(probs: tuple[float, float, float]) -> bytes:
@@ -163,6 +169,26 @@ def game_record(row: Sequence[Any], rounds: Sequence[Sequence[Any]]) -> GameReco
     """A game from its GAME_COLUMNS row and its rounds' ROUND_COLUMNS rows, in round order: its open decision
     and when it moved last are its last round's once it has one (the games row keeps those of its start)."""
     last = rounds[-1] if rounds else None
+    played = [
+        RoundRecord(
+            decision=Decision(
+                round=r[0],
+                bot_move=MOVES.index(r[5]),
+                nonce=r[6],
+                source=r[7],
+                probs=(r[8], r[9], r[10]),
+                ev=(r[11], r[12], r[13]),
+                features=unpack_features(bytes(r[14])),
+                models=unpack_models(r[15]),
+            ),
+            values=(r[1], r[2], r[3]),
+            player_move=MOVES.index(r[4]),
+            score_player=r[16],
+            score_bot=r[17],
+            created=r[18],
+        )
+        for r in rounds
+    ]
     return GameRecord(
         id=row[0],
         opponent=row[1],
@@ -175,27 +201,8 @@ def game_record(row: Sequence[Any], rounds: Sequence[Sequence[Any]]) -> GameReco
         token_hash=row[8],
         created=row[9],
         updated=row[10] if last is None else last[18],
-        rounds=[
-            RoundRecord(
-                decision=Decision(
-                    round=r[0],
-                    bot_move=MOVES.index(r[5]),
-                    nonce=r[6],
-                    source=r[7],
-                    probs=(r[8], r[9], r[10]),
-                    ev=(r[11], r[12], r[13]),
-                    features=unpack_features(bytes(r[14])),
-                    models=unpack_models(r[15]),
-                ),
-                values=(r[1], r[2], r[3]),
-                player_move=MOVES.index(r[4]),
-                score_player=r[16],
-                score_bot=r[17],
-                created=r[18],
-            )
-            for r in rounds
-        ],
-        pending=decode_pending(row[11] if last is None else last[19]),
+        rounds=played,
+        pending=decode_pending(row[11] if last is None else last[19], row[0], played),
         abandoned=bool(row[12]),
         key_hash=row[13],
     )

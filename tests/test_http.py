@@ -80,7 +80,7 @@ def stored_pending(server: ServerProcess, game_id: str) -> Decision:
         (blob,) = db.execute(
             "SELECT pending FROM rounds WHERE game_id = ? ORDER BY round DESC LIMIT 1", (game_id,)
         ).fetchone()
-    pending = decode_pending(blob)
+    pending = decode_pending(blob, game_id, [])  # its features, not checked here, as if no round were played
     assert pending is not None
     return pending
 

@@ -679,15 +679,19 @@ def test_packed_features_round_trip_bit_for_bit_and_raw_ones_read_as_they_are(ve
 
 
 def test_an_open_decision_is_stored_packed_and_one_stored_as_a_map_still_reads() -> None:
-    played = [Round(n, round_values("g", n), n % 3, (n + 1) % 3, n, n) for n in range(1, 8)]
-    pending = decision("g", played)
+    game = new_game("g-packed")
+    for move in (0, 2, 2, 1, 0, 1, 1):
+        played = play(game, move, 1_000.0)
+        game.rounds.append(played)
+        game.pending = decision(game.id, history(game), bot_move=move)
+    pending = game.pending
     packed = encode_pending(pending)
-    assert packed is not None and decode_pending(packed) == pending
+    assert packed is not None and decode_pending(packed, game.id, game.rounds) == pending  # features computed again
     before = msgspec.msgpack.encode(pending)  # the Decision's fields by name, as stored before schema version 9
-    assert decode_pending(before) == pending and len(packed) * 3 <= len(before) * 2  # a third fewer bytes
-    opening = msgspec.structs.replace(pending, models={}, features=np.zeros(40, dtype=np.float32).tobytes())
-    assert decode_pending(encode_pending(opening)) == opening
-    assert encode_pending(None) is None and decode_pending(None) is None
+    assert decode_pending(before, game.id, []) == pending and len(packed) * 2 < len(before)
+    first = decision(game.id, [], shadow=False)
+    assert decode_pending(encode_pending(first), game.id, []) == first
+    assert encode_pending(None) is None and decode_pending(None, game.id, []) is None
 
 
 def test_migration_7_keeps_every_round_stored_as_json_before_it(
