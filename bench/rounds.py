@@ -6,6 +6,8 @@ ids were time-ordered). Per round: the CPU time of this process (the writer: sto
 SQLite, the database itself; PostgreSQL's server CPU is `db_cpu_us_per_round`) and the WAL bytes written
 (SQLite: the log's growth, its checkpoints held off meanwhile so that nothing is copied back or written
 over; PostgreSQL: the difference of pg_current_wal_lsn()). Live games get time-ordered ids, or random ones.
+Rows are the server's: each decision's features are the engine's of its game's rounds (mostly zeros, so packed
+to about 120 bytes; random dense vectors, 200 bytes, were used before 2026-11-30 16:00 UTC).
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ import msgspec
 import numpy as np
 
 from bench.common import free_port
-from engine.rules import points, round_values
+from engine.features import features
+from engine.rules import Round, points, round_values
 from storage import sqlite as sqlite_backend
 from storage.database import Database, is_postgres, open_storage
 from storage.ids import GameIds
@@ -40,9 +43,13 @@ def _probs() -> tuple[float, float, float]:
     return (a, b, c)
 
 
-def _decision(game_id: str, n: int) -> Decision:
-    """A decision as the server makes one: float32 features and three aliases' float32 predictions."""
+def _decision(game_id: str, played: list[RoundRecord]) -> Decision:
+    """A decision as the server makes one for the round after `played`: the engine's features of those rounds
+    and three aliases' float32 predictions."""
+    n = len(played) + 1
     aliases = (("Production", "v7"), ("B", "v8"), ("shadow1", "v9")) if n > 3 else ()
+    history = [Round(r.decision.round, r.values, r.player_move, r.decision.bot_move, r.score_player, r.score_bot)
+               for r in played]  # fmt: skip
     return Decision(
         round=n,
         bot_move=n % 3,
@@ -50,7 +57,7 @@ def _decision(game_id: str, n: int) -> Decision:
         source="model" if n > 3 else "opening",
         probs=_probs(),
         ev=(0.1, -0.2, 0.3),
-        features=_rng.random(50, dtype=np.float32).tobytes(),
+        features=features(history, round_values(game_id, n)).tobytes(),
         models={alias: ModelPrediction(version, _probs()) for alias, version in aliases},
     )
 
@@ -58,20 +65,20 @@ def _decision(game_id: str, n: int) -> Decision:
 def _game(game_id: str, now: float) -> GameRecord:
     return GameRecord(
         id=game_id, opponent="brian", family="mlp", alias="Production", version="v7", opening="policy", tag="sim",
-        player=None, token_hash="f" * 64, created=now, updated=now, pending=_decision(game_id, 1),
+        player=None, token_hash="f" * 64, created=now, updated=now, pending=_decision(game_id, []),
     )  # fmt: skip
 
 
 def _played(game: GameRecord, n: int, now: float) -> tuple[GameRecord, RoundRecord]:
     """The record_round arguments of round `n` (the game with its next decision pending)."""
-    d = game.pending or _decision(game.id, n)
+    d = game.pending or _decision(game.id, game.rounds)
     values = round_values(game.id, n)
     move = (n * 7) % 3
     gained = points(values, move, d.bot_move)
     score = (game.rounds[-1].score_player, game.rounds[-1].score_bot) if game.rounds else (0, 0)
     played = RoundRecord(d, values, move, score[0] + gained[0], score[1] + gained[1], now)
-    game.rounds = [played]  # only the last one is needed for the scores
-    game.pending = _decision(game.id, n + 1)
+    game.rounds = [*game.rounds, played]  # a new list: the copy returned keeps its own
+    game.pending = _decision(game.id, game.rounds)
     return msgspec.structs.replace(game), played
 
 
