@@ -505,9 +505,9 @@ class PostgresStorage:
     async def mark_abandoned(self, idle_before: float) -> int:
         async def update(conn: AsyncConnection[Any]) -> int:
             cursor = await conn.execute(
-                "WITH marked AS (UPDATE games SET abandoned = 1 WHERE state = 'open' AND abandoned = 0"
+                "WITH marked AS (UPDATE games SET abandoned = 1 WHERE state = 'open' AND abandoned = 0 AND created < %s"
                 f" AND COALESCE({LAST_PLAYED}, created) < %s RETURNING 1) SELECT COUNT(*) FROM marked",
-                (idle_before,),
+                (idle_before, idle_before),
             )
             row = await cursor.fetchone()
             return int(row[0]) if row else 0

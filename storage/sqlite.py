@@ -682,9 +682,9 @@ class SQLiteStorage:
     async def mark_abandoned(self, idle_before: float) -> int:
         def update(conn: sqlite3.Connection) -> int:
             cursor = conn.execute(
-                "UPDATE games SET abandoned = 1 WHERE state = 'open' AND abandoned = 0"
-                f" AND COALESCE({LAST_PLAYED}, created) < ?",
-                (idle_before,),
+                "UPDATE games SET abandoned = 1 WHERE state = 'open' AND abandoned = 0 AND created < ?"
+                f" AND COALESCE({LAST_PLAYED}, created) < ?",  # created first: an index range, not every open game
+                (idle_before, idle_before),
             )
             return cursor.rowcount
 
