@@ -232,11 +232,7 @@ MIGRATIONS: tuple[str, ...] = (
     # keeps such rows in the page already: nothing changes here.
     "SELECT 8",
     # A round's row holds the game's next decision, so that storing a round writes no game row (as SQLite's 9).
-    """
-    ALTER TABLE rounds ADD COLUMN pending BYTEA;
-    UPDATE rounds r SET pending = g.pending FROM games g
-        WHERE g.id = r.game_id AND r.round = g.rounds AND g.state = 'open';
-    """,
+    "ALTER TABLE rounds ADD COLUMN pending BYTEA",
 )
 
 

@@ -166,8 +166,10 @@ def round_row(game: GameRecord, played: RoundRecord) -> tuple[Any, ...]:
 
 
 def game_record(row: Sequence[Any], rounds: Sequence[Sequence[Any]]) -> GameRecord:
-    """A game from its GAME_COLUMNS row and its rounds' ROUND_COLUMNS rows, in round order: its open decision
-    and when it moved last are its last round's once it has one (the games row keeps those of its start)."""
+    """A game from its GAME_COLUMNS row and its rounds' ROUND_COLUMNS rows, in round order. When it moved last
+    is its last round's; so is its open decision, unless that round holds none: stored before schema version 9
+    (or by a server before it), whose games row then holds it, as it does before the first round. A finished
+    game's decision is None either way."""
     last = rounds[-1] if rounds else None
     played = [
         RoundRecord(
@@ -202,7 +204,7 @@ def game_record(row: Sequence[Any], rounds: Sequence[Sequence[Any]]) -> GameReco
         created=row[9],
         updated=row[10] if last is None else last[18],
         rounds=played,
-        pending=decode_pending(row[11] if last is None else last[19], row[0], played),
+        pending=decode_pending(row[11] if last is None or last[19] is None else last[19], row[0], played),
         abandoned=bool(row[12]),
         key_hash=row[13],
     )

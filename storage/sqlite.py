@@ -270,14 +270,9 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE UNIQUE INDEX rounds_game ON rounds (game_id, round)
     """,
     # A round's row holds the game's next decision (storage.rows.round_row), so that storing a round only appends:
-    # rewriting the game's row, its next decision inline, logged a page a round. An open game's progress is its
-    # last round's; the games row keeps its start's until the game ends.
-    """
-    ALTER TABLE rounds ADD COLUMN pending BLOB;
-    UPDATE rounds SET pending = (SELECT g.pending FROM games g WHERE g.id = rounds.game_id)
-        WHERE rowid IN (SELECT r.rowid FROM games g JOIN rounds r ON r.game_id = g.id AND r.round = g.rounds
-                        WHERE g.state = 'open')
-    """,
+    # rewriting the game's row, its next decision inline, logged a page a round. Rounds stored before hold none:
+    # their game's row has it (storage.rows.game_record).
+    "ALTER TABLE rounds ADD COLUMN pending BLOB",
 )
 
 
@@ -364,7 +359,7 @@ def connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
     conn.execute("PRAGMA busy_timeout = 30000")
     if not readonly:
         # A new database gets small pages: the WAL logs every page a commit touches whole, and a round touches
-        # a few scattered ones (its game's rounds, its game's row): 1 KiB pages log a third of the bytes of
+        # a few (the end of `rounds`, its game's place in their index): 1 KiB pages log a third of the bytes of
         # SQLite's 4 KiB default for a few percent more CPU (docs/scaling.md). An existing database keeps its size.
         conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")
         conn.execute("PRAGMA journal_mode = WAL")

@@ -753,7 +753,7 @@ def test_migration_7_keeps_every_round_stored_as_json_before_it(
     assert [s.player_move for s in shadows] == [0, 2, 1] and all(s.probs["v3"] == (0.2, 0.3, 0.5) for s in shadows)
 
 
-def test_migration_9_moves_an_open_games_next_decision_into_its_last_round(
+def test_games_stored_before_migration_9_read_their_next_decision_from_their_row_and_play_on(
     database: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Games stored at schema version 8 (the games row rewritten by every round, its next decision a msgpack map)
@@ -802,7 +802,7 @@ def test_migration_9_moves_an_open_games_next_decision_into_its_last_round(
     assert played_on == open_game and finished == over
     stored = rows(database, "SELECT game_id, round, pending FROM rounds ORDER BY game_id, round")
     assert [(r["game_id"], r["round"], r["pending"] is None) for r in stored] == [
-        ("g-open", 1, True), ("g-open", 2, False), ("g-open", 3, False), ("g-over", 1, True)
+        ("g-open", 1, True), ("g-open", 2, True), ("g-open", 3, False), ("g-over", 1, True)
     ]  # fmt: skip
 
 
