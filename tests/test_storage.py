@@ -430,8 +430,8 @@ def test_one_failing_write_of_a_batch_spares_the_others(database: Database) -> N
 def test_replicas_storing_one_round_wait_for_it_and_never_deadlock_over_the_totals(
     request: pytest.FixtureRequest,
 ) -> None:
-    """One replica's transaction has stored round 4 of a game and not committed (the round and its game's row,
-    the totals last, as a batch with other jobs stores them); another replica's batch of the same round, one
+    """One replica's transaction has stored round 4 of a game and not committed (the round, the totals last, as
+    a batch with other jobs stores them); another replica's batch of the same round, one
     statement, must wait on that round without holding the totals every process shares. The transaction then
     takes the totals and commits; the batch gets StorageConflict. Taking the totals first, as the statement's
     WITH parts did when PostgreSQL ran them last to first, deadlocks the two."""
@@ -466,6 +466,38 @@ def test_replicas_storing_one_round_wait_for_it_and_never_deadlock_over_the_tota
     outcome, totals = run(scenario())
     assert isinstance(outcome, StorageConflict)
     assert totals and all(row["predictions"] == 1 for row in totals)  # the round counted once
+
+
+def test_a_first_round_stored_by_another_replica_during_the_sweep_keeps_its_game(
+    request: pytest.FixtureRequest,
+) -> None:
+    """Another replica stores the first round of a game the sweep is deleting as unplayed: the sweep waits on the
+    game, finds the round then, and deletes nothing (the game and its round stay), instead of failing."""
+    url = request.getfixturevalue("postgres").create_database()
+
+    async def scenario() -> tuple[int, int, list[dict[str, Any]]]:
+        storage = await open_storage(url)
+        game = new_game("g-first", created=100.0)
+        await storage.create_game(game)
+        played = play(game, 0, 1_001.0)
+        moved_on = msgspec.structs.replace(game, rounds=[played])
+        moved_on.pending = decision(game.id, history(moved_on))
+        other = await psycopg.AsyncConnection.connect(url, autocommit=True)
+        try:
+            async with other.transaction():
+                await other.execute("SET LOCAL lock_timeout = '5s'")
+                await other.execute(*postgres._statement(round_statements([RoundWrite.of(moved_on, played, None)])))
+                sweeping = asyncio.create_task(storage.delete_unplayed(1e9))
+                await asyncio.sleep(0.5)
+                assert not sweeping.done()  # waiting on the game the round refers to
+            deleted = await sweeping
+            return deleted, await storage.delete_unplayed(1e9), rows(url, "SELECT game_id, round FROM rounds")
+        finally:
+            await other.close()
+            await storage.close()
+
+    deleted, again, stored = run(scenario())
+    assert (deleted, again) == (0, 0) and stored == [{"game_id": "g-first", "round": 1}]
 
 
 def test_a_broken_write_does_not_stop_the_writer(database: Database) -> None:
