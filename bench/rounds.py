@@ -23,7 +23,7 @@ import numpy as np
 
 from bench.common import free_port
 from engine.features import features
-from engine.rules import Round, points, round_values
+from engine.rules import points, round_values
 from storage import sqlite as sqlite_backend
 from storage.database import Database, is_postgres, open_storage
 from storage.ids import GameIds
@@ -48,8 +48,6 @@ def _decision(game_id: str, played: list[RoundRecord]) -> Decision:
     and three aliases' float32 predictions."""
     n = len(played) + 1
     aliases = (("Production", "v7"), ("B", "v8"), ("shadow1", "v9")) if n > 3 else ()
-    history = [Round(r.decision.round, r.values, r.player_move, r.decision.bot_move, r.score_player, r.score_bot)
-               for r in played]  # fmt: skip
     return Decision(
         round=n,
         bot_move=n % 3,
@@ -57,7 +55,7 @@ def _decision(game_id: str, played: list[RoundRecord]) -> Decision:
         source="model" if n > 3 else "opening",
         probs=_probs(),
         ev=(0.1, -0.2, 0.3),
-        features=features(history, round_values(game_id, n)).tobytes(),
+        features=features([r.as_round() for r in played], round_values(game_id, n)).tobytes(),
         models={alias: ModelPrediction(version, _probs()) for alias, version in aliases},
     )
 

@@ -41,6 +41,11 @@ class RoundRecord(msgspec.Struct, frozen=True, gc=False):
     score_bot: int
     created: float
 
+    def as_round(self) -> Round:
+        """The engine's view of this round."""
+        return Round(self.decision.round, self.values, self.player_move, self.decision.bot_move, self.score_player,
+                     self.score_bot)  # fmt: skip
+
 
 class GameRecord(msgspec.Struct):
     """A game with its rounds and its open round's decision (None once over)."""

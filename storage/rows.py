@@ -11,7 +11,7 @@ import msgspec
 import numpy as np
 
 from engine.features import features
-from engine.rules import MOVES, OUTCOMES, Round, outcome, points, round_values
+from engine.rules import MOVES, OUTCOMES, outcome, points, round_values
 from storage.records import Decision, GameRecord, ModelPrediction, RoundRecord, prediction_counts
 
 W = TypeVar("W")  # a job of a storage backend's writer that is not a round
@@ -70,11 +70,7 @@ def decode_pending(stored: bytes | None, game_id: str, played: Sequence[RoundRec
     if stored[0] & 0xF0 == 0x80:  # a msgpack fixmap: the Decision's fields by name, features included
         return _decision_decoder.decode(stored)
     p = _pending_decoder.decode(stored)
-    history = [
-        Round(r.decision.round, r.values, r.player_move, r.decision.bot_move, r.score_player, r.score_bot)
-        for r in played
-    ]
-    vector = features(history, round_values(game_id, p.round)).tobytes()
+    vector = features([r.as_round() for r in played], round_values(game_id, p.round)).tobytes()
     return Decision(p.round, p.bot_move, p.nonce, p.source, unpack_probs(p.probs), unpack_probs(p.ev), vector,
                     unpack_models(p.models))  # fmt: skip
 

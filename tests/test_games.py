@@ -114,11 +114,7 @@ class FakeStorage:
             (g for g in self.games.values() if g.key_hash == key_hash and g.id in self.winners and g.updated < before),
             key=lambda g: g.updated,
         )
-        return [
-            [Round(r.decision.round, r.values, r.player_move, r.decision.bot_move, r.score_player, r.score_bot)
-             for r in g.rounds]
-            for g in done[len(done) - games :]
-        ]  # fmt: skip
+        return [[r.as_round() for r in g.rounds] for g in done[len(done) - games :]]
 
     async def forget(self, key_hash: str) -> int:
         await self._check()
@@ -670,16 +666,22 @@ def test_a_move_right_after_the_previous_one_still_stores_its_shadows(clock: Clo
         assert set(r.decision.models) == set(VERSIONS) and r.decision.models["B"].version == "v2"
 
 
+async def _six_rounds(service: GameService, opponent: str, move: str) -> list[Result]:
+    """Start a game against `opponent` and play `move` in its first six rounds, a loop turn after each."""
+    game = await service.start(opponent, None, None)
+    results = []
+    for n in range(1, 7):
+        results.append(await service.move(game.game_id, n, move))
+        await asyncio.sleep(0)
+    return results
+
+
 def test_failing_shadows_lose_only_the_shadows(clock: Clock) -> None:
     storage, predictors = FakeStorage(), FakePredictors(failing_shadows=True)
     service = GameService(storage, predictors, ab_split=0.0)
 
     async def scenario() -> list[Result]:
-        game = await service.start("logan", None, None)
-        results = []
-        for n in range(1, 7):
-            results.append(await service.move(game.game_id, n, "scissors"))
-            await asyncio.sleep(0)
+        results = await _six_rounds(service, "logan", "scissors")
         await asyncio.sleep(2 * SHADOW_LINGER)
         return results
 
@@ -693,15 +695,7 @@ def test_a_model_answering_nan_leaves_its_rounds_to_the_online_predictor_and_pla
     storage, predictors = FakeStorage(), FakePredictors(nan_versions=frozenset({"v1", "v3"}))
     service = GameService(storage, predictors, ab_split=0.0)  # Production (v1) answers NaN, and so does shadow1
 
-    async def scenario() -> list[Result]:
-        game = await service.start("brian", None, None)
-        results = []
-        for n in range(1, 7):
-            results.append(await service.move(game.game_id, n, "rock"))
-            await asyncio.sleep(0)
-        return results
-
-    results = run(scenario())
+    results = run(_six_rounds(service, "brian", "rock"))
     assert [r.round for r in results] == [1, 2, 3, 4, 5, 6]
     stored = next(iter(storage.games.values())).rounds
     for r in stored[3:]:  # from round 4: no NaN anywhere, the two sound shadows kept

@@ -110,18 +110,13 @@ def play(game: GameRecord, player_move: int, at: float) -> RoundRecord:
 
 
 def history(game: GameRecord) -> list[Round]:
-    return [
-        Round(r.decision.round, r.values, r.player_move, r.decision.bot_move, r.score_player, r.score_bot)
-        for r in game.rounds
-    ]
+    return [r.as_round() for r in game.rounds]
 
 
 async def advance(storage: Storage, game: GameRecord, player_move: int, at: float, winner: str | None) -> None:
     """Play and store a round, updating `game` as the game service does."""
     played = play(game, player_move, at)
-    d = played.decision
-    now = Round(d.round, played.values, player_move, d.bot_move, played.score_player, played.score_bot)
-    after = [*history(game), now]
+    after = [*history(game), played.as_round()]
     following = None if winner else decision(game.id, after, bot_move=(player_move + 1) % 3)
     await storage.record_round(msgspec.structs.replace(game, pending=following), played, winner)
     game.rounds.append(played)
@@ -444,8 +439,7 @@ def test_replicas_storing_one_round_wait_for_it_and_never_deadlock_over_the_tota
         for n in range(3):  # the models' predictions count from round 4
             await advance(storage, game, n, 1_001.0 + n, None)
         played = play(game, 0, 1_010.0)
-        d = played.decision
-        after = [*history(game), Round(d.round, played.values, 0, d.bot_move, played.score_player, played.score_bot)]
+        after = [*history(game), played.as_round()]
         moved_on = msgspec.structs.replace(game, pending=decision("g1", after))
         write = RoundWrite.of(moved_on, played, None)
         other = await psycopg.AsyncConnection.connect(url, autocommit=True)
@@ -745,8 +739,7 @@ def test_migration_7_keeps_every_round_stored_as_json_before_it(
     with closing(connect(database)) as conn:  # two rounds written as version 6 wrote them
         for i, move in enumerate((0, 2)):
             played = play(game, move, 1_001.0 + i)
-            following = decision(game.id, [*history(game), Round(i + 1, played.values, move, played.decision.bot_move,
-                                                              played.score_player, played.score_bot)])  # fmt: skip
+            following = decision(game.id, [*history(game), played.as_round()])
             row = list(round_row(game, played))[:26]  # version 6's columns (no next decision)
             row[22] = msgspec.json.encode(played.decision.models).decode()
             row[23] = played.decision.features  # raw float32
