@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -191,6 +192,21 @@ def test_the_memory_budget_refuses_an_allocation_over_it_during_a_step() -> None
     with pytest.raises(ValueError, match="not about memory"), budget.step("another step"):
         raise ValueError("not about memory")
     assert np.ones(512 << 20, dtype=np.uint8).size == 512 << 20  # the cap is lifted when the step ends
+
+
+def test_a_refused_allocations_error_is_read_with_the_cap_lifted() -> None:
+    """numpy's out-of-memory error builds its message when it is read: under the cap that can fail as well."""
+    caps: list[int] = []
+
+    class Refused(RuntimeError):
+        def __str__(self) -> str:
+            caps.append(resource.getrlimit(resource.RLIMIT_DATA)[0])
+            return "Cannot allocate memory"
+
+    before = resource.getrlimit(resource.RLIMIT_DATA)[0]
+    with pytest.raises(MemoryBudgetExceeded, match="during a step"), MemoryBudget(1 << 20).step("a step"):
+        raise Refused
+    assert caps and set(caps) == {before}
 
 
 def test_the_memory_budget_stops_a_run_whose_peak_was_over_it() -> None:

@@ -46,19 +46,19 @@ class MemoryBudget:
         if hard != resource.RLIM_INFINITY:
             cap = min(cap, hard)
         resource.setrlimit(resource.RLIMIT_DATA, (cap, hard))
-        refused: BaseException | None = None
+        failed: Exception | None = None
         try:
             yield
         except Exception as exc:
-            if not _out_of_memory(exc):
-                raise
-            refused = exc
+            failed = exc  # looked at once the cap is lifted: reading it (its message) may need memory too
         finally:
             resource.setrlimit(resource.RLIMIT_DATA, (soft, hard))
-        if refused is not None:
+        if failed is not None:
+            if not _out_of_memory(failed):
+                raise failed
             raise MemoryBudgetExceeded(
                 f"training stopped during {name}: an allocation went over the budget of {self.limit_mib} MiB {ADVICE}"
-            ) from refused
+            ) from failed
         used = peak_rss_mib()
         if used > self.limit_mib:
             over = f"it used {used:.0f} MiB, over the budget of {self.limit_mib} MiB"
