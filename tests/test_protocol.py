@@ -337,6 +337,50 @@ def test_idle_connection_is_closed(server_factory: Callable[..., ServerProcess])
     assert alive
 
 
+async def _pings_while(url: str, talk: bool, seconds: float) -> int:
+    """Pings a sans-I/O client received (and answered) in `seconds`, sending a message every 0.2 s if `talk`."""
+    from websockets.client import ClientProtocol
+    from websockets.frames import Opcode
+    from websockets.uri import parse_uri
+
+    uri = parse_uri(url)
+    protocol = ClientProtocol(uri)
+    reader, writer = await asyncio.open_connection(uri.host, uri.port)
+    protocol.send_request(protocol.connect())
+    pings = 0
+
+    async def pump() -> None:
+        nonlocal pings
+        while data := await reader.read(65536):
+            protocol.receive_data(data)
+            pings += sum(1 for e in protocol.events_received() if getattr(e, "opcode", None) == Opcode.PING)
+            writer.write(b"".join(protocol.data_to_send()))  # the pongs
+
+    pumping = asyncio.create_task(pump())
+    writer.write(b"".join(protocol.data_to_send()))
+    loop = asyncio.get_running_loop()
+    end = loop.time() + seconds
+    while loop.time() < end:
+        await asyncio.sleep(0.2)
+        if talk:
+            protocol.send_text(json.dumps({"type": "start", "opponent": "logan"}).encode())
+            writer.write(b"".join(protocol.data_to_send()))
+    pumping.cancel()
+    writer.close()
+    return pings
+
+
+def test_only_quiet_connections_are_pinged(server_factory: Callable[..., ServerProcess]) -> None:
+    server = server_factory({"RPSQUEST_IDLE_TIMEOUT": "1.5"})  # a ping every 0.5 s of quiet
+
+    async def scenario() -> tuple[int, int]:
+        return await asyncio.gather(_pings_while(server.ws_url, False, 2.5), _pings_while(server.ws_url, True, 2.5))
+
+    quiet, talking = run(scenario())
+    assert quiet >= 3
+    assert talking == 0
+
+
 def test_simulated_run_of_1000_games_has_no_protocol_errors(live_server: ServerProcess) -> None:
     from clients.simulate import simulate
 
