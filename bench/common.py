@@ -13,6 +13,7 @@ import urllib.request
 from pathlib import Path
 
 import numpy as np
+from prometheus_client.parser import text_string_to_metric_families
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -131,6 +132,32 @@ class Server:
                 if line.startswith("VmRSS:"):
                     total += int(line.split()[1])
         return total / 1024
+
+    def gc_pauses(self) -> dict[str, float]:
+        """The garbage collector's pauses so far, every worker's (rpsquest_gc_pause_seconds): how many, the
+        seconds paused in all, how many took over 50 ms, and the bound of the slowest one's bucket."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=10) as r:
+            text = r.read().decode()
+        buckets: dict[float, float] = {}
+        count = total = 0.0
+        for family in text_string_to_metric_families(text):
+            if family.name != "rpsquest_gc_pause_seconds":
+                continue
+            for sample in family.samples:
+                if sample.name.endswith("_bucket"):
+                    le = float(sample.labels["le"])
+                    buckets[le] = buckets.get(le, 0.0) + sample.value
+                elif sample.name.endswith("_count"):
+                    count += sample.value
+                elif sample.name.endswith("_sum"):
+                    total += sample.value
+        slowest = min((le for le, n in buckets.items() if n >= count), default=0.0)
+        return {
+            "pauses": count,
+            "paused_s": round(total, 3),
+            "over_50ms": count - buckets.get(0.05, count),
+            "slowest_under_s": slowest if count else 0.0,
+        }
 
     def cpu_seconds(self) -> float:
         """CPU time (user and system) the server's processes have used so far."""

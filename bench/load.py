@@ -196,19 +196,20 @@ def saturation(root: Path, store: Path, sessions: int = 1000, seconds: float = 3
 def capacity(
     root: Path,
     store: Path,
-    steps: tuple[int, ...] = (1000, 2000, 2500, 3000, 4000, 5000, 7500, 10000),
+    steps: tuple[int, ...] = (1000, 2000, 2500, 3000, 4000, 5000, 6000, 7500, 10000),
     seconds: float = 45,
     processes: int = 2,
 ) -> dict[str, Any]:
     """Human-paced sessions in growing steps, the generator in `processes` processes: p99 (over the whole run,
-    and once every session has connected) and memory per connection; the largest step held with p99 ≤ 100 ms
-    after the ramp."""
+    and once every session has connected), memory per connection and the garbage collector's pauses (every
+    worker's, ramp included); the largest step held with p99 ≤ 100 ms after the ramp."""
     out: dict[str, Any] = {"workers": WORKERS, "generator_processes": processes, "steps": []}
     for sessions in steps:
         server = _fresh(root, f"capacity-{sessions}", store, WORKERS)
         rest = server.rss_mib()
         try:
             summary = _run_load(server, sessions, processes, duration=seconds, ramp=15, pace="human")
+            pauses = server.gc_pauses()
         finally:
             server.stop()
         step = {
@@ -224,6 +225,7 @@ def capacity(
             "kib_per_connection": round((summary["server_rss_mib"] - rest) * 1024 / sessions, 1),
             "generator_cpu_percent": summary["generator_cpu_percent"],
             "machine_busy_percent": summary["machine_busy_percent"],
+            "gc_pauses": pauses,
         }
         out["steps"].append(step)
         if step["p99_after_ramp_ms"] <= 100 and not step["failed"]:  # held: once every session is connected

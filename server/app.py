@@ -135,6 +135,8 @@ class Server:
         gc.collect()
         gc.freeze()  # what start-up built lives as long as the process: keep it out of every collection
         gc.set_threshold(50_000, 20, 100)  # fewer, cheaper collections: a round allocates many short-lived objects
+        pause_clock = metrics.PauseClock()
+        gc.callbacks.append(pause_clock)
         self._tasks = [
             asyncio.create_task(self._sweep_forever()),
             asyncio.create_task(self._watch_models()),
@@ -147,6 +149,7 @@ class Server:
         finally:
             for task in self._tasks:
                 task.cancel()
+            gc.callbacks.remove(pause_clock)
             metrics.tally.settle()
             await storage.close()
             logfilter.emit(repeats.summaries(everything=True))

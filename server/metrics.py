@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import math
 import os
+import time
 from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, multiprocess
@@ -63,6 +64,13 @@ games_finished = Counter(
 move_latency = Histogram(
     "rpsquest_move_seconds",
     "Time from a move arriving to its result being sent",
+    buckets=_LATENCY_BUCKETS,
+    registry=registry,
+)
+gc_pauses = Histogram(
+    "rpsquest_gc_pause_seconds",
+    "Pauses of Python's cyclic garbage collector, by generation: every connection of the process waits meanwhile",
+    ["generation"],
     buckets=_LATENCY_BUCKETS,
     registry=registry,
 )
@@ -167,6 +175,20 @@ class Tally:
 
 
 tally = Tally()
+
+
+class PauseClock:
+    """A gc.callbacks entry that times each collection into gc_pauses."""
+
+    def __init__(self) -> None:
+        self._started = 0.0
+        self._children = {g: gc_pauses.labels(str(g)) for g in range(3)}
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self._children[info["generation"]].observe(time.perf_counter() - self._started)
 
 
 def count_prediction(family: str, alias: str, version: str, kind: str, correct: bool) -> None:

@@ -1,12 +1,14 @@
-"""server.metrics: the tally of per-round counters."""
+"""server.metrics: the tally of per-round counters, the collector's pause clock."""
 
 from __future__ import annotations
 
 import asyncio
+import gc
 
 from prometheus_client import CollectorRegistry, Counter
 
-from server.metrics import Tally
+from server import metrics
+from server.metrics import PauseClock, Tally
 
 
 def _counter() -> tuple[CollectorRegistry, Counter]:
@@ -54,3 +56,32 @@ def test_the_event_loop_settles_a_period_after_the_first_count() -> None:
 
     asyncio.run(scenario())
     assert registry.get_sample_value("t_rounds_total", {"opponent": "forrest"}) == 2
+
+
+def _pauses(generation: str) -> tuple[float, float]:
+    """(count, sum) of rpsquest_gc_pause_seconds for `generation`."""
+    labels = {"generation": generation}
+    count = metrics.registry.get_sample_value("rpsquest_gc_pause_seconds_count", labels)
+    total = metrics.registry.get_sample_value("rpsquest_gc_pause_seconds_sum", labels)
+    return count or 0.0, total or 0.0
+
+
+def test_each_collection_is_timed_by_generation() -> None:
+    clock = PauseClock()
+    before = {g: _pauses(g) for g in ("0", "1", "2")}
+    automatic = gc.isenabled()
+    gc.disable()  # only the collections below
+    gc.callbacks.append(clock)
+    try:
+        gc.collect(1)
+        gc.collect(1)
+        gc.collect(0)
+    finally:
+        gc.callbacks.remove(clock)
+        if automatic:
+            gc.enable()
+    after = {g: _pauses(g) for g in ("0", "1", "2")}
+    assert after["0"][0] == before["0"][0] + 1
+    assert after["1"][0] == before["1"][0] + 2
+    assert after["1"][1] > before["1"][1]
+    assert after["2"] == before["2"]
