@@ -135,8 +135,6 @@ class Server:
         gc.collect()
         gc.freeze()  # what start-up built lives as long as the process: keep it out of every collection
         gc.set_threshold(50_000, 20, 100)  # fewer, cheaper collections: a round allocates many short-lived objects
-        pause_clock = metrics.PauseClock()
-        gc.callbacks.append(pause_clock)
         self._tasks = [
             asyncio.create_task(self._sweep_forever()),
             asyncio.create_task(self._watch_models()),
@@ -144,6 +142,8 @@ class Server:
         ]
         if self.settings.drain_timeout > 0:
             intercept_sigterm(asyncio.get_running_loop(), self._begin_drain)
+        pause_clock = metrics.PauseClock()
+        gc.callbacks.append(pause_clock)
         try:
             yield
         finally:

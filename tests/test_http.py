@@ -139,6 +139,8 @@ def test_metrics_counters_move_after_a_game(live_server: ServerProcess) -> None:
     assert reply.status == 200
     assert reply.headers["content-type"].startswith("text/plain")
     assert "# TYPE rpsquest_rounds_total counter" in reply.text
+    for generation in "012":  # every generation's pauses, from the start (zero until it collects)
+        assert f'rpsquest_gc_pause_seconds_count{{generation="{generation}"}}' in reply.text
 
     before = metric_samples(live_server)
     for _ in range(3):
