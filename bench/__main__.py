@@ -48,6 +48,7 @@ def main(argv: list[str]) -> int:
             "hot_swap": lambda: load.hot_swap(root, trained / "store"),
             "wal_bound": lambda: load.wal_bound(root, trained / "store"),
             "profile": lambda: load.profile(root, trained / "store"),
+            "profile_human": lambda: load.profile_human(root, trained / "store"),
             "hot_path": lambda: hotpath.hot_path(trained / "store"),
             "models_api": lambda: serving.models_api(root, trained / "store"),
             "swaps": lambda: serving.swaps(root, trained / "store"),

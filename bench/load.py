@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.common import ROOT, Server, busy_percent, free_port, machine_ticks, percentiles
+from bench.common import ROOT, Server, busy_percent, free_port, machine_ticks, percentiles, process_tree
 from clients.client import Client, ClientGame
 from clients.connection import Connection
 from clients.loadtest import generate, loadtest
@@ -356,38 +356,121 @@ def hot_swap(root: Path, store: Path, sessions: int = 300, seconds: float = 30, 
     }
 
 
+def _spy(pid: int, seconds: float, raw: Path, *flags: str) -> subprocess.Popen[bytes]:
+    """py-spy sampling process `pid` for `seconds` (whole seconds) into `raw` (collapsed stacks), started now."""
+    return subprocess.Popen(
+        [str(Path(sys.executable).with_name("py-spy")), "record", "-p", str(pid), "-d", str(round(seconds)),
+         "-r", "100", "-f", "raw", "-o", str(raw), *flags],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def _event_loop_stacks(raw: Path) -> list[tuple[list[str], int]]:
+    """The event loop's samples of a py-spy raw file: (frame names, count); threads waiting for work (writer,
+    readers, checkpoints) are left out."""
+    out = []
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        frames = [f.split(" (")[0] + " " + f.split("/")[-1].split(":")[0] for f in stack.split(";")]
+        if any(f.startswith("Runner.run") for f in frames):
+            out.append((frames, int(count)))
+    return out
+
+
+def _shares(stacks: list[tuple[list[str], int]], wanted: tuple[str, ...]) -> tuple[int, dict[str, float]]:
+    """Samples in all, and each frame's inclusive share (%) of them, for frames whose name holds one of `wanted`,
+    largest first."""
+    inclusive: dict[str, int] = {}
+    total = 0
+    for frames, count in stacks:
+        total += count
+        for frame in set(frames):
+            inclusive[frame] = inclusive.get(frame, 0) + count
+    top = sorted(inclusive.items(), key=lambda kv: -kv[1])
+    return total, {f: round(n / max(total, 1) * 100, 1) for f, n in top if any(k in f for k in wanted)}
+
+
 def profile(root: Path, store: Path, sessions: int = 500, seconds: float = 12) -> dict[str, Any]:
     """Where the server's event loop spends its time at saturation (py-spy samples of the server process)."""
     server = _fresh(root, "profile", store)
     raw = root / "profile.txt"
-    spy = subprocess.Popen(
-        [str(Path(sys.executable).with_name("py-spy")), "record", "-p", str(server.process.pid), "-d", str(seconds),
-         "-r", "100", "-f", "raw", "-o", str(raw)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    spy = _spy(server.process.pid, seconds, raw)
     try:
         summary = _run_load(server, sessions, duration=seconds + 2, pace="max")
         spy.wait(timeout=60)
     finally:
         server.stop()
-    inclusive: dict[str, int] = {}
-    total = 0
-    for line in raw.read_text().splitlines():
-        stack, _, count = line.rpartition(" ")
-        frames = stack.split(";")
-        if not any(f.startswith("Runner.run") for f in frames):
-            continue  # threads waiting for work (writer, readers, checkpoints) are not the event loop
-        total += int(count)
-        for frame in {f.split(" (")[0] + " " + f.split("/")[-1].split(":")[0] for f in frames}:
-            inclusive[frame] = inclusive.get(frame, 0) + int(count)
-    top = sorted(inclusive.items(), key=lambda kv: -kv[1])
-    wanted = [(f, n) for f, n in top if any(k in f for k in ("GameService", "_decide", "Bot.", "predict", "Session.",
-              "record_round", "_with_shadows", "result_message", "decode", "send", "_answer", "_converse",
-              "FeatureTracker", "observe", "encode", "receive"))]  # fmt: skip
+    total, shares = _shares(_event_loop_stacks(raw), ("GameService", "_decide", "Bot.", "predict", "Session.",
+                            "record_round", "_with_shadows", "result_message", "decode", "send", "_answer",
+                            "_converse", "FeatureTracker", "observe", "encode", "receive"))  # fmt: skip
     return {
         "rounds_per_second": summary["rounds_per_second"],
         "event_loop_samples": total,
-        "share_of_event_loop": {f: round(n / total * 100, 1) for f, n in wanted[:30]},
+        "share_of_event_loop": dict(list(shares.items())[:30]),
+    }
+
+
+# The stages of a human-paced round, by the frame that holds each (inclusive shares of a worker's time).
+_HUMAN_STAGES = {
+    "waiting for events (idle)": "EpollSelector.select",
+    "a move's own work (engine, decision; its commit and model call run apart)": "GameService.move",
+    "  of which building the round's row": "RoundWrite.of",
+    "the commit (SQLite, on the event loop)": "SQLiteStorage._commit",
+    "the game's own model call": "PredictionBatch._flush_served",
+    "the shadows' model calls": "PredictionBatch._flush_shadows",
+    "sending (the system call)": "_SelectorSocketTransport.write",
+    "reading and parsing frames": "_SelectorSocketTransport._read_ready",
+}
+# The commit's system calls, by their native frames (libc's names).
+_COMMIT_CALLS = {
+    "reading pages back (pread)": "pread64",
+    "writing the log (pwrite)": "pwrite64",
+    "SQLite's file locks (fcntl)": "fcntl64",
+    "the workers' turn to write (flock)": "flock",
+}
+
+
+def profile_human(
+    root: Path, store: Path, sessions: int = 6000, seconds: float = 12, ramp: float = 15
+) -> dict[str, Any]:
+    """Where one worker's time goes at human pace near the capacity limit: `sessions` sessions on a server of one
+    worker per core, the generator in 2 processes. Once every session has connected, py-spy samples one worker
+    for `seconds` (idle time included: shares of its wall time), then for `seconds` / 2 with native frames, which
+    split the commit into SQLite's system calls (py-spy stops the process to read native stacks, which slows it:
+    only the shares within the commit are kept from that pass)."""
+    server = _fresh(root, "profile-human", store, WORKERS)
+    plain, native = root / "profile-human.txt", root / "profile-human-native.txt"
+
+    def sample() -> None:
+        time.sleep(ramp + 5)
+        worker = next(p for p in process_tree(server.process.pid) if p != server.process.pid)
+        _spy(worker, seconds, plain, "--idle").wait(timeout=seconds + 60)
+        _spy(worker, seconds / 2, native, "--native").wait(timeout=seconds + 60)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        summary = _run_load(server, sessions, 2, duration=ramp + 1.5 * seconds + 15, ramp=ramp, pace="human")
+        sampler.join()
+    finally:
+        server.stop()
+    total, shares = _shares(_event_loop_stacks(plain), tuple(_HUMAN_STAGES.values()))
+    commits = [(f, n) for f, n in _event_loop_stacks(native) if any(x.startswith("SQLiteStorage._commit") for x in f)]
+    _, calls = _shares(commits, tuple(_COMMIT_CALLS.values()))
+    return {
+        "sessions": sessions,
+        "workers": WORKERS,
+        "rounds_per_second": summary["rounds_per_second"],
+        "server_cpu_ms_per_round": summary["server_cpu_ms_per_round"],
+        "worker_samples": total,
+        "share_of_one_worker_percent": {
+            stage: round(sum((v for f, v in shares.items() if f.startswith(frame)), 0.0), 1)
+            for stage, frame in _HUMAN_STAGES.items()
+        },
+        "share_of_the_commit_percent": {
+            what: round(sum((v for f, v in calls.items() if f.split(" ")[0] == call), 0.0), 1)
+            for what, call in _COMMIT_CALLS.items()
+        },
     }
 
 
