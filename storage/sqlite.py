@@ -17,6 +17,11 @@ log still reach WAL_HARD_LIMIT (a slow disk, a long reader), commits wait for it
 and after WAL_WAIT they are refused (StorageUnavailable): the log never grows past the hard
 limit by more than one batch per process. A full database or disk (SQLITE_FULL, ENOSPC)
 refuses writes the same way, and they succeed again as soon as there is room.
+
+Worker processes sharing the file commit in turns (a kernel lock, `-writers`). A commit that finds another
+process's turn under way does not stop its event loop to wait: it is tried again every TURN_RETRY seconds
+while the loop serves (and more rounds join the batch), and waits in the kernel's line only after
+TURN_PATIENCE, so that no process can be kept from committing for long by the others' retries.
 """
 
 from __future__ import annotations
@@ -76,6 +81,8 @@ WAL_HARD_LIMIT = 48 * 2**20  # commits wait while the log is this large ...
 WAL_WAIT = 1.0  # ... for at most this many seconds; then they are refused
 WAL_RECHECK = 0.01  # seconds between looks at the log while commits wait
 CHECKPOINT_BUSY_MS = 20  # how long the truncating checkpoint waits for readers while it holds the writers
+TURN_RETRY = 0.0002  # seconds between tries for the writers' turn while another process holds it ...
+TURN_PATIENCE = 0.002  # ... for at most this long; then the commit waits for the turn on the event loop
 
 
 def _hit(rock: str, paper: str, scissors: str) -> str:
@@ -454,6 +461,7 @@ class SQLiteStorage:
         self._turn = os.open(f"{path}-writers", os.O_RDWR | os.O_CREAT, 0o600)
         self._jobs: list[_Job] = []  # queued in this turn; a commit is scheduled whenever there are some
         self._held_since: float | None = None  # when commits started waiting for the log to shrink
+        self._turn_wanted: float | None = None  # when the queued commit first found the turn taken
         self._stop = threading.Event()
         self._checkpointer = threading.Thread(target=self._checkpoint_loop, name="sqlite-checkpoint", daemon=True)
         self._checkpointer.start()
@@ -554,45 +562,64 @@ class SQLiteStorage:
         """
         if self._held_back():
             return
-        batch, self._jobs = self._jobs[:MAX_BATCH], self._jobs[MAX_BATCH:]
-        if self._jobs:
-            asyncio.get_running_loop().call_soon(self._commit)
-        outcomes = self._attempt([work for work, _ in batch])
-        ok, error = outcomes[0]
-        if len(batch) > 1 and not ok and not isinstance(error, sqlite3.OperationalError):
-            outcomes = [self._attempt([work])[0] for work, _ in batch]
-        for (_, future), (ok, value) in zip(batch, outcomes, strict=True):
-            if future.cancelled():
-                continue
-            if ok:
-                future.set_result(value)
-            else:
-                future.set_exception(value)
+        try:
+            if not self._take_turn():
+                return  # tried again in TURN_RETRY seconds; the jobs stay queued, and more may join them
+        except OSError as exc:  # the lock itself failed (it never does in practice): so does every queued job
+            failed, self._jobs = self._jobs, []
+            _settle(failed, [(False, exc)] * len(failed))
+            return
+        try:
+            batch, self._jobs = self._jobs[:MAX_BATCH], self._jobs[MAX_BATCH:]
+            if self._jobs:
+                asyncio.get_running_loop().call_soon(self._commit)
+            outcomes = self._attempt([work for work, _ in batch])
+            ok, error = outcomes[0]
+            if len(batch) > 1 and not ok and not isinstance(error, sqlite3.OperationalError):
+                outcomes = [self._attempt([work])[0] for work, _ in batch]
+        finally:
+            fcntl.flock(self._turn, fcntl.LOCK_UN)
+        _settle(batch, outcomes)
+
+    def _take_turn(self) -> bool:
+        """Take the writers' turn (the lock that worker processes commit in turns by) without stopping the event
+        loop: while another process commits, False, and the commit is tried again in TURN_RETRY seconds, the loop
+        serving meanwhile. After TURN_PATIENCE seconds of that, wait for the turn here, first in the kernel's
+        line, so that no process is kept from committing by the others' retries."""
+        try:
+            fcntl.flock(self._turn, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            loop = asyncio.get_running_loop()
+            now = loop.time()
+            if self._turn_wanted is None:
+                self._turn_wanted = now
+            if now - self._turn_wanted < TURN_PATIENCE:
+                loop.call_later(TURN_RETRY, self._commit)
+                return False
+            fcntl.flock(self._turn, fcntl.LOCK_EX)
+        self._turn_wanted = None
+        return True
 
     def _attempt(self, jobs: list[_Work]) -> list[tuple[bool, Any]]:
-        """Run `jobs` in one transaction, their totals last: [(True, result)] per job, or [(False, exception)]
-        for all. Consecutive rounds are stored together, one statement of each kind (executemany)."""
+        """Run `jobs` in one transaction, their totals last (the writers' turn held): [(True, result)] per job,
+        or [(False, exception)] for all. Consecutive rounds are stored together, one statement of each kind."""
         conn = self._writer_conn
         totals = Totals.of(work for work in jobs if isinstance(work, RoundWrite))
         try:
-            fcntl.flock(self._turn, fcntl.LOCK_EX)
+            conn.execute("BEGIN IMMEDIATE")
             try:
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    results: list[tuple[bool, Any]] = []
-                    for rounds, work in segments(jobs):
-                        _store_rounds(conn, rounds)
-                        results += [(True, None)] * len(rounds)
-                        if work is not None:
-                            results.append((True, work(conn)))
-                    for sql, rows in totals.statements():
-                        conn.executemany(sql, rows)
-                    conn.execute("COMMIT")
-                finally:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
+                results: list[tuple[bool, Any]] = []
+                for rounds, work in segments(jobs):
+                    _store_rounds(conn, rounds)
+                    results += [(True, None)] * len(rounds)
+                    if work is not None:
+                        results.append((True, work(conn)))
+                for sql, rows in totals.statements():
+                    conn.executemany(sql, rows)
+                conn.execute("COMMIT")
             finally:
-                fcntl.flock(self._turn, fcntl.LOCK_UN)
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
         except Exception as exc:
             return [(False, exc)] * len(jobs)
         return results
@@ -775,6 +802,17 @@ class SQLiteStorage:
         self._readers.shutdown(wait=True)
         self._writer_conn.close()
         os.close(self._turn)
+
+
+def _settle(jobs: list[_Job], outcomes: list[tuple[bool, Any]]) -> None:
+    """Resolve each job's future with its outcome (a job whose caller went away is skipped)."""
+    for (_, future), (ok, value) in zip(jobs, outcomes, strict=True):
+        if future.cancelled():
+            continue
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
 
 
 def _store_rounds(conn: sqlite3.Connection, rounds: list[RoundWrite]) -> None:

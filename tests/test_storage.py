@@ -4,8 +4,11 @@ group commit and the statistics."""
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import gc
+import os
 import sqlite3
+import threading
 from collections.abc import Coroutine
 from contextlib import closing
 from pathlib import Path
@@ -397,6 +400,72 @@ def test_writes_queued_in_one_turn_commit_together(
 
     run(scenario())
     assert len(begins) == transactions_expected
+
+
+def _hold_turn(path: Path) -> int:
+    """Take the writers' turn as another worker process would (an open file of its own); returns it."""
+    held = os.open(f"{path}-writers", os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(held, fcntl.LOCK_EX)
+    return held
+
+
+def test_a_commit_waiting_for_another_process_leaves_the_event_loop_serving(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(storage_module, "TURN_PATIENCE", 60.0)  # waits by retrying only, however long it takes
+    path = tmp_path / "rpsquest.db"
+
+    async def scenario() -> tuple[int, bool, int]:
+        storage = SQLiteStorage(path)
+        game = new_game("g001")
+        await storage.create_game(game)
+        held = _hold_turn(path)
+        release = threading.Event()
+
+        def let_go() -> None:  # when told, or after 3 s: a commit that stopped the loop would never tell it
+            release.wait(3.0)
+            fcntl.flock(held, fcntl.LOCK_UN)
+
+        releaser = threading.Thread(target=let_go)
+        releaser.start()
+        write = asyncio.create_task(advance(storage, game, 1, 2_000.0, None))
+        ticks = 0
+        for _ in range(200):  # the loop turns while the other process commits
+            await asyncio.sleep(0.001)
+            ticks += 1
+        waited = not write.done()
+        release.set()
+        releaser.join()
+        os.close(held)
+        await asyncio.wait_for(write, timeout=5)
+        await storage.close()
+        return ticks, waited, count(path, "rounds")
+
+    ticks, waited, stored = run(scenario())
+    assert ticks == 200
+    assert waited
+    assert stored == 1
+
+
+def test_a_commit_past_its_patience_waits_in_line_and_commits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(storage_module, "TURN_PATIENCE", 0.01)
+    path = tmp_path / "rpsquest.db"
+
+    async def scenario() -> int:
+        storage = SQLiteStorage(path)
+        game = new_game("g001")
+        await storage.create_game(game)
+        held = _hold_turn(path)
+        releaser = threading.Timer(0.3, lambda: fcntl.flock(held, fcntl.LOCK_UN))
+        releaser.start()
+        await asyncio.wait_for(advance(storage, game, 1, 2_000.0, None), timeout=5)
+        releaser.join()
+        os.close(held)
+        assert await storage.load_game(game.id) == game
+        await storage.close()
+        return count(path, "rounds")
+
+    assert run(scenario()) == 1
 
 
 def test_one_failing_write_of_a_batch_spares_the_others(database: Database) -> None:
