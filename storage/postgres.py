@@ -51,6 +51,7 @@ from storage.rows import (
     game_record,
     round_statements,
     segments,
+    settle,
 )
 from storage.sqlite import FIGURES_SQL, StorageConflict, StorageUnavailable, lifecycle_figures
 
@@ -367,13 +368,7 @@ class PostgresStorage:
         ok, error = outcomes[0]
         if len(batch) > 1 and not ok and not isinstance(error, psycopg.OperationalError):
             outcomes = [(await self._attempt([work]))[0] for work, _ in batch]
-        for (_, future), (ok, value) in zip(batch, outcomes, strict=True):
-            if future.cancelled():
-                continue
-            if ok:
-                future.set_result(value)
-            else:
-                future.set_exception(value)
+        settle(batch, outcomes)
 
     async def _attempt(self, jobs: list[_Work]) -> list[tuple[bool, Any]]:
         """Run `jobs` in one transaction, their totals last: [(True, result)] per job, or [(False, exception)]

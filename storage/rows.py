@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -259,6 +260,18 @@ class Totals:
         if self.games:
             out.append((COUNT_GAMES, [(*k, n) for k, n in sorted(self.games.items())]))
         return out
+
+
+def settle(jobs: Sequence[tuple[object, asyncio.Future[Any]]], outcomes: Sequence[tuple[bool, Any]]) -> None:
+    """Resolve each queued job's future with its outcome, (True, result) or (False, exception), as a backend's
+    writer does after a transaction (a job whose caller went away is skipped)."""
+    for (_, future), (ok, value) in zip(jobs, outcomes, strict=True):
+        if future.cancelled():
+            continue
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
 
 
 def segments(works: Sequence[W | RoundWrite]) -> list[tuple[list[RoundWrite], W | None]]:

@@ -67,6 +67,7 @@ from storage.rows import (
     pack_models,
     round_statements,
     segments,
+    settle,
     unpack_features,
     unpack_models,
 )
@@ -567,7 +568,7 @@ class SQLiteStorage:
                 return  # tried again in TURN_RETRY seconds; the jobs stay queued, and more may join them
         except OSError as exc:  # the lock itself failed (it never does in practice): so does every queued job
             failed, self._jobs = self._jobs, []
-            _settle(failed, [(False, exc)] * len(failed))
+            settle(failed, [(False, exc)] * len(failed))
             return
         try:
             batch, self._jobs = self._jobs[:MAX_BATCH], self._jobs[MAX_BATCH:]
@@ -579,7 +580,7 @@ class SQLiteStorage:
                 outcomes = [self._attempt([work])[0] for work, _ in batch]
         finally:
             fcntl.flock(self._turn, fcntl.LOCK_UN)
-        _settle(batch, outcomes)
+        settle(batch, outcomes)
 
     def _take_turn(self) -> bool:
         """Take the writers' turn (the lock that worker processes commit in turns by) without stopping the event
@@ -802,17 +803,6 @@ class SQLiteStorage:
         self._readers.shutdown(wait=True)
         self._writer_conn.close()
         os.close(self._turn)
-
-
-def _settle(jobs: list[_Job], outcomes: list[tuple[bool, Any]]) -> None:
-    """Resolve each job's future with its outcome (a job whose caller went away is skipped)."""
-    for (_, future), (ok, value) in zip(jobs, outcomes, strict=True):
-        if future.cancelled():
-            continue
-        if ok:
-            future.set_result(value)
-        else:
-            future.set_exception(value)
 
 
 def _store_rounds(conn: sqlite3.Connection, rounds: list[RoundWrite]) -> None:
