@@ -133,14 +133,17 @@ class Server:
                     total += int(line.split()[1])
         return total / 1024
 
+    def metrics(self) -> str:
+        """What /metrics shows now (Prometheus text, every worker's)."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=10) as r:
+            return str(r.read().decode())
+
     def gc_pauses(self) -> dict[str, float]:
         """The garbage collector's pauses so far, every worker's (rpsquest_gc_pause_seconds): how many, the
         seconds paused in all, how many took over 50 ms, and the bound of the slowest one's bucket."""
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=10) as r:
-            text = r.read().decode()
         buckets: dict[float, float] = {}
         count = total = 0.0
-        for family in text_string_to_metric_families(text):
+        for family in text_string_to_metric_families(self.metrics()):
             if family.name != "rpsquest_gc_pause_seconds":
                 continue
             for sample in family.samples:

@@ -17,7 +17,6 @@ import re
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -121,8 +120,7 @@ def slow_sockets(
         cpu = server.cpu_seconds() - cpu
         tallies = [json.loads(a.communicate(timeout=ramp + hold + 60)[0]) for a in attackers]
         time.sleep(2)
-        with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/metrics", timeout=10) as response:
-            exposition = response.read().decode()
+        exposition = server.metrics()
     finally:
         server.stop()
     refused = dict(re.findall(r'rpsquest_connections_refused_total\{reason="(\w+)"\} ([0-9.e+]+)', exposition))
