@@ -196,7 +196,7 @@ def saturation(root: Path, store: Path, sessions: int = 1000, seconds: float = 3
 def capacity(
     root: Path,
     store: Path,
-    steps: tuple[int, ...] = (1000, 2000, 2500, 3000, 4000, 5000, 6000, 7500, 10000),
+    steps: tuple[int, ...] = (1000, 2000, 2500, 3000, 4000, 5000, 6000, 7500, 8500, 10000),
     seconds: float = 45,
     processes: int = 2,
 ) -> dict[str, Any]:

@@ -30,7 +30,7 @@ from inference import promotion
 from inference.pool import ManifestReport, ModelPool, ReloadReport
 from inference.settings import Settings
 from inference.store import ModelStore, open_store
-from server import logfilter, metrics
+from server import collector, logfilter, metrics
 from server.drain import SHUTTING_DOWN, Drain, intercept_sigterm
 from server.games import ONLINE_VERSION, TOO_MANY_GAMES, GameError, GameService, key_hash
 from server.messages import (
@@ -132,10 +132,9 @@ class Server:
         self.service = GameService(
             storage, self.pool, self.settings.ab_split, self.settings.max_live_games, self.settings.game_idle
         )
-        gc.collect()
-        gc.freeze()  # what start-up built lives as long as the process: keep it out of every collection
-        gc.set_threshold(50_000, 20, 100)  # fewer, cheaper collections: a round allocates many short-lived objects
+        collector.install()
         self._tasks = [
+            asyncio.create_task(collector.collect_forever()),
             asyncio.create_task(self._sweep_forever()),
             asyncio.create_task(self._watch_models()),
             asyncio.create_task(self._count_log_repeats(repeats)),
