@@ -222,10 +222,10 @@ class PredictionBatch:
             except Exception:
                 log.exception("%s %s failed to predict; the online predictor plays these rounds", family, version)
                 probs = None
+            usable = [] if probs is None else _finite(family, version, probs)
             for row, (_, _, _, future) in enumerate(asked):
-                answer = None if probs is None else _finite(family, version, probs[row])
                 if not future.done():  # a move whose connection went away is cancelled
-                    future.set_result(answer)
+                    future.set_result(probs[row] if probs is not None and usable[row] else None)
 
     def _flush_shadows(self) -> None:
         shadows, self._shadows = self._shadows, []
@@ -237,22 +237,23 @@ class PredictionBatch:
             except Exception:
                 log.exception("shadow predictions failed for %s; play goes on without them", family)
                 continue
+            usable = {a: _finite(family, v, p) for a, (v, p) in out.items()}
             for row, (live, number, _) in enumerate(items):
                 pending = live.record.pending
                 if out and pending is not None and pending.round == number:
-                    models = {
-                        a: _prediction(v, p[row]) for a, (v, p) in out.items() if _finite(family, v, p[row]) is not None
-                    }
+                    models = {a: _prediction(v, p[row]) for a, (v, p) in out.items() if usable[a][row]}
                     live.record.pending = msgspec.structs.replace(pending, models={**models, **pending.models})
 
 
-def _finite(family: str, version: str, probs: np.ndarray) -> np.ndarray | None:
-    """`probs` when every value is a number; else None, logged: a model that answers NaN or infinity for some
-    input does not predict that round (the online predictor plays it, or it has one shadow fewer)."""
-    if np.isfinite(probs).all():
-        return probs
-    log.warning("%s %s predicted %s: not used", family, version, probs.tolist())
-    return None
+def _finite(family: str, version: str, probs: np.ndarray) -> list[bool]:
+    """Which rows of a batch's `probs` (n, 3) are numbers throughout. The others are logged and not used: a
+    model that answers NaN or infinity for some input does not predict that round (the online predictor
+    plays it, or it has one shadow fewer)."""
+    usable: list[bool] = np.isfinite(probs).all(axis=1).tolist()
+    for row, ok in enumerate(usable):
+        if not ok:
+            log.warning("%s %s predicted %s: not used", family, version, probs[row].tolist())
+    return usable
 
 
 def _shadows_missing(record: GameRecord, decision: Decision) -> bool:
