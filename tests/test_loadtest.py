@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import sqlite3
@@ -41,6 +42,28 @@ def test_counts_games_and_rounds_exactly(server_factory: Callable[..., ServerPro
         0 < summary["move_latency_ms"]["p50"] <= summary["move_latency_ms"]["p99"] <= summary["move_latency_ms"]["max"]
     )
     assert 0 < summary["generator_cpu_percent"] <= 100 * (os.cpu_count() or 1)
+
+
+def test_the_generator_collects_its_garbage_on_a_clock_and_restores_the_thresholds(
+    server_factory: Callable[..., ServerProcess],
+) -> None:
+    server = server_factory({"RPSQUEST_RATE_LIMIT": "0"})
+    seen: list[int] = []
+
+    def record(phase: str, info: dict[str, int]) -> None:
+        if phase == "stop":
+            seen.append(info["generation"])
+
+    thresholds = gc.get_threshold()
+    gc.callbacks.append(record)
+    try:
+        summary = asyncio.run(loadtest(server.ws_url, 2, duration=1.0, pace="max", seed=7)).summary()
+    finally:
+        gc.callbacks.remove(record)
+    assert summary["rounds"] > 0
+    assert seen.count(1) >= 4  # generations 0 and 1 together, every 0.1 s of a 1 s run (after its first full one)
+    assert seen.count(2) == 1  # only the one before the run: the run itself never collects in full
+    assert gc.get_threshold() == thresholds
 
 
 def test_sessions_spread_over_every_url(server_factory: Callable[..., ServerProcess]) -> None:
