@@ -222,10 +222,10 @@ class PredictionBatch:
             except Exception:
                 log.exception("%s %s failed to predict; the online predictor plays these rounds", family, version)
                 probs = None
-            usable = [] if probs is None else _finite(family, version, probs)
-            for row, (_, _, _, future) in enumerate(asked):
+            answers = [None] * len(asked) if probs is None else _finite(family, version, probs)
+            for answer, (_, _, _, future) in zip(answers, asked, strict=True):
                 if not future.done():  # a move whose connection went away is cancelled
-                    future.set_result(probs[row] if probs is not None and usable[row] else None)
+                    future.set_result(answer)
 
     def _flush_shadows(self) -> None:
         shadows, self._shadows = self._shadows, []
@@ -237,23 +237,24 @@ class PredictionBatch:
             except Exception:
                 log.exception("shadow predictions failed for %s; play goes on without them", family)
                 continue
-            usable = {a: _finite(family, v, p) for a, (v, p) in out.items()}
+            rows = {a: (v, _finite(family, v, p)) for a, (v, p) in out.items()}
             for row, (live, number, _) in enumerate(items):
                 pending = live.record.pending
                 if out and pending is not None and pending.round == number:
-                    models = {a: _prediction(v, p[row]) for a, (v, p) in out.items() if usable[a][row]}
+                    models = {a: _prediction(v, r) for a, (v, p) in rows.items() if (r := p[row]) is not None}
                     live.record.pending = msgspec.structs.replace(pending, models={**models, **pending.models})
 
 
-def _finite(family: str, version: str, probs: np.ndarray) -> list[bool]:
-    """Which rows of a batch's `probs` (n, 3) are numbers throughout. The others are logged and not used: a
-    model that answers NaN or infinity for some input does not predict that round (the online predictor
-    plays it, or it has one shadow fewer)."""
-    usable: list[bool] = np.isfinite(probs).all(axis=1).tolist()
-    for row, ok in enumerate(usable):
+def _finite(family: str, version: str, probs: np.ndarray) -> list[np.ndarray | None]:
+    """The rows of a batch's `probs` (n, 3), checked in one call for the batch: a row holding NaN or infinity
+    is logged and None, as a model that answers so for some input does not predict that round (the online
+    predictor plays it, or it has one shadow fewer)."""
+    rows: list[np.ndarray | None] = list(probs)
+    for row, ok in enumerate(np.isfinite(probs).all(axis=1).tolist()):
         if not ok:
             log.warning("%s %s predicted %s: not used", family, version, probs[row].tolist())
-    return usable
+            rows[row] = None
+    return rows
 
 
 def _shadows_missing(record: GameRecord, decision: Decision) -> bool:

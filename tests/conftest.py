@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import signal
@@ -235,3 +236,23 @@ class Weed:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             self.process.wait(timeout=20)
+
+
+@pytest.fixture
+def collections() -> Iterator[list[int]]:
+    """The generation of every collection while the test runs, with CPython's own trigger off."""
+    seen: list[int] = []
+
+    def record(phase: str, info: dict[str, int]) -> None:
+        if phase == "stop":
+            seen.append(info["generation"])
+
+    automatic = gc.isenabled()
+    gc.disable()
+    gc.callbacks.append(record)
+    try:
+        yield seen
+    finally:
+        gc.callbacks.remove(record)
+        if automatic:
+            gc.enable()

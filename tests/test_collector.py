@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import weakref
-from collections.abc import Iterator
 
 import pytest
 
@@ -17,26 +16,6 @@ class _Node:
 
     def __init__(self) -> None:
         self.me = self
-
-
-@pytest.fixture
-def collections() -> Iterator[list[int]]:
-    """The generation of every collection while the test runs, with CPython's own trigger off."""
-    seen: list[int] = []
-
-    def record(phase: str, info: dict[str, int]) -> None:
-        if phase == "stop":
-            seen.append(info["generation"])
-
-    automatic = gc.isenabled()
-    gc.disable()
-    gc.callbacks.append(record)
-    try:
-        yield seen
-    finally:
-        gc.callbacks.remove(record)
-        if automatic:
-            gc.enable()
 
 
 def _run_collector(seconds: float) -> None:

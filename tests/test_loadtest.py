@@ -45,24 +45,14 @@ def test_counts_games_and_rounds_exactly(server_factory: Callable[..., ServerPro
 
 
 def test_the_generator_collects_its_garbage_on_a_clock_and_restores_the_thresholds(
-    server_factory: Callable[..., ServerProcess],
+    server_factory: Callable[..., ServerProcess], collections: list[int]
 ) -> None:
     server = server_factory({"RPSQUEST_RATE_LIMIT": "0"})
-    seen: list[int] = []
-
-    def record(phase: str, info: dict[str, int]) -> None:
-        if phase == "stop":
-            seen.append(info["generation"])
-
     thresholds = gc.get_threshold()
-    gc.callbacks.append(record)
-    try:
-        summary = asyncio.run(loadtest(server.ws_url, 2, duration=1.0, pace="max", seed=7)).summary()
-    finally:
-        gc.callbacks.remove(record)
+    summary = asyncio.run(loadtest(server.ws_url, 2, duration=1.0, pace="max", seed=7)).summary()
     assert summary["rounds"] > 0
-    assert seen.count(1) >= 4  # generations 0 and 1 together, every 0.1 s of a 1 s run (after its first full one)
-    assert seen.count(2) == 1  # only the one before the run: the run itself never collects in full
+    assert collections.count(1) >= 4  # generations 0 and 1 together, every 0.1 s of the 1 s run
+    assert collections.count(2) == 1  # only the one before the run: the run itself never collects in full
     assert gc.get_threshold() == thresholds
 
 
