@@ -42,6 +42,7 @@ from storage import (
     prediction_counts,
 )
 from storage.ids import GameIds
+from storage.pace import Pace
 
 T = TypeVar("T")
 log = logging.getLogger("rpsquest")
@@ -51,6 +52,7 @@ ABANDON_AFTER = 30 * 60.0
 MEMORY_GAMES = 10  # a returning player's last finished games the bot starts from
 TOO_MANY_GAMES = "too_many_games"
 SHADOW_LINGER = 0.05  # seconds the shadows' predictions wait to be batched with more
+SERVE_GAP = 0.002  # seconds from one call of the served models to the next while calls gather several rounds
 _rng = Entropy()
 _ids = GameIds()  # time-ordered game ids (storage/ids.py)
 
@@ -166,7 +168,8 @@ class PredictionBatch:
     version (a batch costs little more than one row).
 
     The served versions, for the rounds being decided, are predicted at the end of the event-loop turn
-    that asked (their moves wait for it). The shadows, the family's other aliases, for the rounds just
+    that asked (their moves wait for it), or SERVE_GAP after the last call while calls gather several
+    rounds (storage/pace.py). The shadows, the family's other aliases, for the rounds just
     decided, wait SHADOW_LINGER seconds for more (less when a move of their game comes first): they add
     no latency to a player's round and never change play, and at human pace one call then serves many
     rounds. A game whose last move came sooner than that has its shadows predicted at
@@ -183,13 +186,14 @@ class PredictionBatch:
         self._shadows: list[tuple[LiveGame, int, np.ndarray]] = []
         self._linger: asyncio.TimerHandle | None = None  # the shadows' flush, when only shadows wait
         self._soon = False  # a flush at the end of this turn is scheduled
+        self._pace = Pace(SERVE_GAP)  # when the served rounds' call runs (storage/pace.py)
 
     async def serve(self, family: str, version: str, x: np.ndarray) -> np.ndarray | None:
         """`version`'s prediction for one feature vector, or None when it cannot serve."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[np.ndarray | None] = loop.create_future()
-        if not self._served:  # the turn's first request schedules the flush
-            loop.call_soon(self._flush_served)
+        if not self._served:  # the first request since the last call schedules the next
+            self._pace.schedule(loop, self._flush_served)
         self._served.append((family, version, x, future))
         return await future
 
@@ -216,6 +220,9 @@ class PredictionBatch:
 
     def _flush_served(self) -> None:
         served, self._served = self._served, []
+        if not served:  # flushed earlier, with the shadows
+            return
+        self._pace.ran(asyncio.get_running_loop().time(), len(served))
         for (family, version), asked in _grouped(served, lambda s: (s[0], s[1])).items():
             try:
                 probs = self.predictors.predict(family, version, np.stack([s[2] for s in asked]))

@@ -2,11 +2,12 @@
 
 Writes queue up during a turn of the event loop and are committed together at its end, in
 one transaction (group commit), before any caller's future resolves: a round is on disk
-before its result is sent. A commit in WAL mode with synchronous=NORMAL writes to the log
-without an fsync (tens of microseconds), so it runs on the event loop itself: handing it
-to a thread and back cost ten times as much. WAL with synchronous=NORMAL survives the
-death of the process at any moment (kill -9); only an operating-system crash could lose
-the last commits. Checkpoints (which fsync) run on a thread of their own, reads on a
+before its result is sent. While commits gather several jobs (a busy loop), the next one
+waits until COMMIT_GAP after the last, so that more join it (storage/pace.py). A commit in WAL
+mode with synchronous=NORMAL writes to the log without an fsync (tens of microseconds), so it
+runs on the event loop itself: handing it to a thread and back cost ten times as much. WAL
+with synchronous=NORMAL survives the death of the process at any moment (kill -9); only an
+operating-system crash could lose the last commits. Checkpoints (which fsync) run on a thread of their own, reads on a
 small pool of read-only connections, both off the event loop.
 
 The log stays bounded. Under steady writes a passive checkpoint never catches up with the
@@ -45,6 +46,7 @@ import msgspec
 
 from engine.features import FIRST_MODEL_ROUND
 from engine.rules import Round
+from storage.pace import Pace
 from storage.records import (
     MEMORY_SQL,
     GameRecord,
@@ -428,6 +430,7 @@ _Work = Callable[[sqlite3.Connection], Any] | RoundWrite  # a round's rows are s
 _Job = tuple[_Work, "asyncio.Future[Any]"]
 WRITE_BUSY_MS = 1000
 MAX_BATCH = 64  # jobs in one transaction: bounds how long one commit holds the event loop
+COMMIT_GAP = 0.002  # seconds from one commit to the next while commits gather several jobs (storage/pace.py)
 
 
 class SQLiteStorage:
@@ -465,6 +468,7 @@ class SQLiteStorage:
         self._jobs: list[_Job] = []  # queued in this turn; a commit is scheduled whenever there are some
         self._held_since: float | None = None  # when commits started waiting for the log to shrink
         self._turn_wanted: float | None = None  # when the queued commit first found the turn taken
+        self._pace = Pace(COMMIT_GAP)
         self._stop = threading.Event()
         self._checkpointer = threading.Thread(target=self._checkpoint_loop, name="sqlite-checkpoint", daemon=True)
         self._checkpointer.start()
@@ -577,6 +581,7 @@ class SQLiteStorage:
             if self._jobs:
                 asyncio.get_running_loop().call_soon(self._commit)
             outcomes = self._attempt([work for work, _ in batch])
+            self._pace.ran(asyncio.get_running_loop().time(), len(batch))
             ok, error = outcomes[0]
             if len(batch) > 1 and not ok and not isinstance(error, sqlite3.OperationalError):
                 outcomes = [self._attempt([work])[0] for work, _ in batch]
@@ -631,7 +636,7 @@ class SQLiteStorage:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         if not self._jobs:
-            loop.call_soon(self._commit)
+            self._pace.schedule(loop, self._commit)
         self._jobs.append((work, future))
         try:
             return await future

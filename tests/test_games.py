@@ -613,6 +613,27 @@ def test_rounds_decided_in_one_turn_are_predicted_in_one_batch_and_stored_with_t
         assert all(not r.decision.models for r in storage.games[g].rounds[:3])
 
 
+def test_while_model_calls_gather_several_rounds_the_next_waits_for_more(
+    clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(games_module, "SERVE_GAP", 0.2)
+    storage, predictors = FakeStorage(), FakePredictors()
+    service = GameService(storage, predictors, ab_split=0.0)
+
+    async def scenario() -> None:
+        ids = [(await service.start("brian", None, None)).game_id for _ in range(3)]
+        for n in range(1, 4):  # round 3's moves decide round 4 in one call of three rows
+            await asyncio.gather(*(service.move(g, n, "rock") for g in ids))
+        moves = []
+        for g in ids:  # round 4's moves come one a turn: they wait for one another
+            moves.append(asyncio.ensure_future(service.move(g, 4, "rock")))
+            await asyncio.sleep(0.01)
+        await asyncio.gather(*moves)
+
+    run(scenario())
+    assert predictors.predict_calls == [("mlp", "v1", 3), ("mlp", "v1", 3)]
+
+
 def test_shadows_of_rounds_decided_in_separate_turns_wait_to_be_predicted_together(clock: Clock) -> None:
     storage, predictors = FakeStorage(), FakePredictors()
     service = GameService(storage, predictors, ab_split=0.0)

@@ -402,6 +402,31 @@ def test_writes_queued_in_one_turn_commit_together(
     assert len(begins) == transactions_expected
 
 
+def test_while_commits_gather_several_jobs_the_next_waits_for_more(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(storage_module, "COMMIT_GAP", 0.2)
+    begins: list[int] = []
+
+    async def scenario() -> list[GameRecord]:
+        storage = SQLiteStorage(tmp_path / "rpsquest.db")
+        games = [new_game(f"g{i:03d}") for i in range(4)]
+        await asyncio.gather(*(storage.create_game(game) for game in games))  # one commit of four jobs
+        storage._writer_conn.set_trace_callback(lambda sql: begins.append(1) if sql.startswith("BEGIN") else None)
+        writes = []
+        for game in games:  # one write a turn, as from a busy loop's connections
+            writes.append(asyncio.ensure_future(advance(storage, game, 1, 2_000.0, None)))
+            await asyncio.sleep(0.01)
+        await asyncio.gather(*writes)
+        loaded = [await storage.load_game(game.id) for game in games]
+        await storage.close()
+        assert loaded == games
+        return games
+
+    run(scenario())
+    assert len(begins) == 1  # the four writes, in four turns, joined one commit
+
+
 def _hold_turn(path: Path) -> int:
     """Take the writers' turn as another worker process would (an open file of its own); returns it."""
     held = os.open(f"{path}-writers", os.O_RDWR | os.O_CREAT, 0o600)
