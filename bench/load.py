@@ -77,11 +77,11 @@ async def _echo_flood(url: str, sessions: int, seconds: float) -> float:
 
 
 async def _roundtrips(
-    echo_url: str, game_url: str, n: int, blocks: int, server: Server
+    echo_url: str, game_url: str, n: int, blocks: int, server: Server, pause: float = 0.0
 ) -> tuple[list[float], list[float], float, float]:
     """`n` echo round trips and `n` moves, one session each, taking turns in `blocks` blocks: a slow
-    stretch of the machine falls on both alike. Also the game server's and this client's CPU seconds
-    during the moves' blocks."""
+    stretch of the machine falls on both alike; `pause` seconds after each. Also the game server's and
+    this client's CPU seconds during the moves' blocks."""
     echo: list[float] = []
     moves: list[float] = []
     server_cpu = client_cpu = 0.0
@@ -94,6 +94,7 @@ async def _roundtrips(
             await ws.send(_ECHOED)
             await ws.recv()
             echo.append(time.perf_counter() - t)
+            await asyncio.sleep(pause)
         server_cpu -= server.cpu_seconds()
         client_cpu -= time.process_time()
         while len(moves) < n * block // blocks:
@@ -102,6 +103,7 @@ async def _roundtrips(
             played, answer, latency = await client.move(game, len(moves) % 3)
             assert played is not None, answer
             moves.append(latency)
+            await asyncio.sleep(pause)
         server_cpu += server.cpu_seconds()
         client_cpu += time.process_time()
     await ws.close()
@@ -109,26 +111,36 @@ async def _roundtrips(
     return echo, moves, server_cpu, client_cpu
 
 
+PAUSED = 0.02  # seconds between one session's messages in the paced measurement
+
+
 def roundtrip(root: Path, store: Path, n: int = 4000, blocks: int = 8) -> dict[str, Any]:
     """One session's move round trip against the same stack's bare echo server (the floor), in the same
     run: the two take turns in blocks. What a move costs the server and the checking client in CPU shows
-    how much of its round trip is work rather than waiting (a lone round commits alone)."""
+    how much of its round trip is work rather than waiting (a lone round commits alone). Back to back
+    (the next message as soon as the answer is in), then with PAUSED seconds after each message, as a
+    player's messages come to a machine that idles between them (a quarter as many of each)."""
     server = _fresh(root, "roundtrip", store)
     try:
         with _echo_server() as url:
-            floor, game, server_cpu, client_cpu = asyncio.run(_roundtrips(url, server.ws_url, n, blocks, server))
+            runs = {
+                "back_to_back": (n, asyncio.run(_roundtrips(url, server.ws_url, n, blocks, server))),
+                "paced": (n // 4, asyncio.run(_roundtrips(url, server.ws_url, n // 4, blocks, server, PAUSED))),
+            }
     finally:
         server.stop()
-    f, g = percentiles(floor), percentiles(game)
-    return {
-        "echo_us": f,
-        "move_us": g,
-        "ratio_p50": round(g["p50"] / f["p50"], 2),
-        "server_cpu_us_per_move": round(server_cpu / n * 1e6, 1),
-        "client_cpu_us_per_move": round(client_cpu / n * 1e6, 1),
-        "moves": n,
-        "blocks": blocks,
-    }
+    result: dict[str, Any] = {"blocks": blocks, "pause_s": PAUSED}
+    for name, (count, (floor, game, server_cpu, client_cpu)) in runs.items():
+        f, g = percentiles(floor), percentiles(game)
+        result[name] = {
+            "echo_us": f,
+            "move_us": g,
+            "ratio_p50": round(g["p50"] / f["p50"], 2),
+            "server_cpu_us_per_move": round(server_cpu / count * 1e6, 1),
+            "client_cpu_us_per_move": round(client_cpu / count * 1e6, 1),
+            "moves": count,
+        }
+    return result
 
 
 def _run_load(server: Server | list[Server], sessions: int, processes: int = 1, **kwargs: Any) -> dict[str, Any]:
