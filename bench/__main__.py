@@ -49,6 +49,7 @@ def main(argv: list[str]) -> int:
             "wal_bound": lambda: load.wal_bound(root, trained / "store"),
             "profile": lambda: load.profile(root, trained / "store"),
             "profile_human": lambda: load.profile_human(root, trained / "store"),
+            "profile_roundtrip": lambda: load.profile_roundtrip(root, trained / "store"),
             "hot_path": lambda: hotpath.hot_path(trained / "store"),
             "models_api": lambda: serving.models_api(root, trained / "store"),
             "swaps": lambda: serving.swaps(root, trained / "store"),

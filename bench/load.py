@@ -488,6 +488,43 @@ def profile_human(
     }
 
 
+# The parts of a lone move's server CPU, by the frame that holds each (inclusive shares of the samples).
+_LONE_STAGES = {
+    "the move's own work (engine, decision, the round's row, the result)": "GameService.move",
+    "the commit (SQLite, one round)": "SQLiteStorage._commit",
+    "the game's own model call": "PredictionBatch._flush_served",
+    "the shadows' model calls (after the answer)": "PredictionBatch._flush_shadows",
+    "sending (the system call)": "_SelectorSocketTransport.write",
+    "reading and parsing frames": "_SelectorSocketTransport._read_ready",
+    "the garbage collector's clock": "collect_forever",
+}
+
+
+def profile_roundtrip(root: Path, store: Path, n: int = 20_000) -> dict[str, Any]:
+    """Where a lone move's server CPU goes (the bound of the back-to-back round trip): one session moving back
+    to back against a server of one process, py-spy sampling it on the CPU only (idle waits left out)."""
+    server = _fresh(root, "profile-roundtrip", store)
+    raw = root / "profile-roundtrip.txt"
+    try:
+        with _echo_server() as url:
+            spy = _spy(server.process.pid, 8, raw)
+            _, moves, server_cpu, _ = asyncio.run(_roundtrips(url, server.ws_url, n, 1, server))
+            spy.wait(timeout=60)
+    finally:
+        server.stop()
+    total, shares = _shares(_event_loop_stacks(raw), tuple(_LONE_STAGES.values()))
+    return {
+        "moves": n,
+        "move_p50_us": percentiles(moves)["p50"],
+        "server_cpu_us_per_move": round(server_cpu / n * 1e6, 1),
+        "samples": total,
+        "share_of_the_server_cpu_percent": {
+            stage: round(sum((v for f, v in shares.items() if f.startswith(frame)), 0.0), 1)
+            for stage, frame in _LONE_STAGES.items()
+        },
+    }
+
+
 WAL_SECONDS = float(os.environ.get("RPSQUEST_BENCH_WAL_SECONDS", "600"))  # a quick check can use 30
 
 
