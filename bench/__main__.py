@@ -177,7 +177,11 @@ def _targets(results: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]
         "{} s",
         lambda v: v <= 180,
     )
-    for name, label, target in (("back_to_back", "back to back", "≤ 3"), ("paced", "20 ms between messages", "–")):
+    trips: tuple[tuple[str, str, str, Callable[[Any], bool] | None], ...] = (
+        ("back_to_back", "back to back", "≤ 3", lambda v: v[0] <= 3),
+        ("paced", "20 ms between messages", "–", None),
+    )
+    for name, label, target, ok in trips:
         trip = _get(results, "roundtrip", "result", name) or {}
         add(
             f"move round trip p50 ÷ bare echo p50 (one session, {label})",
@@ -186,7 +190,7 @@ def _targets(results: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]
             if not trip
             else (trip["ratio_p50"], trip["move_us"]["p50"], trip["echo_us"]["p50"], trip["server_cpu_us_per_move"]),
             "{0[0]} ({0[1]} vs {0[2]} µs; the server's CPU per lone move: {0[3]} µs)",
-            (lambda v: v[0] <= 3) if target != "–" else None,
+            ok,
         )
     saturation = _get(results, "saturation", "result") or {}
     rate = saturation.get("rounds_per_second")

@@ -94,7 +94,8 @@ async def _roundtrips(
             await ws.send(_ECHOED)
             await ws.recv()
             echo.append(time.perf_counter() - t)
-            await asyncio.sleep(pause)
+            if pause:
+                await asyncio.sleep(pause)
         server_cpu -= server.cpu_seconds()
         client_cpu -= time.process_time()
         while len(moves) < n * block // blocks:
@@ -103,7 +104,8 @@ async def _roundtrips(
             played, answer, latency = await client.move(game, len(moves) % 3)
             assert played is not None, answer
             moves.append(latency)
-            await asyncio.sleep(pause)
+            if pause:
+                await asyncio.sleep(pause)
         server_cpu += server.cpu_seconds()
         client_cpu += time.process_time()
     await ws.close()
@@ -404,6 +406,15 @@ def _shares(stacks: list[tuple[list[str], int]], wanted: tuple[str, ...]) -> tup
     return total, {f: round(n / max(total, 1) * 100, 1) for f, n in top if any(k in f for k in wanted)}
 
 
+def _stage_shares(stacks: list[tuple[list[str], int]], stages: dict[str, str]) -> tuple[int, dict[str, float]]:
+    """Samples in all, and each stage's share (%) of them: the inclusive share of the frames `stages` names."""
+    total, shares = _shares(stacks, tuple(stages.values()))
+    return total, {
+        stage: round(sum((v for f, v in shares.items() if f.startswith(frame)), 0.0), 1)
+        for stage, frame in stages.items()
+    }
+
+
 def profile(root: Path, store: Path, sessions: int = 500, seconds: float = 12) -> dict[str, Any]:
     """Where the server's event loop spends its time at saturation (py-spy samples of the server process)."""
     server = _fresh(root, "profile", store)
@@ -468,7 +479,7 @@ def profile_human(
         sampler.join()
     finally:
         server.stop()
-    total, shares = _shares(_event_loop_stacks(plain), tuple(_HUMAN_STAGES.values()))
+    total, stages = _stage_shares(_event_loop_stacks(plain), _HUMAN_STAGES)
     commits = [(f, n) for f, n in _event_loop_stacks(native) if any(x.startswith("SQLiteStorage._commit") for x in f)]
     _, calls = _shares(commits, tuple(_COMMIT_CALLS.values()))
     return {
@@ -477,10 +488,7 @@ def profile_human(
         "rounds_per_second": summary["rounds_per_second"],
         "server_cpu_ms_per_round": summary["server_cpu_ms_per_round"],
         "worker_samples": total,
-        "share_of_one_worker_percent": {
-            stage: round(sum((v for f, v in shares.items() if f.startswith(frame)), 0.0), 1)
-            for stage, frame in _HUMAN_STAGES.items()
-        },
+        "share_of_one_worker_percent": stages,
         "share_of_the_commit_percent": {
             what: round(sum((v for f, v in calls.items() if f.split(" ")[0] == call), 0.0), 1)
             for what, call in _COMMIT_CALLS.items()
@@ -512,16 +520,13 @@ def profile_roundtrip(root: Path, store: Path, n: int = 20_000) -> dict[str, Any
             spy.wait(timeout=60)
     finally:
         server.stop()
-    total, shares = _shares(_event_loop_stacks(raw), tuple(_LONE_STAGES.values()))
+    total, stages = _stage_shares(_event_loop_stacks(raw), _LONE_STAGES)
     return {
         "moves": n,
         "move_p50_us": percentiles(moves)["p50"],
         "server_cpu_us_per_move": round(server_cpu / n * 1e6, 1),
         "samples": total,
-        "share_of_the_server_cpu_percent": {
-            stage: round(sum((v for f, v in shares.items() if f.startswith(frame)), 0.0), 1)
-            for stage, frame in _LONE_STAGES.items()
-        },
+        "share_of_the_server_cpu_percent": stages,
     }
 
 

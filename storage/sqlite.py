@@ -7,8 +7,8 @@ waits until COMMIT_GAP after the last, so that more join it (storage/pace.py). A
 mode with synchronous=NORMAL writes to the log without an fsync (tens of microseconds), so it
 runs on the event loop itself: handing it to a thread and back cost ten times as much. WAL
 with synchronous=NORMAL survives the death of the process at any moment (kill -9); only an
-operating-system crash could lose the last commits. Checkpoints (which fsync) run on a thread of their own, reads on a
-small pool of read-only connections, both off the event loop.
+operating-system crash could lose the last commits. Checkpoints (which fsync) run on a thread
+of their own, reads on a small pool of read-only connections, both off the event loop.
 
 The log stays bounded. Under steady writes a passive checkpoint never catches up with the
 end of the log, so the log would never restart: once it reaches WAL_TRUNCATE_AT, the
@@ -577,11 +577,12 @@ class SQLiteStorage:
             settle(failed, [(False, exc)] * len(failed))
             return
         try:
+            loop = asyncio.get_running_loop()
             batch, self._jobs = self._jobs[:MAX_BATCH], self._jobs[MAX_BATCH:]
             if self._jobs:
-                asyncio.get_running_loop().call_soon(self._commit)
+                loop.call_soon(self._commit)
             outcomes = self._attempt([work for work, _ in batch])
-            self._pace.ran(asyncio.get_running_loop().time(), len(batch))
+            self._pace.ran(loop.time(), len(batch))
             ok, error = outcomes[0]
             if len(batch) > 1 and not ok and not isinstance(error, sqlite3.OperationalError):
                 outcomes = [self._attempt([work])[0] for work, _ in batch]
