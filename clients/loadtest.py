@@ -246,37 +246,33 @@ def _collector_off() -> Iterator[None]:
 async def _play(plan: Plan, report: LoadReport, progress: TextIO | None) -> None:
     """Drive the sessions of `plan`, counting into `report`."""
     with _collector_off():
-        await _drive(plan, report, progress)
+        report.sessions = len(plan.indices)
+        report.started, report.cpu_started = time.perf_counter(), time.process_time()
+        deadline = report.started + (plan.duration if plan.duration is not None else 10**9)
+        games_left = [plan.games if plan.games is not None else -1]
+        ticker = asyncio.create_task(_progress(report, progress)) if progress else None
 
+        async def delayed(i: int) -> None:
+            if plan.ramp > 0:
+                await asyncio.sleep(plan.ramp * i / plan.sessions)
+            await _session(i, plan.urls[i % len(plan.urls)], report, deadline=deadline, games_left=games_left,
+                           pace=plan.pace, opponents=list(plan.opponents), seed=plan.seed, rate=plan.rate)  # fmt: skip
 
-async def _drive(plan: Plan, report: LoadReport, progress: TextIO | None) -> None:
-    report.sessions = len(plan.indices)
-    report.started, report.cpu_started = time.perf_counter(), time.process_time()
-    deadline = report.started + (plan.duration if plan.duration is not None else 10**9)
-    games_left = [plan.games if plan.games is not None else -1]
-    ticker = asyncio.create_task(_progress(report, progress)) if progress else None
+        async def ramp_done() -> None:
+            await asyncio.sleep(plan.ramp)
+            report.ramped = len(report.latencies)
 
-    async def delayed(i: int) -> None:
-        if plan.ramp > 0:
-            await asyncio.sleep(plan.ramp * i / plan.sessions)
-        await _session(i, plan.urls[i % len(plan.urls)], report, deadline=deadline, games_left=games_left,
-                       pace=plan.pace, opponents=list(plan.opponents), seed=plan.seed, rate=plan.rate)  # fmt: skip
-
-    async def ramp_done() -> None:
-        await asyncio.sleep(plan.ramp)
-        report.ramped = len(report.latencies)
-
-    marker = asyncio.create_task(ramp_done())
-    try:
-        await asyncio.gather(*(delayed(i) for i in plan.indices))
-    finally:
-        report.finished = time.perf_counter()
-        report.cpu_finished = time.process_time()
-        marker.cancel()
-        if ticker:
-            ticker.cancel()
-            assert progress is not None
-            progress.write("\n")
+        marker = asyncio.create_task(ramp_done())
+        try:
+            await asyncio.gather(*(delayed(i) for i in plan.indices))
+        finally:
+            report.finished = time.perf_counter()
+            report.cpu_finished = time.process_time()
+            marker.cancel()
+            if ticker:
+                ticker.cancel()
+                assert progress is not None
+                progress.write("\n")
 
 
 def _plans(

@@ -13,6 +13,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -238,21 +239,30 @@ class Weed:
             self.process.wait(timeout=20)
 
 
-@pytest.fixture
-def collections() -> Iterator[list[int]]:
-    """The generation of every collection while the test runs, with CPython's own trigger off."""
+@contextmanager
+def recorded_collections() -> Iterator[list[int]]:
+    """The generation of every collection made meanwhile."""
     seen: list[int] = []
 
     def record(phase: str, info: dict[str, int]) -> None:
         if phase == "stop":
             seen.append(info["generation"])
 
-    automatic = gc.isenabled()
-    gc.disable()
     gc.callbacks.append(record)
     try:
         yield seen
     finally:
         gc.callbacks.remove(record)
+
+
+@pytest.fixture
+def collections() -> Iterator[list[int]]:
+    """The generation of every collection while the test runs, with CPython's own trigger off."""
+    automatic = gc.isenabled()
+    gc.disable()
+    try:
+        with recorded_collections() as seen:
+            yield seen
+    finally:
         if automatic:
             gc.enable()

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import ROOT, ServerProcess, free_port
+from conftest import ROOT, ServerProcess, free_port, recorded_collections
 from websockets.asyncio.server import ServerConnection, serve
 
 from clients.loadtest import GeneratorFailed, LoadReport, Plan, _in_processes, format_report, generate, loadtest, merge
@@ -48,19 +48,10 @@ def test_the_generator_runs_without_collections_and_collects_in_full_after(
     server_factory: Callable[..., ServerProcess],
 ) -> None:
     server = server_factory({"RPSQUEST_RATE_LIMIT": "0"})
-    seen: list[int] = []
-
-    def record(phase: str, info: dict[str, int]) -> None:
-        if phase == "stop":
-            seen.append(info["generation"])
-
     assert gc.isenabled()
     gc.collect()  # the counts start from nothing: only the run can reach CPython's trigger
-    gc.callbacks.append(record)
-    try:
+    with recorded_collections() as seen:
         report = asyncio.run(loadtest(server.ws_url, 2, duration=1.0, pace="max", seed=7))
-    finally:
-        gc.callbacks.remove(record)
     assert report.rounds > 100  # enough allocation for CPython's own trigger to collect many times
     assert seen[:1] == [2]  # none during the run: the first is the full collection after it
     assert gc.isenabled()
