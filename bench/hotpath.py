@@ -2,8 +2,10 @@
 
 Each measurement runs in a subprocess of its own (the engine is chosen at import: RPSQUEST_PURE_ENGINE=1 forces
 the pure one), and the two engines take turns in BLOCKS blocks so that a noisy stretch of the shared machine falls
-on both alike. Two loops: the engine alone (features, the bot's choice and its learning, as LiveGame plays a
-round) and the whole GameService (real SQLite in a temporary folder and the real model pool, no sockets).
+on both alike. Three loops: the engine alone (features, the bot's choice and its learning, as LiveGame plays a
+round), one game at a time and LIVE_GAMES games in turn (each round then finds its game out of the caches, as a
+server's moves at human pace do), and the whole GameService (real SQLite in a temporary folder and the real model
+pool, no sockets).
 Young collections per 1,000 rounds count what a round leaves for the collector (at CPython's default thresholds).
 """
 
@@ -26,7 +28,9 @@ from bench.common import ROOT
 
 BLOCKS = 3
 ENGINE_GAMES = 1500
+LIVE_GAMES = 10_000  # the interleaved loop's games in play at once (a server's at 10,000 sessions)
 SERVICE_GAMES = 300
+LOOPS = ("engine", "engine_interleaved", "service")
 
 
 def _young_collections() -> int:
@@ -40,26 +44,43 @@ def _figures(cpu: float, rounds: int, collections: int) -> dict[str, float]:
     }
 
 
-def engine_loop(games: int) -> dict[str, float]:
-    """µs of CPU per round of the engine alone, over `games` seeded games."""
+def engine_loop(games: int, live: int = 1) -> dict[str, float]:
+    """µs of CPU per round of the engine alone, over `games` seeded games, `live` of them at a time played in turn
+    (a round each), as a server's live games are: each move then finds its game's state out of the caches. With
+    several live games CPython's collector is off, as the server's clock keeps it out of a move
+    (server/collector.py): at its default thresholds it would examine every live game again and again."""
     from engine.bot import Bot
     from engine.features import FIRST_MODEL_ROUND, FeatureTracker
     from engine.rules import Game
 
-    rng = random.Random(7)
-    rounds, collections = 0, _young_collections()
-    started = time.process_time()
-    for g in range(games):
-        game, bot, tracker = Game(f"bench-{g}"), Bot(), FeatureTracker()
-        while (number := game.next_round) is not None:
-            tracker.vector(game.values(number))
-            model = (0.5, 0.3, 0.2) if number >= FIRST_MODEL_ROUND else None
-            choice = bot.choose(game, rng, model)
-            played = game.play(rng.randrange(3), choice.move)
-            bot.observe(played, model)
-            tracker.add(played)
-            rounds += 1
-    return _figures(time.process_time() - started, rounds, collections)
+    automatic = gc.isenabled()
+    if live > 1:
+        gc.disable()
+    try:
+        rng = random.Random(7)
+        rounds, collections = 0, _young_collections()
+        started = time.process_time()
+        playing: list[tuple[Game, Bot, FeatureTracker]] = []
+        made = 0
+        while made < games or playing:
+            while len(playing) < live and made < games:
+                playing.append((Game(f"bench-{made}"), Bot(), FeatureTracker()))
+                made += 1
+            for game, bot, tracker in playing:
+                number = game.next_round
+                assert number is not None
+                tracker.vector(game.values(number))
+                model = (0.5, 0.3, 0.2) if number >= FIRST_MODEL_ROUND else None
+                choice = bot.choose(game, rng, model)
+                played = game.play(rng.randrange(3), choice.move)
+                bot.observe(played, model)
+                tracker.add(played)
+                rounds += 1
+            playing = [p for p in playing if p[0].next_round is not None]
+        return _figures(time.process_time() - started, rounds, collections)
+    finally:
+        if automatic:
+            gc.enable()
 
 
 async def _service_loop(games: int, store: Path) -> dict[str, float]:
@@ -114,10 +135,9 @@ def hot_path(store: Path) -> dict[str, Any]:
     out: dict[str, Any] = {"blocks": BLOCKS, "engine_games": ENGINE_GAMES, "service_games": SERVICE_GAMES}
     for kind, results in blocks.items():
         out[kind] = {
-            loop: {key: round(median(r[loop][key] for r in results), 1) for key in results[0][loop]}
-            for loop in ("engine", "service")
+            loop: {key: round(median(r[loop][key] for r in results), 1) for key in results[0][loop]} for loop in LOOPS
         }
-    for loop in ("engine", "service"):
+    for loop in LOOPS:
         pure, compiled = out["pure"][loop]["us_per_round"], out["compiled"][loop]["us_per_round"]
         out[f"{loop}_saving_us_per_round"] = round(pure - compiled, 1)
         out[f"{loop}_speedup"] = round(pure / compiled, 2)
@@ -132,6 +152,7 @@ if __name__ == "__main__":
             {
                 "built": engine.ENGINE,
                 "engine": engine_loop(ENGINE_GAMES),
+                "engine_interleaved": engine_loop(LIVE_GAMES, LIVE_GAMES),
                 "service": asyncio.run(_service_loop(SERVICE_GAMES, Path(sys.argv[1]))),
             }
         )
