@@ -46,41 +46,43 @@ def _figures(cpu: float, rounds: int, collections: int) -> dict[str, float]:
 
 def engine_loop(games: int, live: int = 1) -> dict[str, float]:
     """µs of CPU per round of the engine alone, over `games` seeded games, `live` of them at a time played in turn
-    (a round each), as a server's live games are: each move then finds its game's state out of the caches. With
-    several live games CPython's collector is off, as the server's clock keeps it out of a move
-    (server/collector.py): at its default thresholds it would examine every live game again and again."""
+    (a round each)."""
     from engine.bot import Bot
     from engine.features import FIRST_MODEL_ROUND, FeatureTracker
     from engine.rules import Game
 
-    automatic = gc.isenabled()
-    if live > 1:
-        gc.disable()
+    rng = random.Random(7)
+    rounds, collections = 0, _young_collections()
+    started = time.process_time()
+    playing: list[tuple[Game, Bot, FeatureTracker]] = []
+    made = 0
+    while made < games or playing:
+        while len(playing) < live and made < games:
+            playing.append((Game(f"bench-{made}"), Bot(), FeatureTracker()))
+            made += 1
+        for game, bot, tracker in playing:
+            number = game.next_round
+            assert number is not None
+            tracker.vector(game.values(number))
+            model = (0.5, 0.3, 0.2) if number >= FIRST_MODEL_ROUND else None
+            choice = bot.choose(game, rng, model)
+            played = game.play(rng.randrange(3), choice.move)
+            bot.observe(played, model)
+            tracker.add(played)
+            rounds += 1
+        playing = [p for p in playing if p[0].next_round is not None]
+    return _figures(time.process_time() - started, rounds, collections)
+
+
+def interleaved_loop() -> dict[str, float]:
+    """`engine_loop` with LIVE_GAMES games in play, as a server's live games are: each round finds its game's state
+    out of the caches. CPython's collector is off meanwhile, as the server's clock keeps it out of a move
+    (server/collector.py): at its default thresholds it would examine every live game again and again."""
+    gc.disable()
     try:
-        rng = random.Random(7)
-        rounds, collections = 0, _young_collections()
-        started = time.process_time()
-        playing: list[tuple[Game, Bot, FeatureTracker]] = []
-        made = 0
-        while made < games or playing:
-            while len(playing) < live and made < games:
-                playing.append((Game(f"bench-{made}"), Bot(), FeatureTracker()))
-                made += 1
-            for game, bot, tracker in playing:
-                number = game.next_round
-                assert number is not None
-                tracker.vector(game.values(number))
-                model = (0.5, 0.3, 0.2) if number >= FIRST_MODEL_ROUND else None
-                choice = bot.choose(game, rng, model)
-                played = game.play(rng.randrange(3), choice.move)
-                bot.observe(played, model)
-                tracker.add(played)
-                rounds += 1
-            playing = [p for p in playing if p[0].next_round is not None]
-        return _figures(time.process_time() - started, rounds, collections)
+        return engine_loop(LIVE_GAMES, LIVE_GAMES)
     finally:
-        if automatic:
-            gc.enable()
+        gc.enable()
 
 
 async def _service_loop(games: int, store: Path) -> dict[str, float]:
@@ -152,7 +154,7 @@ if __name__ == "__main__":
             {
                 "built": engine.ENGINE,
                 "engine": engine_loop(ENGINE_GAMES),
-                "engine_interleaved": engine_loop(LIVE_GAMES, LIVE_GAMES),
+                "engine_interleaved": interleaved_loop(),
                 "service": asyncio.run(_service_loop(SERVICE_GAMES, Path(sys.argv[1]))),
             }
         )
