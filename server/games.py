@@ -192,9 +192,9 @@ class PredictionBatch:
         """`version`'s prediction for one feature vector, or None when it cannot serve."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[np.ndarray | None] = loop.create_future()
-        if not self._served:  # the first request since the last call schedules the next
-            self._pace.schedule(loop, self._flush_served)
         self._served.append((family, version, x, future))
+        if len(self._served) == 1:  # the first request since the last call schedules the next
+            self._pace.schedule(loop, self._flush_served)
         return await future
 
     def add_shadows(self, live: LiveGame, decision: Decision, soon: bool = False) -> None:

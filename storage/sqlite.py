@@ -636,9 +636,9 @@ class SQLiteStorage:
     async def _write(self, work: Callable[[sqlite3.Connection], T] | RoundWrite) -> T:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        if not self._jobs:
-            self._pace.schedule(loop, self._commit)
         self._jobs.append((work, future))
+        if len(self._jobs) == 1:
+            self._pace.schedule(loop, self._commit)
         try:
             return await future
         except sqlite3.IntegrityError as exc:

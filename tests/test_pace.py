@@ -43,3 +43,18 @@ def test_schedule_runs_the_batch_at_the_end_of_the_turn_or_after_the_gap() -> No
     ran, waited = asyncio.run(scenario())
     assert ran == ["lone"]
     assert waited >= 0.05 - 0.002  # the loop's clock may round a timer's deadline down by its resolution
+
+
+def test_a_lone_request_runs_at_once_when_nothing_else_waits_to_run_in_its_turn() -> None:
+    async def scenario() -> list[str]:
+        loop = asyncio.get_running_loop()
+        pace, ran = Pace(0.05), []
+        pace.schedule(loop, lambda: ran.append("at once"))
+        assert ran == ["at once"]  # no other callback this turn: no request could join it, so it does not wait
+        loop.call_soon(lambda: None)  # another callback waits to run in this turn: it may ask too
+        pace.schedule(loop, lambda: ran.append("end of turn"))
+        assert ran == ["at once"]
+        await asyncio.sleep(0)
+        return ran
+
+    assert asyncio.run(scenario()) == ["at once", "end of turn"]
