@@ -45,6 +45,7 @@ from storage.ids import GameIds
 from storage.pace import Pace
 
 T = TypeVar("T")
+Triple = tuple[float, float, float]  # a model's P(rock, paper, scissors) for one round
 log = logging.getLogger("rpsquest")
 ONLINE_VERSION = "online-1"
 POLICY_OPENING = "policy"  # how rounds 1-3 are played (games before it name a scripted opening: docs/bot.md)
@@ -159,10 +160,6 @@ class LiveGame:
         return played
 
 
-def _prediction(version: str, p: np.ndarray) -> ModelPrediction:
-    return ModelPrediction(version, (float(p[0]), float(p[1]), float(p[2])))
-
-
 class PredictionBatch:
     """Model predictions, batched: what every game asks for is predicted with one ONNX Runtime call per
     version (a batch costs little more than one row).
@@ -182,16 +179,16 @@ class PredictionBatch:
 
     def __init__(self, predictors: Predictors) -> None:
         self.predictors = predictors
-        self._served: list[tuple[str, str, np.ndarray, asyncio.Future[np.ndarray | None]]] = []
+        self._served: list[tuple[str, str, np.ndarray, asyncio.Future[Triple | None]]] = []
         self._shadows: list[tuple[LiveGame, int, np.ndarray]] = []
         self._linger: asyncio.TimerHandle | None = None  # the shadows' flush, when only shadows wait
         self._soon = False  # a flush at the end of this turn is scheduled
         self._pace = Pace(SERVE_GAP)  # when the served rounds' call runs (storage/pace.py)
 
-    async def serve(self, family: str, version: str, x: np.ndarray) -> np.ndarray | None:
+    async def serve(self, family: str, version: str, x: np.ndarray) -> Triple | None:
         """`version`'s prediction for one feature vector, or None when it cannot serve."""
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[np.ndarray | None] = loop.create_future()
+        future: asyncio.Future[Triple | None] = loop.create_future()
         self._served.append((family, version, x, future))
         if len(self._served) == 1:  # the first request since the last call schedules the next
             self._pace.schedule(loop, self._flush_served)
@@ -248,19 +245,20 @@ class PredictionBatch:
             for row, (live, number, _) in enumerate(items):
                 pending = live.record.pending
                 if out and pending is not None and pending.round == number:
-                    models = {a: _prediction(v, r) for a, (v, p) in rows.items() if (r := p[row]) is not None}
+                    models = {a: ModelPrediction(v, r) for a, (v, p) in rows.items() if (r := p[row]) is not None}
                     live.record.pending = msgspec.structs.replace(pending, models={**models, **pending.models})
 
 
-def _finite(family: str, version: str, probs: np.ndarray) -> list[np.ndarray | None]:
-    """The rows of a batch's `probs` (n, 3), checked in one call for the batch: a row holding NaN or infinity
-    is logged and None, as a model that answers so for some input does not predict that round (the online
-    predictor plays it, or it has one shadow fewer)."""
-    rows: list[np.ndarray | None] = list(probs)
-    for row, ok in enumerate(np.isfinite(probs).all(axis=1).tolist()):
-        if not ok:
-            log.warning("%s %s predicted %s: not used", family, version, probs[row].tolist())
-            rows[row] = None
+def _finite(family: str, version: str, probs: np.ndarray) -> list[Triple | None]:
+    """The rows of a batch's `probs` (n, 3) as Python floats, checked in one call for the batch: a row holding
+    NaN or infinity is logged and None, as a model that answers so for some input does not predict that round
+    (the online predictor plays it, or it has one shadow fewer)."""
+    rows: list[Triple | None] = [(a, b, c) for a, b, c in probs.tolist()]
+    if not np.isfinite(probs).all():
+        for row, ok in enumerate(np.isfinite(probs).all(axis=1).tolist()):
+            if not ok:
+                log.warning("%s %s predicted %s: not used", family, version, rows[row])
+                rows[row] = None
     return rows
 
 
@@ -277,14 +275,14 @@ def _grouped(items: list[T], key: Callable[[T], tuple[str, str]]) -> dict[tuple[
     return groups
 
 
-def _decision(live: LiveGame, vector: np.ndarray, served: np.ndarray | None) -> Decision:
+def _decision(live: LiveGame, vector: np.ndarray, served: Triple | None) -> Decision:
     """The bot's committed choice for the open round of `live` (features `vector`), with the
     prediction of the game's own model version when it served one."""
     game, record = live.game, live.record
     number = game.next_round
     assert number is not None
-    models = {} if served is None else {record.alias: _prediction(record.version, served)}
-    choice = live.bot.choose(game, _rng, None if served is None else models[record.alias].probs)
+    models = {} if served is None else {record.alias: ModelPrediction(record.version, served)}
+    choice = live.bot.choose(game, _rng, served)
     return Decision(
         round=number,
         bot_move=choice.move,
