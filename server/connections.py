@@ -34,7 +34,7 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 from uvicorn.server import ServerState
 
 from inference.settings import Settings
-from server import metrics
+from server import collector, metrics
 
 log = logging.getLogger("rpsquest.connections")
 HEALTH_PATHS = frozenset({b"/healthz", b"/readyz"})
@@ -239,6 +239,7 @@ def _release(guard: ConnectionGuard, ticket: Ticket | None) -> None:
     if ticket is not None:
         guard.closed(ticket)
         metrics.connections_open.set(guard.open)
+        collector.connection_closed()
 
 
 class GuardedHttp(HttpToolsProtocol):

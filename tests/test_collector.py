@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import weakref
+from collections.abc import Awaitable, Callable, Iterator
 
 import pytest
 
@@ -18,32 +19,82 @@ class _Node:
         self.me = self
 
 
-def _run_collector(seconds: float) -> None:
-    async def scenario() -> None:
+@pytest.fixture(autouse=True)
+def _thawed() -> Iterator[None]:
+    """Each test starts with no closed connections counted and leaves nothing frozen behind."""
+    collector._closed = 0
+    yield
+    collector._closed = 0
+    gc.unfreeze()
+
+
+def _frozen(obj: object) -> bool:
+    """True when `obj` is tracked but in none of the generations that collections examine."""
+    return gc.is_tracked(obj) and not any(o is obj for o in gc.get_objects())
+
+
+async def _ticks(count: float) -> None:
+    await asyncio.sleep(count * collector.TICK)
+
+
+def _with_collector(scenario: Callable[[], Awaitable[None]]) -> None:
+    async def run() -> None:
         task = asyncio.create_task(collector.collect_forever())
-        await asyncio.sleep(seconds)
-        task.cancel()
+        try:
+            await scenario()
+        finally:
+            task.cancel()
 
-    asyncio.run(scenario())
+    asyncio.run(run())
 
 
-def test_the_loop_frees_a_cycle_within_a_tick_or_two_without_cpythons_trigger(collections: list[int]) -> None:
+def test_each_tick_freezes_what_it_left_alive_and_collects_nothing(collections: list[int]) -> None:
+    kept = [[n] for n in range(1000)]
+    before = gc.get_freeze_count()
+    assert not _frozen(kept[0])
+    _with_collector(lambda: _ticks(2.5))
+    assert _frozen(kept[0]) and _frozen(kept)
+    assert gc.get_freeze_count() >= before + len(kept)
+    assert collections == []  # not one object examined on the ticks
+
+
+def test_a_cycle_waits_for_the_full_collection_every_full_every(
+    collections: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(collector, "FULL_EVERY", 3.5 * collector.TICK)
     node = _Node()
     alive = weakref.ref(node)
     del node
-    assert alive() is not None  # a cycle: reference counting alone never frees it
-    _run_collector(3.5 * collector.TICK)
-    assert alive() is None
-    assert collections and set(collections) == {1}  # the young and middle generations together, never a full one
+
+    async def scenario() -> None:
+        await _ticks(1.5)
+        assert alive() is not None  # frozen: the ticks do not look for garbage
+        await _ticks(3.5)
+        assert alive() is None  # the full collection examined the frozen objects too
+
+    _with_collector(scenario)
+    assert collections.count(2) == 1 and set(collections) == {2}
 
 
-def test_the_loop_collects_in_full_every_full_every_seconds(
+def test_closed_connections_bring_the_full_collection_forward(
     collections: list[int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(collector, "FULL_EVERY", 2.5 * collector.TICK)
-    _run_collector(6.5 * collector.TICK)
-    assert 2 in collections and 1 in collections
-    assert collections.count(2) <= 3
+    monkeypatch.setattr(collector, "FULL_AFTER_CLOSED", 3)
+    node = _Node()
+    alive = weakref.ref(node)
+    del node
+    for _ in range(2):
+        collector.connection_closed()
+
+    async def scenario() -> None:
+        await _ticks(1.5)
+        assert alive() is not None and collections == []  # two closes: not yet
+        collector.connection_closed()
+        await _ticks(1.5)
+        assert alive() is None and collections == [2]
+
+    _with_collector(scenario)
+    assert collector._closed == 0  # counted afresh from the full collection
 
 
 def test_install_freezes_what_start_up_built_and_leaves_cpythons_trigger_as_backstop() -> None:
@@ -53,5 +104,4 @@ def test_install_freezes_what_start_up_built_and_leaves_cpythons_trigger_as_back
         assert gc.get_threshold() == collector.BACKSTOP
         assert gc.get_freeze_count() > 0
     finally:
-        gc.unfreeze()
         gc.set_threshold(*thresholds)

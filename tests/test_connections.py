@@ -18,7 +18,8 @@ from websockets.exceptions import InvalidStatus
 
 from clients.client import Client
 from inference.settings import Settings
-from server.connections import ConnectionGuard, Limits, client_address, limits_for
+from server import collector
+from server.connections import ConnectionGuard, Limits, _release, client_address, limits_for
 
 # -- the guard alone ---------------------------------------------------------------------------------------
 
@@ -43,6 +44,15 @@ def test_beyond_the_cap_only_health_is_served_and_beyond_the_ceiling_nothing() -
     assert guard.header_timeout(third) < guard.header_timeout(first)
     guard.closed(first)
     assert guard.open == 3 and guard.opened("10.0.0.1") is not None
+
+
+def test_a_released_connection_counts_towards_the_collectors_next_full_collection() -> None:
+    guard = _guard()
+    ticket = guard.opened("10.0.0.1")
+    before = collector._closed
+    _release(guard, ticket)
+    _release(guard, None)  # a protocol whose ticket went to the WebSocket it became: nothing more to count
+    assert guard.open == 0 and collector._closed == before + 1
 
 
 def test_the_automatic_cap_leaves_a_reserve_below_the_open_file_limit() -> None:

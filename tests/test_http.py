@@ -6,7 +6,6 @@ import asyncio
 import json
 import random
 import sqlite3
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Coroutine
@@ -164,13 +163,6 @@ def test_metrics_counters_move_after_a_game(live_server: ServerProcess) -> None:
     assert delta("rpsquest_move_seconds_count") == played
     assert delta("rpsquest_http_requests_total", method="GET", route="/healthz", status="200") == 3
     assert delta("rpsquest_http_requests_total", method="GET", route="/metrics", status="200") >= 1
-
-
-def test_the_server_collects_garbage_on_its_clock_while_idle(live_server: ServerProcess) -> None:
-    before = total(metric_samples(live_server), "rpsquest_gc_pause_seconds_count", generation="1")
-    time.sleep(0.5)
-    after = total(metric_samples(live_server), "rpsquest_gc_pause_seconds_count", generation="1")
-    assert after >= before + 2  # a collection of the younger generations every 0.1 s (server/collector.py)
 
 
 # -- /api/opponents ---------------------------------------------------------------------------
