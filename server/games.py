@@ -164,17 +164,16 @@ class PredictionBatch:
     """Model predictions, batched: what every game asks for is predicted with one ONNX Runtime call per
     version (a batch costs little more than one row).
 
-    The served versions, for the rounds being decided, are predicted at the end of the event-loop turn
-    that asked (their moves wait for it), or SERVE_GAP after the last call while calls gather several
-    rounds (storage/pace.py). The shadows, the family's other aliases, for the rounds just
-    decided, wait SHADOW_LINGER seconds for more (less when a move of their game comes first): they add
-    no latency to a player's round and never change play, and at human pace one call then serves many
-    rounds. A game whose last move came sooner than that has its shadows predicted at
-    the end of the turn instead, after the answers were sent, so that its next move does not wait
-    for them. They join the open round's decision (`record.pending`) in memory and are stored with the
-    played round; a game loaded without them (after a restart, or from another process) has them
-    predicted again from the decision's stored features. A failure leaves that round to the online
-    predictor, or loses its shadows: play goes on.
+    The served versions, for the rounds being decided, are predicted at the end of the event-loop turn that asked
+    (their moves wait for it), at once when nothing else waits to run in that turn, or SERVE_GAP after the last
+    call while calls gather several rounds (storage/pace.py). The shadows, the family's other aliases, for the
+    rounds just decided, wait SHADOW_LINGER seconds for more (less when a move of their game comes first): they
+    add no latency to a player's round and never change play, and at human pace one call then serves many rounds.
+    A game whose last move came sooner than that has its shadows predicted at the end of the turn instead, after
+    the answers were sent, so that its next move does not wait for them. They join the open round's decision
+    (`record.pending`) in memory and are stored with the played round; a game loaded without them (after a
+    restart, or from another process) has them predicted again from the decision's stored features. A failure
+    leaves that round to the online predictor, or loses its shadows: play goes on.
     """
 
     def __init__(self, predictors: Predictors) -> None:

@@ -1,14 +1,14 @@
 """Durable storage behind a small interface; SQLite (WAL, group commit) is the embedded backend.
 
-Writes queue up during a turn of the event loop and are committed together at its end, in
-one transaction (group commit), before any caller's future resolves: a round is on disk
-before its result is sent. While commits gather several jobs (a busy loop), the next one
-waits until COMMIT_GAP after the last, so that more join it (storage/pace.py). A commit in WAL
-mode with synchronous=NORMAL writes to the log without an fsync (tens of microseconds), so it
-runs on the event loop itself: handing it to a thread and back cost ten times as much. WAL
-with synchronous=NORMAL survives the death of the process at any moment (kill -9); only an
-operating-system crash could lose the last commits. Checkpoints (which fsync) run on a thread
-of their own, reads on a small pool of read-only connections, both off the event loop.
+Writes queue up during a turn of the event loop and are committed together at its end, in one transaction
+(group commit), before any caller's future resolves: a round is on disk before its result is sent. A write
+with nothing else waiting to run in its turn commits at once. While commits gather several jobs (a busy loop),
+the next one waits until COMMIT_GAP after the last, so that more join it (storage/pace.py). A commit in WAL
+mode with synchronous=NORMAL writes to the log without an fsync (tens of microseconds), so it runs on the
+event loop itself: handing it to a thread and back cost ten times as much. WAL with synchronous=NORMAL
+survives the death of the process at any moment (kill -9); only an operating-system crash could lose the last
+commits. Checkpoints (which fsync) run on a thread of their own, reads on a small pool of read-only
+connections, both off the event loop.
 
 The log stays bounded. Under steady writes a passive checkpoint never catches up with the
 end of the log, so the log would never restart: once it reaches WAL_TRUNCATE_AT, the
