@@ -176,6 +176,8 @@ class OnlinePredictor:
         self.response = _Counts(_RESPONSE_STRENGTH)
         # The experts' predictions for (round count, values), with the open round's population and own shifts.
         self._cached: tuple[tuple[int, Values], list[list[float]], _Gate | None] | None = None
+        # The last mixture: (round count, values, the model's prediction, P(rock, paper, scissors)).
+        self._mixed: tuple[int, Values, Probs | None, tuple[float, float, float]] | None = None
         for r in history:
             self.observe(r)
 
@@ -207,6 +209,7 @@ class OnlinePredictor:
             ):
                 mine.fold(theirs, weight)
         self._cached = None
+        self._mixed = None
 
     def _experts(self, values: Values) -> tuple[list[list[float]], _Gate | None]:
         rounds = self.rounds
@@ -301,8 +304,14 @@ class OnlinePredictor:
         return np.array(self.probs(values, model))
 
     def probs(self, values: Values, model: Probs | None = None) -> tuple[float, float, float]:
-        """`predict` as plain floats (the bot's hot path: no array to build and read back)."""
+        """`predict` as plain floats (the bot's hot path: no array to build and read back). The same call again
+        before the next round (the bot's choice, then its surprise once the round is played) is answered from
+        the last mixture: nothing it depends on changes until `observe`."""
+        last, count = self._mixed, len(self.rounds)
+        if last is not None and last[0] == count and last[2] is model and last[1] == values:
+            return last[3]
         rock, paper, scissors = self._mix(self._with_model(values, model))
+        self._mixed = (count, values, model, (rock, paper, scissors))
         return rock, paper, scissors
 
     def observe(self, played: Round, model: Probs | None = None) -> None:
