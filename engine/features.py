@@ -6,6 +6,7 @@ follows a game round by round, so a vector costs the same in round 20 as in roun
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Sequence
 
 import numpy as np
@@ -16,6 +17,7 @@ FEATURE_VERSION = 1
 N_FEATURES = 50
 FIRST_MODEL_ROUND = 4  # rounds 1-3 are history only: models predict, and train on, rounds from 4 on (mlops.md)
 _LAGS = 3
+_FLOAT32S = struct.Struct(f"={N_FEATURES}f")  # a vector's bytes: float32 in the machine's order, as numpy's
 
 
 class FeatureTracker:
@@ -54,6 +56,14 @@ class FeatureTracker:
 
     def vector(self, values: Values) -> np.ndarray:
         """The float32 input for predicting the player's move in the next round, whose values are `values`."""
+        return np.array(self._floats(values), dtype=np.float32)
+
+    def raw(self, values: Values) -> bytes:
+        """`vector`'s bytes (`vector(values).tobytes()`), without building the array: what the server batches
+        and stores."""
+        return _FLOAT32S.pack(*self._floats(values))
+
+    def _floats(self, values: Values) -> list[float]:
         x = [0.0] * N_FEATURES
         for k in range(_LAGS):
             if k < len(self.last):
@@ -76,7 +86,7 @@ class FeatureTracker:
         x[46] = max(0, TARGET - self.score_player) / 10.0
         x[47] = max(0, TARGET - self.score_bot) / 10.0
         x[48] = float(self.n + 1)
-        return np.array(x, dtype=np.float32)
+        return x
 
 
 def features(history: Sequence[Round], values: Values) -> np.ndarray:

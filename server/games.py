@@ -26,7 +26,7 @@ import numpy as np
 
 from engine.bot import Bot
 from engine.fairplay import NONCE_BYTES, commitment
-from engine.features import FIRST_MODEL_ROUND, FeatureTracker
+from engine.features import FIRST_MODEL_ROUND, N_FEATURES, FeatureTracker
 from engine.opponents import OPPONENT_BY_ID, SERVING_ALIASES
 from engine.rules import MOVES, OUTCOMES, TARGET, Game, Round, outcome, points, round_values, winner
 from server import metrics
@@ -178,17 +178,17 @@ class PredictionBatch:
 
     def __init__(self, predictors: Predictors) -> None:
         self.predictors = predictors
-        self._served: list[tuple[str, str, np.ndarray, asyncio.Future[Triple | None]]] = []
-        self._shadows: list[tuple[LiveGame, int, np.ndarray]] = []
+        self._served: list[tuple[str, str, bytes, asyncio.Future[Triple | None]]] = []
+        self._shadows: list[tuple[LiveGame, int, bytes]] = []
         self._linger: asyncio.TimerHandle | None = None  # the shadows' flush, when only shadows wait
         self._soon = False  # a flush at the end of this turn is scheduled
         self._pace = Pace(SERVE_GAP)  # when the served rounds' call runs (storage/pace.py)
 
-    async def serve(self, family: str, version: str, x: np.ndarray) -> Triple | None:
-        """`version`'s prediction for one feature vector, or None when it cannot serve."""
+    async def serve(self, family: str, version: str, features: bytes) -> Triple | None:
+        """`version`'s prediction for one feature vector (its float32 bytes), or None when it cannot serve."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Triple | None] = loop.create_future()
-        self._served.append((family, version, x, future))
+        self._served.append((family, version, features, future))
         if len(self._served) == 1:  # the first request since the last call schedules the next
             self._pace.schedule(loop, self._flush_served)
         return await future
@@ -203,7 +203,7 @@ class PredictionBatch:
             loop.call_soon(self.flush)
         elif self._linger is None:
             self._linger = loop.call_later(SHADOW_LINGER, self.flush)
-        self._shadows.append((live, decision.round, np.frombuffer(decision.features, dtype=np.float32)))
+        self._shadows.append((live, decision.round, decision.features))
 
     def flush(self) -> None:
         """Predict everything that waits: the served rounds, then the shadows."""
@@ -221,7 +221,7 @@ class PredictionBatch:
         self._pace.ran(asyncio.get_running_loop().time(), len(served))
         for (family, version), asked in _grouped(served, lambda s: (s[0], s[1])).items():
             try:
-                probs = self.predictors.predict(family, version, np.stack([s[2] for s in asked]))
+                probs = self.predictors.predict(family, version, _rows([s[2] for s in asked]))
             except Exception:
                 log.exception("%s %s failed to predict; the online predictor plays these rounds", family, version)
                 probs = None
@@ -236,7 +236,7 @@ class PredictionBatch:
             for live, _, _ in items:
                 live.shadows_due = False
             try:
-                out = self.predictors.shadows(family, alias, np.stack([x for _, _, x in items]))
+                out = self.predictors.shadows(family, alias, _rows([x for _, _, x in items]))
             except Exception:
                 log.exception("shadow predictions failed for %s; play goes on without them", family)
                 continue
@@ -246,6 +246,11 @@ class PredictionBatch:
                 if out and pending is not None and pending.round == number:
                     models = {a: ModelPrediction(v, r) for a, (v, p) in rows.items() if (r := p[row]) is not None}
                     live.record.pending = msgspec.structs.replace(pending, models={**models, **pending.models})
+
+
+def _rows(features: list[bytes]) -> np.ndarray:
+    """Feature vectors' float32 bytes as the rows of one (n, 50) array, for one model call."""
+    return np.frombuffer(b"".join(features), dtype=np.float32).reshape(len(features), N_FEATURES)
 
 
 def _finite(family: str, version: str, probs: np.ndarray) -> list[Triple | None]:
@@ -274,8 +279,8 @@ def _grouped(items: list[T], key: Callable[[T], tuple[str, str]]) -> dict[tuple[
     return groups
 
 
-def _decision(live: LiveGame, vector: np.ndarray, served: Triple | None) -> Decision:
-    """The bot's committed choice for the open round of `live` (features `vector`), with the
+def _decision(live: LiveGame, features: bytes, served: Triple | None) -> Decision:
+    """The bot's committed choice for the open round of `live` (its `features`' bytes), with the
     prediction of the game's own model version when it served one."""
     game, record = live.game, live.record
     number = game.next_round
@@ -289,7 +294,7 @@ def _decision(live: LiveGame, vector: np.ndarray, served: Triple | None) -> Deci
         source=choice.source,
         probs=choice.probs,
         ev=choice.expected,
-        features=vector.tobytes(),
+        features=features,
         models=models,
     )
 
@@ -509,11 +514,11 @@ class GameService:
         """Decide the open round of `live`; from round 4 the game's own model version predicts it."""
         number = live.game.next_round
         assert number is not None
-        vector = live.tracker.vector(live.game.values(number))
+        features = live.tracker.raw(live.game.values(number))
         served = None
         if self._batch is not None and number >= FIRST_MODEL_ROUND and live.record.version != ONLINE_VERSION:
-            served = await self._batch.serve(live.record.family, live.record.version, vector)
-        return _decision(live, vector, served)
+            served = await self._batch.serve(live.record.family, live.record.version, features)
+        return _decision(live, features, served)
 
     async def _stored_result(self, game_id: str, round_number: int) -> Result:
         fresh = await self.get(game_id)

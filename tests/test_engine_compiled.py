@@ -45,7 +45,7 @@ def trace() -> dict[str, object]:
         models: list[tuple[float, float, float] | None] = []
         while (number := game.next_round) is not None:
             values = game.values(number)
-            vector = tracker.vector(values)
+            vector, raw = tracker.vector(values), tracker.raw(values)
             model = None
             if number >= FIRST_MODEL_ROUND and g % 5:
                 w = [rng.random() + 0.01 for _ in range(3)]
@@ -73,6 +73,7 @@ def trace() -> dict[str, object]:
                     exact(choice.expected),
                     exact(predicted),
                     vector.tobytes().hex(),
+                    raw.hex(),
                     [played.score_player, played.score_bot, played.outcome, *played.points],
                 ]
             )
