@@ -28,6 +28,7 @@ from engine.bot import Bot
 from engine.fairplay import NONCE_BYTES, commitment
 from engine.features import FIRST_MODEL_ROUND, N_FEATURES, FeatureTracker
 from engine.opponents import OPPONENT_BY_ID, SERVING_ALIASES
+from engine.policy import Triple
 from engine.rules import MOVES, OUTCOMES, TARGET, Game, Round, outcome, points, round_values, winner
 from server import metrics
 from server.entropy import Entropy
@@ -45,7 +46,6 @@ from storage.ids import GameIds
 from storage.pace import Pace
 
 T = TypeVar("T")
-Triple = tuple[float, float, float]  # a model's P(rock, paper, scissors) for one round
 log = logging.getLogger("rpsquest")
 ONLINE_VERSION = "online-1"
 POLICY_OPENING = "policy"  # how rounds 1-3 are played (games before it name a scripted opening: docs/bot.md)
